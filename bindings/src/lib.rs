@@ -1,0 +1,1 @@
+//! DPDK FFI (being written).

@@ -1,0 +1,18 @@
+//! mpgw's per-core packet path.
+//!
+//! Layers read like the protocol stack, bottom to top:
+//! - [`port`]: the packet-buffer and port traits the dataplane is generic over, with an
+//!   in-memory implementation for deterministic tests;
+//! - `dpdk` (only where DPDK was found at build time): the safe DPDK layer and its port;
+//! - [`wire`]: zero-copy views and in-place emitters for Ethernet … TCP;
+//! - [`host`]: the gateway's own L2/L3 presence (ARP, ICMP echo, neighbour discovery);
+//! - [`worker`]: the per-core poll loop that ties them together.
+
+pub mod host;
+pub mod port;
+pub mod stats;
+pub mod wire;
+pub mod worker;
+
+#[cfg(dpdk)]
+pub mod dpdk;
