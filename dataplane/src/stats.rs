@@ -1,1 +1,158 @@
-//! (being written)
+//! Per-worker counters, written by one worker without contention and read by the
+//! control thread.
+//!
+//! Each worker owns a [`CounterWriter`]: a cache-line-aligned array of relaxed atomics
+//! that only it writes (a load and a store, no read-modify-write bus lock). Any number of
+//! [`CounterReader`]s may read them at any time; the control thread sums the readers of
+//! all workers when asked.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+macro_rules! counters {
+    ($($(#[$doc:meta])* $name:ident => $text:literal,)*) => {
+        /// A worker counter.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[repr(usize)]
+        pub enum Counter {
+            $($(#[$doc])* $name,)*
+        }
+
+        impl Counter {
+            /// Every counter, in declaration order.
+            pub const ALL: &'static [Counter] = &[$(Counter::$name,)*];
+
+            /// The counter's stable snake_case name (used in stats output and metrics).
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(Counter::$name => $text,)*
+                }
+            }
+        }
+    };
+}
+
+counters! {
+    /// Packets received on any port.
+    RxPackets => "rx_packets",
+    /// Bytes received on any port.
+    RxBytes => "rx_bytes",
+    /// Packets handed to a port for transmission.
+    TxPackets => "tx_packets",
+    /// Bytes handed to a port for transmission.
+    TxBytes => "tx_bytes",
+    /// Packets dropped because a TX queue stayed full.
+    TxDropFull => "tx_drop_full",
+    /// ARP requests for an own address answered.
+    ArpReplies => "arp_replies",
+    /// ICMP echo requests to an own address answered.
+    IcmpEchoReplies => "icmp_echo_replies",
+    /// IPv6 neighbour solicitations for an own address answered.
+    NdAdvertisements => "nd_advertisements",
+    /// ICMPv6 echo requests to an own address answered.
+    Icmp6EchoReplies => "icmp6_echo_replies",
+    /// Frames that failed to parse (truncated, bad lengths or checksums).
+    DropMalformed => "drop_malformed",
+    /// Frames with an EtherType mpgw does not handle.
+    DropUnknownEthertype => "drop_unknown_ethertype",
+    /// IP packets addressed to someone else (mpgw is no router).
+    DropNotForUs => "drop_not_for_us",
+    /// Packets to an own address of a protocol or type mpgw does not serve.
+    DropUnhandled => "drop_unhandled",
+    /// IP fragments (mpgw does not reassemble).
+    DropFragment => "drop_fragment",
+    /// Poll-loop iterations.
+    Polls => "polls",
+    /// Poll-loop iterations that received at least one packet.
+    BusyPolls => "busy_polls",
+}
+
+/// Number of counters.
+pub const COUNTERS: usize = Counter::ALL.len();
+
+#[repr(align(64))]
+struct Cells([AtomicU64; COUNTERS]);
+
+/// The owning worker's handle: the only one that writes. Not `Clone`.
+pub struct CounterWriter(Arc<Cells>);
+
+/// A read-only handle on one worker's counters.
+#[derive(Clone)]
+pub struct CounterReader(Arc<Cells>);
+
+/// A new, zeroed counter set and its first reader.
+pub fn counters() -> (CounterWriter, CounterReader) {
+    let cells = Arc::new(Cells(std::array::from_fn(|_| AtomicU64::new(0))));
+    (CounterWriter(cells.clone()), CounterReader(cells))
+}
+
+impl CounterWriter {
+    /// Adds `n` to counter `c`.
+    #[inline(always)]
+    pub fn add(&mut self, c: Counter, n: u64) {
+        let cell = &self.0 .0[c as usize];
+        // Single writer: a plain load/store pair is exact and avoids a locked RMW.
+        cell.store(cell.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    }
+
+    /// Adds 1 to counter `c`.
+    #[inline(always)]
+    pub fn inc(&mut self, c: Counter) {
+        self.add(c, 1);
+    }
+
+    /// A reader of these counters.
+    pub fn reader(&self) -> CounterReader {
+        CounterReader(self.0.clone())
+    }
+}
+
+impl CounterReader {
+    /// The current value of counter `c`.
+    pub fn get(&self, c: Counter) -> u64 {
+        self.0 .0[c as usize].load(Ordering::Relaxed)
+    }
+
+    /// All counters, indexed like [`Counter::ALL`].
+    pub fn snapshot(&self) -> [u64; COUNTERS] {
+        std::array::from_fn(|i| self.0 .0[i].load(Ordering::Relaxed))
+    }
+}
+
+/// Sums snapshots of several workers.
+pub fn merge<'a>(readers: impl IntoIterator<Item = &'a CounterReader>) -> [u64; COUNTERS] {
+    let mut sum = [0u64; COUNTERS];
+    for r in readers {
+        for (s, v) in sum.iter_mut().zip(r.snapshot()) {
+            *s = s.wrapping_add(v);
+        }
+    }
+    sum
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_are_visible_to_readers_and_merge_sums_workers() {
+        let (mut w1, r1) = counters();
+        let (mut w2, r2) = counters();
+        w1.inc(Counter::RxPackets);
+        w1.add(Counter::RxBytes, 60);
+        w2.add(Counter::RxBytes, 40);
+        assert_eq!(r1.get(Counter::RxPackets), 1);
+        let sum = merge([&r1, &r2]);
+        assert_eq!(sum[Counter::RxBytes as usize], 100);
+        assert_eq!(sum[Counter::TxPackets as usize], 0);
+    }
+
+    #[test]
+    fn names_are_unique_and_snake_case() {
+        let mut names: Vec<_> = Counter::ALL.iter().map(|c| c.name()).collect();
+        assert!(names.iter().all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')));
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), COUNTERS);
+    }
+}

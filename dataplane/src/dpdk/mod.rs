@@ -1,1 +1,37 @@
-//! The safe DPDK layer (being written).
+//! The safe DPDK layer: EAL start-up, mempools and mbufs, ethdev ports and their queues,
+//! lcore workers.
+//!
+//! Ownership mirrors DPDK's own rules, so misuse is a compile error or an [`Error`], not
+//! undefined behaviour:
+//! - [`Eal::init`] runs once per process; every DPDK object below keeps the EAL alive, and
+//!   `rte_eal_cleanup` runs when the last of them is gone;
+//! - a [`Mempool`] is shared (`Clone`, `Send + Sync`); it is freed with its last handle,
+//!   or deliberately leaked if mbufs are still out, so an [`Mbuf`] never dangles;
+//! - an [`EthDev`] configures and starts a port; its queue pairs are taken once, as
+//!   [`EthPort`]s (`Send`, `!Sync`) that implement [`crate::port::Port`] for a worker;
+//! - [`lcore::launch`] runs a closure on a worker lcore and reports a panic as an error.
+//!
+//! Nothing here panics: every failure is an [`Error`] carrying the operation, the errno
+//! and DPDK's `rte_strerror` text.
+
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::undocumented_unsafe_blocks
+)]
+
+pub mod cycles;
+mod eal;
+mod error;
+mod ethdev;
+pub mod lcore;
+mod mbuf;
+mod mempool;
+
+pub use dpdk_sys::{DPDK_VERSION, PMD_PATH};
+pub use eal::{Eal, EalArgs};
+pub use error::{Error, Result};
+pub use ethdev::{DevInfo, Dropped, EthDev, EthPort, LinkStatus, PortConfig, PortStats};
+pub use mbuf::{free_bulk, Mbuf, MbufShared};
+pub use mempool::{Mempool, SOCKET_ID_ANY};

@@ -53,6 +53,11 @@ pub trait PacketBuf: Send + Sized {
     fn trim_back(&mut self, n: usize) -> bool;
     /// Gives up write access and returns a shareable read-only handle on the same bytes.
     fn into_shared(self) -> Self::Shared;
+    /// Frees every packet of `burst` (DPDK overrides this with one bulk call).
+    #[inline]
+    fn free_burst(burst: &mut Burst<Self>) {
+        burst.drain().for_each(drop);
+    }
 }
 
 /// A read-only, reference-counted buffer: cloning adds a reference, dropping removes one;

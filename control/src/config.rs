@@ -1,0 +1,426 @@
+//! The TOML configuration: what it may contain, and the checks that every error names
+//! its key.
+//!
+//! Parsing is serde with `deny_unknown_fields` (a misspelt key is an error, not a silent
+//! default); [`Config::validate`] then checks what types cannot: addresses unique across
+//! ports, next hops inside a port's subnet, lcores distinct, and so on.
+
+use anyhow::{bail, Context};
+use dataplane::wire::ethernet::MacAddr;
+use ipnet::{Ipv4Net, Ipv6Net};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Worker lcores and buffer pools.
+    #[serde(default)]
+    pub dataplane: DataplaneConfig,
+    /// EAL options that are not derived from the rest of the file.
+    #[serde(default)]
+    pub eal: EalConfig,
+    /// The operator interface.
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// The gateway's network ports, in the order the workers poll them.
+    #[serde(default)]
+    pub ports: Vec<PortConfig>,
+}
+
+/// `[dataplane]`: lcores and mbuf pools.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataplaneConfig {
+    /// The EAL main lcore; the control thread runs on it.
+    pub main_lcore: u32,
+    /// One poll-mode worker per listed lcore; each polls one queue of every port.
+    pub workers: Vec<u32>,
+    /// Mbufs in each worker's pool.
+    pub mbufs_per_worker: u32,
+    /// Per-lcore mempool cache size.
+    pub mempool_cache: u32,
+    /// RX and TX descriptors per queue.
+    pub descriptors: u16,
+}
+
+impl Default for DataplaneConfig {
+    fn default() -> Self {
+        Self {
+            main_lcore: 0,
+            workers: vec![1],
+            mbufs_per_worker: 16_383,
+            mempool_cache: 256,
+            descriptors: 1024,
+        }
+    }
+}
+
+/// `[eal]`: options for DPDK's environment abstraction layer.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EalConfig {
+    /// Run without hugepages (`--no-huge`), for labs and tests.
+    pub no_huge: bool,
+    /// Memory to reserve, MiB (`-m`).
+    pub memory_mb: Option<u32>,
+    /// Runtime-file prefix (`--file-prefix`); unique per instance on one host.
+    pub file_prefix: Option<String>,
+    /// Skip the PCI bus scan (`--no-pci`): only vdevs are used.
+    pub no_pci: bool,
+    /// Further EAL arguments, passed through verbatim before those given after `--`.
+    pub args: Vec<String>,
+}
+
+/// `[admin]`: the operator interface.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Path of the admin Unix socket that `mpgw stats` talks to.
+    pub socket: PathBuf,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            socket: PathBuf::from("/run/mpgw/mpgw.sock"),
+        }
+    }
+}
+
+/// `[log]`: logging.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A `tracing` filter, e.g. `info` or `mpgw=debug`; `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+        }
+    }
+}
+
+/// `[[ports]]`: one network port.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortConfig {
+    /// The operator's name for the port, used in logs, stats and other keys.
+    pub name: String,
+    /// A PCI address (`0000:01:00.0`) or a DPDK vdev (`net_af_packet0,iface=gd0`).
+    pub device: String,
+    /// The MAC address to use; default: the device's own.
+    #[serde(default, deserialize_with = "de_mac")]
+    pub mac: Option<MacAddr>,
+    /// IPv4 addresses with their prefix length, e.g. `192.0.2.1/24`.
+    #[serde(default)]
+    pub ipv4: Vec<Ipv4Net>,
+    /// IPv6 addresses with their prefix length, e.g. `2001:db8::1/64`.
+    #[serde(default)]
+    pub ipv6: Vec<Ipv6Net>,
+    /// Default IPv4 next hop through this port.
+    pub gateway4: Option<Ipv4Addr>,
+    /// Default IPv6 next hop through this port.
+    pub gateway6: Option<Ipv6Addr>,
+    /// Layer-3 MTU.
+    #[serde(default = "default_mtu")]
+    pub mtu: u16,
+}
+
+fn default_mtu() -> u16 {
+    1500
+}
+
+fn de_mac<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<MacAddr>, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse()
+        .map(Some)
+        .map_err(|_| serde::de::Error::custom(format!("'{text}' is not a MAC address (aa:bb:cc:dd:ee:ff)")))
+}
+
+/// How a port's device is named to the EAL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Device<'a> {
+    /// A PCI device, allowed with `-a`; its ethdev name is the address.
+    Pci(&'a str),
+    /// A virtual device created with `--vdev`; its ethdev name is the part before the
+    /// first comma.
+    Vdev {
+        /// The full `--vdev` argument.
+        spec: &'a str,
+        /// The ethdev name.
+        name: &'a str,
+    },
+}
+
+impl PortConfig {
+    /// How the device is given to the EAL.
+    pub fn device(&self) -> Device<'_> {
+        let name = self.device.split(',').next().unwrap_or_default();
+        if is_pci_address(name) {
+            Device::Pci(&self.device)
+        } else {
+            Device::Vdev {
+                spec: &self.device,
+                name,
+            }
+        }
+    }
+}
+
+/// `DDDD:BB:DD.F` or `BB:DD.F`, hexadecimal.
+fn is_pci_address(s: &str) -> bool {
+    let parts: Vec<&str> = s.split([':', '.']).collect();
+    let widths: &[usize] = match parts.len() {
+        4 => &[4, 2, 2, 1],
+        3 => &[2, 2, 1],
+        _ => return false,
+    };
+    parts
+        .iter()
+        .zip(widths)
+        .all(|(p, &w)| p.len() == w && p.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// A configuration error tied to the key it concerns.
+#[derive(Debug)]
+pub struct KeyError {
+    /// Dotted key path, e.g. `ports[1].ipv4[0]`.
+    pub key: String,
+    /// What is wrong with it.
+    pub msg: String,
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.msg)
+    }
+}
+
+impl std::error::Error for KeyError {}
+
+fn key_err(key: impl Into<String>, msg: impl Into<String>) -> anyhow::Error {
+    KeyError {
+        key: key.into(),
+        msg: msg.into(),
+    }
+    .into()
+}
+
+impl Config {
+    /// Reads, parses and validates a configuration file.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("invalid configuration {}", path.display()))
+    }
+
+    /// Parses and validates configuration text.
+    pub fn parse(text: &str) -> anyhow::Result<Config> {
+        let cfg: Config = toml::from_str(text)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks what the types alone cannot.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let dp = &self.dataplane;
+        if dp.workers.is_empty() {
+            bail!(key_err("dataplane.workers", "at least one worker lcore is required"));
+        }
+        let mut lcores = vec![dp.main_lcore];
+        for (i, &l) in dp.workers.iter().enumerate() {
+            if lcores.contains(&l) {
+                bail!(key_err(
+                    format!("dataplane.workers[{i}]"),
+                    format!("lcore {l} is used twice (the main lcore is {})", dp.main_lcore)
+                ));
+            }
+            lcores.push(l);
+        }
+        if dp.mbufs_per_worker < 1024 {
+            bail!(key_err("dataplane.mbufs_per_worker", "must be at least 1024"));
+        }
+        if !dp.descriptors.is_power_of_two() || dp.descriptors < 64 {
+            bail!(key_err(
+                "dataplane.descriptors",
+                "must be a power of two of at least 64"
+            ));
+        }
+        if self.ports.is_empty() {
+            bail!(key_err("ports", "at least one [[ports]] entry is required"));
+        }
+        let mut names: HashMap<&str, usize> = HashMap::new();
+        let mut devices: HashMap<&str, usize> = HashMap::new();
+        let mut addrs: HashMap<IpAddr, String> = HashMap::new();
+        for (i, p) in self.ports.iter().enumerate() {
+            let key = |k: &str| format!("ports[{i}].{k}");
+            if p.name.is_empty() || !p.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                bail!(key_err(key("name"), "must be non-empty: letters, digits, '-' or '_'"));
+            }
+            if let Some(j) = names.insert(&p.name, i) {
+                bail!(key_err(key("name"), format!("'{}' is also the name of ports[{j}]", p.name)));
+            }
+            let dev = match p.device() {
+                Device::Pci(a) => a,
+                Device::Vdev { name, .. } => name,
+            };
+            if dev.is_empty() {
+                bail!(key_err(key("device"), "must name a PCI address or a vdev"));
+            }
+            if let Some(j) = devices.insert(dev, i) {
+                bail!(key_err(key("device"), format!("device '{dev}' is also used by ports[{j}]")));
+            }
+            if let Some(mac) = p.mac {
+                if !mac.is_unicast() || mac == MacAddr::ZERO {
+                    bail!(key_err(key("mac"), format!("{mac} is not a unicast address")));
+                }
+            }
+            if p.ipv4.is_empty() && p.ipv6.is_empty() {
+                bail!(key_err(key("ipv4"), "a port needs at least one IPv4 or IPv6 address"));
+            }
+            for (k, net) in p.ipv4.iter().enumerate() {
+                let a = net.addr();
+                if a.is_unspecified() || a.is_multicast() || a.is_broadcast() || a == net.network() && net.prefix_len() < 31 {
+                    bail!(key_err(format!("ports[{i}].ipv4[{k}]"), format!("{net} is not a host address")));
+                }
+                if let Some(prev) = addrs.insert(IpAddr::V4(a), format!("ports[{i}].ipv4[{k}]")) {
+                    bail!(key_err(format!("ports[{i}].ipv4[{k}]"), format!("{a} is already assigned at {prev}")));
+                }
+            }
+            for (k, net) in p.ipv6.iter().enumerate() {
+                let a = net.addr();
+                if a.is_unspecified() || a.is_multicast() || a.is_loopback() {
+                    bail!(key_err(format!("ports[{i}].ipv6[{k}]"), format!("{net} is not a unicast host address")));
+                }
+                if let Some(prev) = addrs.insert(IpAddr::V6(a), format!("ports[{i}].ipv6[{k}]")) {
+                    bail!(key_err(format!("ports[{i}].ipv6[{k}]"), format!("{a} is already assigned at {prev}")));
+                }
+            }
+            if let Some(gw) = p.gateway4 {
+                if !p.ipv4.iter().any(|n| n.contains(&gw)) {
+                    bail!(key_err(key("gateway4"), format!("{gw} is not inside any of the port's IPv4 subnets")));
+                }
+            }
+            if let Some(gw) = p.gateway6 {
+                let link_local = (gw.segments()[0] & 0xffc0) == 0xfe80;
+                if !link_local && !p.ipv6.iter().any(|n| n.contains(&gw)) {
+                    bail!(key_err(key("gateway6"), format!("{gw} is neither link-local nor inside the port's IPv6 subnets")));
+                }
+            }
+            if !(576..=9000).contains(&p.mtu) {
+                bail!(key_err(key("mtu"), format!("{} is outside 576..=9000", p.mtu)));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[dataplane]
+main_lcore = 0
+workers = [1]
+
+[eal]
+no_huge = true
+memory_mb = 512
+
+[[ports]]
+name = "down0"
+device = "net_af_packet0,iface=gd0"
+ipv4 = ["192.0.2.1/24"]
+ipv6 = ["2001:db8::1/64"]
+
+[[ports]]
+name = "up0"
+device = "0000:01:00.0"
+mac = "02:00:00:00:00:01"
+ipv4 = ["203.0.113.1/24"]
+gateway4 = "203.0.113.254"
+"#;
+
+    fn err(text: &str) -> String {
+        format!("{:#}", Config::parse(text).unwrap_err())
+    }
+
+    #[test]
+    fn a_good_file_parses_and_names_its_devices() {
+        let cfg = Config::parse(GOOD).unwrap();
+        assert_eq!(cfg.ports.len(), 2);
+        assert_eq!(
+            cfg.ports[0].device(),
+            Device::Vdev {
+                spec: "net_af_packet0,iface=gd0",
+                name: "net_af_packet0"
+            }
+        );
+        assert_eq!(cfg.ports[1].device(), Device::Pci("0000:01:00.0"));
+        assert_eq!(cfg.ports[1].mtu, 1500);
+    }
+
+    #[test]
+    fn an_unknown_key_is_named() {
+        let e = err(&GOOD.replace("memory_mb", "memory_mib"));
+        assert!(e.contains("unknown field `memory_mib`"), "{e}");
+    }
+
+    #[test]
+    fn an_invalid_address_is_named_with_its_line() {
+        let e = err(&GOOD.replace("192.0.2.1/24", "192.0.2.300/24"));
+        assert!(e.contains("ipv4") && e.contains("line"), "{e}");
+    }
+
+    #[test]
+    fn a_duplicate_address_names_both_keys() {
+        let e = err(&GOOD.replace("203.0.113.1/24", "192.0.2.1/24").replace("203.0.113.254", "192.0.2.254"));
+        assert!(e.contains("ports[1].ipv4[0]") && e.contains("ports[0].ipv4[0]"), "{e}");
+    }
+
+    #[test]
+    fn missing_ports_are_an_error() {
+        let e = err("[dataplane]\nworkers = [1]\n");
+        assert!(e.starts_with("ports:"), "{e}");
+    }
+
+    #[test]
+    fn a_port_without_device_is_named() {
+        let e = err(&GOOD.replace("device = \"0000:01:00.0\"\n", ""));
+        assert!(e.contains("missing field `device`"), "{e}");
+    }
+
+    #[test]
+    fn semantic_errors_name_their_keys() {
+        for (from, to, key) in [
+            ("workers = [1]", "workers = [0]", "dataplane.workers[0]"),
+            ("203.0.113.254", "198.51.100.1", "ports[1].gateway4"),
+            ("name = \"up0\"", "name = \"down0\"", "ports[1].name"),
+            ("0000:01:00.0", "net_af_packet0", "ports[1].device"),
+            ("02:00:00:00:00:01", "01:00:5e:00:00:01", "ports[1].mac"),
+        ] {
+            let e = err(&GOOD.replace(from, to));
+            assert!(e.starts_with(key), "{key}: {e}");
+        }
+    }
+
+    #[test]
+    fn pci_addresses_are_recognised() {
+        assert!(is_pci_address("0000:3b:00.1"));
+        assert!(is_pci_address("3b:00.1"));
+        assert!(!is_pci_address("net_null0"));
+        assert!(!is_pci_address("00:00:00"));
+    }
+}

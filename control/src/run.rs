@@ -1,0 +1,267 @@
+//! `mpgw run` and `mpgw check-config`: from a configuration file to running workers.
+//!
+//! Start-up order: configuration → EAL → mempool → ports (configured from their
+//! capabilities, one queue pair per worker) → one worker per worker lcore → the control
+//! loop on the main lcore (signals, admin socket) → orderly stop: workers leave their
+//! loops, are joined, ports are stopped and closed, the EAL is cleaned up.
+
+use crate::config::{Config, Device};
+use std::path::Path;
+
+/// `mpgw check-config FILE`.
+pub fn check_config(path: &Path) -> anyhow::Result<()> {
+    let cfg = Config::load(path)?;
+    println!("{}: ok", path.display());
+    println!(
+        "  workers on lcores {:?} (main lcore {})",
+        cfg.dataplane.workers, cfg.dataplane.main_lcore
+    );
+    for p in &cfg.ports {
+        let dev = match p.device() {
+            Device::Pci(a) => format!("pci {a}"),
+            Device::Vdev { spec, .. } => format!("vdev {spec}"),
+        };
+        let addrs: Vec<String> = p
+            .ipv4
+            .iter()
+            .map(ToString::to_string)
+            .chain(p.ipv6.iter().map(ToString::to_string))
+            .collect();
+        println!("  port {}: {dev}, {}", p.name, addrs.join(", "));
+    }
+    println!("  EAL: {}", eal_args(&cfg, &[]).to_argv().join(" "));
+    Ok(())
+}
+
+/// The EAL arguments a configuration implies, plus pass-through ones.
+fn eal_args(cfg: &Config, extra: &[String]) -> dataplane::dpdk_args::EalArgs {
+    let mut args = dataplane::dpdk_args::EalArgs {
+        app_name: "mpgw".into(),
+        main_lcore: cfg.dataplane.main_lcore,
+        worker_lcores: cfg.dataplane.workers.clone(),
+        file_prefix: cfg.eal.file_prefix.clone(),
+        no_huge: cfg.eal.no_huge,
+        memory_mb: cfg.eal.memory_mb,
+        no_pci: cfg.eal.no_pci,
+        no_shconf: false,
+        vdevs: Vec::new(),
+        allow: Vec::new(),
+        log_level: None,
+        extra: cfg.eal.args.iter().chain(extra).cloned().collect(),
+    };
+    for p in &cfg.ports {
+        match p.device() {
+            Device::Pci(a) => args.allow.push(a.to_owned()),
+            Device::Vdev { spec, .. } => args.vdevs.push(spec.to_owned()),
+        }
+    }
+    args
+}
+
+/// `mpgw run --config FILE [-- EAL args]`.
+pub fn run(path: &Path, extra_eal: &[String]) -> anyhow::Result<()> {
+    let cfg = Config::load(path)?;
+    init_logging(&cfg.log.level);
+    imp::run(&cfg, eal_args(&cfg, extra_eal))
+}
+
+fn init_logging(level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+#[cfg(not(dpdk))]
+mod imp {
+    use super::*;
+
+    pub fn run(_cfg: &Config, _eal: dataplane::dpdk_args::EalArgs) -> anyhow::Result<()> {
+        anyhow::bail!(
+            "this mpgw was built without DPDK (libdpdk-dev was not found at build time); \
+             install it (deploy/setup.sh) and rebuild"
+        )
+    }
+}
+
+#[cfg(dpdk)]
+mod imp {
+    use super::*;
+    use crate::admin::AdminServer;
+    use anyhow::Context;
+    use dataplane::dpdk::{lcore, Eal, EthDev, Mempool, PortConfig as DevConfig};
+    use dataplane::host::HostPort;
+    use dataplane::stats::{self, Counter, CounterReader};
+    use dataplane::wire::ethernet::MacAddr;
+    use dataplane::worker::{Command, Worker, WorkerPort};
+    use serde_json::{json, Map, Value};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// Data room of each mbuf: a full 1518-byte frame after the standard headroom.
+    const MBUF_DATA_ROOM: u16 = 2048 + 128;
+    /// How often the control loop wakes up.
+    const CONTROL_TICK: Duration = Duration::from_millis(20);
+
+    struct RunningPort {
+        name: String,
+        dev: EthDev,
+    }
+
+    struct RunningWorker {
+        lcore: u32,
+        counters: CounterReader,
+        commands: crossbeam::channel::Sender<Command>,
+        join: lcore::LcoreJoin,
+    }
+
+    pub fn run(cfg: &Config, eal_args: dataplane::dpdk_args::EalArgs) -> anyhow::Result<()> {
+        tracing::info!(argv = %eal_args.to_argv().join(" "), "initialising EAL");
+        let eal = Eal::init(&eal_args).context("EAL initialisation failed")?;
+        let n_workers = cfg.dataplane.workers.len();
+        let pool = Mempool::new(
+            "mpgw_pool",
+            cfg.dataplane.mbufs_per_worker * n_workers as u32,
+            cfg.dataplane.mempool_cache,
+            MBUF_DATA_ROOM,
+            -1,
+        )
+        .context("cannot create the mbuf pool (more memory: [eal] memory_mb or hugepages)")?;
+
+        let queues = u16::try_from(n_workers).context("dataplane.workers: too many")?;
+        let mut ports = Vec::new();
+        let mut per_worker: Vec<Vec<WorkerPort<_>>> = (0..n_workers).map(|_| Vec::new()).collect();
+        for (i, pc) in cfg.ports.iter().enumerate() {
+            let name = match pc.device() {
+                Device::Pci(a) => a,
+                Device::Vdev { name, .. } => name,
+            };
+            let port_id = eal.port_by_name(name).with_context(|| {
+                format!("ports[{i}].device: no DPDK port named '{name}' (ports found: {:?})", eal.port_ids())
+            })?;
+            let dev_cfg = DevConfig {
+                rx_queues: queues,
+                tx_queues: queues,
+                rx_desc: cfg.dataplane.descriptors,
+                tx_desc: cfg.dataplane.descriptors,
+                mtu: Some(pc.mtu),
+                promiscuous: pc.mac.is_some(),
+                ..DevConfig::default()
+            };
+            let mut dev = EthDev::open(port_id, &dev_cfg, &pool)
+                .with_context(|| format!("ports[{i}] ({}): cannot configure {name}", pc.name))?;
+            let mac = pc.mac.unwrap_or(MacAddr(dev.mac_addr()));
+            let eff = dev.effective();
+            tracing::info!(
+                port = %pc.name, device = name, %mac, driver = %dev.info().driver,
+                rx_queues = eff.rx_queues, rss_hf = format!("{:#x}", eff.rss_hf),
+                link_up = dev.link().up, "port ready"
+            );
+            if usize::from(eff.rx_queues) < n_workers || usize::from(eff.tx_queues) < n_workers {
+                anyhow::bail!(
+                    "ports[{i}] ({}): {name} has {} RX/{} TX queues, {n_workers} workers need one each \
+                     (net_af_packet: add qpairs={n_workers} to the device)",
+                    pc.name, eff.rx_queues, eff.tx_queues
+                );
+            }
+            let host = HostPort::new(
+                mac,
+                pc.ipv4.iter().map(|n| n.addr()).collect(),
+                pc.ipv6.iter().map(|n| n.addr()).collect(),
+            );
+            for (w, q) in dev.take_queues()?.into_iter().take(n_workers).enumerate() {
+                per_worker[w].push(WorkerPort::new(q, host.clone()));
+            }
+            ports.push(RunningPort {
+                name: pc.name.clone(),
+                dev,
+            });
+        }
+
+        let admin = AdminServer::bind(&cfg.admin.socket)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register(sig, stop.clone())?;
+        }
+
+        let mut workers = Vec::new();
+        for (&lcore_id, wports) in cfg.dataplane.workers.iter().zip(per_worker) {
+            let (writer, reader) = stats::counters();
+            let (tx, rx) = crossbeam::channel::bounded(16);
+            let join = lcore::launch(lcore_id, move || Worker::new(wports, writer, rx).run())
+                .with_context(|| format!("cannot start the worker on lcore {lcore_id}"))?;
+            workers.push(RunningWorker {
+                lcore: lcore_id,
+                counters: reader,
+                commands: tx,
+                join,
+            });
+        }
+        tracing::info!(workers = workers.len(), ports = ports.len(), "workers running");
+
+        while !stop.load(Ordering::Relaxed) {
+            admin.poll(|req| match req {
+                "stats" => stats_json(&workers, &ports),
+                other => json!({ "error": format!("unknown request '{other}'") }),
+            });
+            std::thread::sleep(CONTROL_TICK);
+        }
+
+        tracing::info!("stopping");
+        for w in &workers {
+            let _ = w.commands.send(Command::Stop);
+        }
+        let final_stats = stats_json(&workers, &ports);
+        let mut failed = Vec::new();
+        for w in workers {
+            if let Err(e) = w.join.join() {
+                tracing::error!(lcore = w.lcore, "worker failed: {e}");
+                failed.push(w.lcore);
+            }
+        }
+        tracing::info!(stats = %final_stats["total"], "final counters");
+        drop(ports);
+        drop(pool);
+        drop(eal);
+        if !failed.is_empty() {
+            anyhow::bail!("workers on lcores {failed:?} failed");
+        }
+        Ok(())
+    }
+
+    fn counter_map(values: &[u64]) -> Map<String, Value> {
+        Counter::ALL
+            .iter()
+            .zip(values)
+            .map(|(c, v)| (c.name().to_owned(), json!(v)))
+            .collect()
+    }
+
+    fn stats_json(workers: &[RunningWorker], ports: &[RunningPort]) -> Value {
+        let total = stats::merge(workers.iter().map(|w| &w.counters));
+        let per_worker: Vec<Value> = workers
+            .iter()
+            .map(|w| json!({"lcore": w.lcore, "counters": counter_map(&w.counters.snapshot())}))
+            .collect();
+        let ports: Vec<Value> = ports
+            .iter()
+            .map(|p| {
+                let s = p.dev.stats().unwrap_or_default();
+                json!({
+                    "name": p.name,
+                    "link_up": p.dev.link().up,
+                    "rx_packets": s.ipackets, "tx_packets": s.opackets,
+                    "rx_bytes": s.ibytes, "tx_bytes": s.obytes,
+                    "rx_missed": s.imissed, "rx_nombuf": s.rx_nombuf,
+                    "rx_errors": s.ierrors, "tx_errors": s.oerrors,
+                })
+            })
+            .collect();
+        json!({ "total": counter_map(&total), "workers": per_worker, "ports": ports })
+    }
+}

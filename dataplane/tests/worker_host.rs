@@ -1,0 +1,248 @@
+//! The worker loop over the in-memory port: it answers ARP, ICMP echo, neighbour
+//! solicitation and ICMPv6 echo for its own addresses out of the port they came in on,
+//! drops and counts everything else, and leaks no buffer.
+
+use dataplane::host::HostPort;
+use dataplane::port::heap::HeapPool;
+use dataplane::port::mem::{link, LinkConfig, MemPort, SimClock};
+use dataplane::port::{Burst, PacketBuf, Port};
+use dataplane::stats::{counters, Counter, CounterReader};
+use dataplane::wire::arp::{self, ArpPacket};
+use dataplane::wire::checksum;
+use dataplane::wire::ethernet::{ethertype, EthernetFrame, EthernetRepr};
+use dataplane::wire::icmpv6::{self, NeighborAdvert};
+use dataplane::wire::ipv4::{Ipv4Packet, Ipv4Repr};
+use dataplane::wire::ipv6::{solicited_node, Ipv6Packet, Ipv6Repr};
+use dataplane::wire::{ip_proto, MacAddr};
+use dataplane::worker::{Worker, WorkerPort};
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+const GW_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 1]);
+const PEER_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 2]);
+const GW4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+const PEER4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+const GW6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 0, 1);
+const PEER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 0, 2);
+
+struct Rig {
+    pool: HeapPool,
+    peer: MemPort,
+    worker: Worker<MemPort>,
+    counters: CounterReader,
+}
+
+fn rig() -> Rig {
+    let pool = HeapPool::new(256);
+    let clock = SimClock::new();
+    let (peer, gw) = link(LinkConfig::default(), &pool, &clock);
+    let host = HostPort::new(GW_MAC, vec![GW4], vec![GW6]);
+    let (writer, reader) = counters();
+    let (_tx, rx) = crossbeam::channel::bounded(1);
+    let worker = Worker::new(vec![WorkerPort::new(gw, host)], writer, rx);
+    Rig {
+        pool,
+        peer,
+        worker,
+        counters: reader,
+    }
+}
+
+impl Rig {
+    /// Sends `frame` to the worker, polls once, returns what came back.
+    fn exchange(&mut self, frame: &[u8]) -> Vec<Vec<u8>> {
+        let mut burst = Burst::new();
+        burst.push(self.pool.alloc_from(frame).unwrap()).ok().unwrap();
+        assert_eq!(self.peer.tx_burst(&mut burst), 1);
+        assert_eq!(self.worker.poll(), 1);
+        let mut out = Burst::new();
+        self.peer.rx_burst(&mut out);
+        out.drain().map(|b| b.data().to_vec()).collect()
+    }
+
+    fn count(&self, c: Counter) -> u64 {
+        self.counters.get(c)
+    }
+}
+
+fn eth(dst: MacAddr, ethertype: u16, payload_len: usize) -> Vec<u8> {
+    let repr = EthernetRepr {
+        dst,
+        src: PEER_MAC,
+        vlan_tci: None,
+        ethertype,
+    };
+    let mut f = vec![0u8; repr.len() + payload_len];
+    repr.emit(&mut f).unwrap();
+    f
+}
+
+fn arp_request(target: Ipv4Addr) -> Vec<u8> {
+    let mut f = eth(MacAddr::BROADCAST, ethertype::ARP, arp::PACKET_LEN);
+    f[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+    let mut a = ArpPacket::parse(&mut f[14..]).unwrap();
+    a.set_sender(PEER_MAC, PEER4);
+    a.set_target(MacAddr::ZERO, target);
+    f
+}
+
+fn ipv4(dst: Ipv4Addr, protocol: u8, l4: &[u8]) -> Vec<u8> {
+    let mut f = eth(GW_MAC, ethertype::IPV4, 20 + l4.len());
+    let ip = Ipv4Repr {
+        src: PEER4,
+        dst,
+        protocol,
+        payload_len: l4.len() as u16,
+        ttl: 64,
+        tos: 0,
+        ident: 7,
+        dont_frag: true,
+    };
+    ip.emit(&mut f[14..]).unwrap();
+    f[34..].copy_from_slice(l4);
+    f
+}
+
+fn icmp_echo_request() -> Vec<u8> {
+    let mut m = vec![8, 0, 0, 0, 0x12, 0x34, 0, 1];
+    m.extend_from_slice(b"ping payload");
+    let c = checksum::checksum(&m);
+    m[2..4].copy_from_slice(&c.to_be_bytes());
+    m
+}
+
+fn ipv6(dst_mac: MacAddr, src: Ipv6Addr, dst: Ipv6Addr, hop_limit: u8, icmp: &mut [u8]) -> Vec<u8> {
+    let mut f = eth(dst_mac, ethertype::IPV6, 40 + icmp.len());
+    let ip = Ipv6Repr {
+        src,
+        dst,
+        next_header: ip_proto::ICMPV6,
+        payload_len: icmp.len() as u16,
+        hop_limit,
+        traffic_class: 0,
+        flow_label: 0,
+    };
+    ip.emit(&mut f[14..]).unwrap();
+    let pseudo = checksum::pseudo_header_v6(&src, &dst, ip_proto::ICMPV6, icmp.len() as u32);
+    icmp[2..4].fill(0);
+    let c = !checksum::combine(pseudo, checksum::sum(icmp));
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    f[54..].copy_from_slice(icmp);
+    f
+}
+
+fn neighbor_solicit(target: Ipv6Addr) -> Vec<u8> {
+    let mut m = vec![icmpv6::NEIGHBOR_SOLICIT, 0, 0, 0, 0, 0, 0, 0];
+    m.extend_from_slice(&target.octets());
+    m.extend_from_slice(&[1, 1]);
+    m.extend_from_slice(&PEER_MAC.0);
+    let group = solicited_node(&target);
+    ipv6(MacAddr::from_ipv6_multicast(&group), PEER6, group, 255, &mut m)
+}
+
+#[test]
+fn arp_request_for_an_own_address_is_answered() {
+    let mut r = rig();
+    let out = r.exchange(&arp_request(GW4));
+    assert_eq!(out.len(), 1);
+    let e = EthernetFrame::parse(&out[0][..]).unwrap();
+    assert_eq!((e.dst(), e.src()), (PEER_MAC, GW_MAC));
+    let a = ArpPacket::parse(e.payload()).unwrap();
+    assert_eq!(a.op(), arp::OP_REPLY);
+    assert_eq!((a.sha(), a.spa()), (GW_MAC, GW4));
+    assert_eq!((a.tha(), a.tpa()), (PEER_MAC, PEER4));
+    assert_eq!(r.count(Counter::ArpReplies), 1);
+    assert_eq!(r.count(Counter::TxPackets), 1);
+}
+
+#[test]
+fn arp_request_for_another_address_is_dropped_and_counted() {
+    let mut r = rig();
+    assert!(r.exchange(&arp_request(Ipv4Addr::new(192, 0, 2, 77))).is_empty());
+    assert_eq!(r.count(Counter::DropNotForUs), 1);
+    assert_eq!(r.pool.in_use(), 0);
+}
+
+#[test]
+fn icmp_echo_is_answered_with_valid_checksums() {
+    let mut r = rig();
+    let out = r.exchange(&ipv4(GW4, ip_proto::ICMP, &icmp_echo_request()));
+    assert_eq!(out.len(), 1);
+    let e = EthernetFrame::parse(&out[0][..]).unwrap();
+    assert_eq!(e.dst(), PEER_MAC);
+    let ip = Ipv4Packet::parse(e.payload()).unwrap();
+    assert_eq!((ip.src(), ip.dst()), (GW4, PEER4));
+    assert!(ip.verify_checksum());
+    let icmp = ip.payload();
+    assert_eq!(icmp[0], 0, "echo reply");
+    assert_eq!(checksum::checksum(icmp), 0, "ICMP checksum verifies");
+    assert_eq!(&icmp[8..], b"ping payload");
+    assert_eq!(r.count(Counter::IcmpEchoReplies), 1);
+}
+
+#[test]
+fn neighbor_solicitation_for_an_own_address_gets_an_advertisement() {
+    let mut r = rig();
+    let out = r.exchange(&neighbor_solicit(GW6));
+    assert_eq!(out.len(), 1);
+    let e = EthernetFrame::parse(&out[0][..]).unwrap();
+    assert_eq!((e.dst(), e.src()), (PEER_MAC, GW_MAC));
+    let ip = Ipv6Packet::parse(e.payload()).unwrap();
+    assert_eq!((ip.src(), ip.dst(), ip.hop_limit()), (GW6, PEER6, 255));
+    let na = NeighborAdvert::parse(ip.upper_payload()).unwrap();
+    assert_eq!(na.target, GW6);
+    assert_eq!(na.target_lla, Some(GW_MAC));
+    assert_eq!(na.flags, icmpv6::NA_SOLICITED | icmpv6::NA_OVERRIDE);
+    let pseudo = checksum::pseudo_header_v6(&GW6, &PEER6, ip_proto::ICMPV6, ip.upper_payload().len() as u32);
+    assert_eq!(checksum::combine(pseudo, checksum::sum(ip.upper_payload())), 0xffff);
+    assert_eq!(r.count(Counter::NdAdvertisements), 1);
+}
+
+#[test]
+fn neighbor_solicitation_for_another_address_is_dropped() {
+    let mut r = rig();
+    let other = Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 0, 0x77);
+    assert!(r.exchange(&neighbor_solicit(other)).is_empty());
+    assert_eq!(r.count(Counter::DropNotForUs), 1);
+}
+
+#[test]
+fn icmpv6_echo_is_answered() {
+    let mut r = rig();
+    let mut m = icmp_echo_request();
+    m[0] = icmpv6::ECHO_REQUEST;
+    let out = r.exchange(&ipv6(GW_MAC, PEER6, GW6, 64, &mut m));
+    assert_eq!(out.len(), 1);
+    let e = EthernetFrame::parse(&out[0][..]).unwrap();
+    let ip = Ipv6Packet::parse(e.payload()).unwrap();
+    assert_eq!((ip.src(), ip.dst()), (GW6, PEER6));
+    let msg = ip.upper_payload();
+    assert_eq!(msg[0], icmpv6::ECHO_REPLY);
+    let pseudo = checksum::pseudo_header_v6(&GW6, &PEER6, ip_proto::ICMPV6, msg.len() as u32);
+    assert_eq!(checksum::combine(pseudo, checksum::sum(msg)), 0xffff);
+    assert_eq!(r.count(Counter::Icmp6EchoReplies), 1);
+}
+
+#[test]
+fn everything_else_is_dropped_and_counted_without_leaks() {
+    let mut r = rig();
+    let cases: Vec<(Vec<u8>, Counter)> = vec![
+        (ipv4(GW4, ip_proto::UDP, &[0, 9, 0, 9, 0, 8, 0, 0]), Counter::DropUnhandled),
+        (ipv4(Ipv4Addr::new(203, 0, 113, 9), ip_proto::ICMP, &icmp_echo_request()), Counter::DropNotForUs),
+        (eth(GW_MAC, 0x88b5, 46), Counter::DropUnknownEthertype),
+        (vec![0xde, 0xad], Counter::DropMalformed),
+        (ipv4(GW4, ip_proto::ICMP, &icmp_echo_request())[..30].to_vec(), Counter::DropMalformed),
+    ];
+    for (frame, counter) in cases {
+        let before = r.count(counter);
+        assert!(r.exchange(&frame).is_empty(), "{counter:?}");
+        assert_eq!(r.count(counter), before + 1, "{counter:?}");
+    }
+    // A corrupted echo request is not answered.
+    let mut bad = ipv4(GW4, ip_proto::ICMP, &icmp_echo_request());
+    let last = bad.len() - 1;
+    bad[last] ^= 0xff;
+    assert!(r.exchange(&bad).is_empty());
+    assert_eq!(r.count(Counter::IcmpEchoReplies), 0);
+    assert_eq!(r.count(Counter::RxPackets), 6);
+    assert_eq!(r.pool.in_use(), 0, "every dropped buffer went back to the pool");
+}

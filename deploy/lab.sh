@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# The mpgw lab: network namespaces joined by veth pairs, with mpgw attached to the
+# gateway's veths through DPDK net_af_packet.
+#
+#   client ns ($LAB-cli)          gateway ns ($LAB-gw)            server ns ($LAB-srv)
+#   c0 192.0.2.2/24       <-->    gd0  mpgw 192.0.2.1      gu0 <-->  s0 203.0.113.2/24
+#      2001:db8:0:1::2/64              2001:db8:0:1::1       |       2001:db8:0:3::2/64
+#   c1 198.51.100.2/24    <-->    gd1  mpgw 198.51.100.1     mpgw 203.0.113.1
+#      2001:db8:0:2::2/64              2001:db8:0:2::1            2001:db8:0:3::1
+#
+# The gateway's veths carry no kernel address (IPv6 off too): mpgw alone answers on
+# them. Offloads are off on both ends of every veth so frames are wire-like.
+#
+# Usage: deploy/lab.sh up|down|status|restart-mpgw
+#   LAB=name     namespace/run-dir prefix (default: mpgw-lab)
+#   MPGW_BIN=…   the mpgw binary (default: build target/release/mpgw)
+#   NO_MPGW=1    build the topology only
+set -euo pipefail
+
+LAB=${LAB:-mpgw-lab}
+CLI=$LAB-cli GW=$LAB-gw SRV=$LAB-srv
+RUN=/run/$LAB
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+MPGW_BIN=${MPGW_BIN:-$ROOT/target/release/mpgw}
+
+in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+log() { echo "lab: $*"; }
+
+quiet_offloads() { # ns dev
+  in_ns "$1" ethtool -K "$2" tx off rx off tso off gso off gro off >/dev/null 2>&1 || true
+}
+
+veth() { # ns_a dev_a ns_b dev_b
+  ip link add "$2" netns "$1" type veth peer name "$4" netns "$3"
+  quiet_offloads "$1" "$2"
+  quiet_offloads "$3" "$4"
+}
+
+mpgw_pid() {
+  [[ -f $RUN/mpgw.pid ]] || return 1
+  local pid; pid=$(cat "$RUN/mpgw.pid")
+  kill -0 "$pid" 2>/dev/null && echo "$pid"
+}
+
+stop_mpgw() {
+  local pid
+  if pid=$(mpgw_pid); then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    log "mpgw (pid $pid) stopped"
+  fi
+  rm -f "$RUN/mpgw.pid"
+}
+
+down() {
+  stop_mpgw
+  for ns in "$CLI" "$GW" "$SRV"; do
+    ip netns del "$ns" 2>/dev/null || true
+  done
+  rm -rf "$RUN"
+  log "down"
+}
+
+topology() {
+  for ns in "$CLI" "$GW" "$SRV"; do
+    ip netns add "$ns"
+    in_ns "$ns" ip link set lo up
+    in_ns "$ns" sysctl -qw net.ipv4.tcp_congestion_control=cubic 2>/dev/null || true
+  done
+  veth "$CLI" c0 "$GW" gd0
+  veth "$CLI" c1 "$GW" gd1
+  veth "$GW" gu0 "$SRV" s0
+
+  # Gateway side: no kernel addresses at all, so only mpgw answers.
+  for dev in gd0 gd1 gu0; do
+    in_ns "$GW" sysctl -qw "net.ipv6.conf.$dev.disable_ipv6=1"
+    in_ns "$GW" ip link set "$dev" up
+  done
+  in_ns "$GW" sysctl -qw net.ipv4.ip_forward=0
+
+  # Client: one address per path, source-based policy routing so each path is used
+  # by its own address; the default route goes through path 0.
+  in_ns "$CLI" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+  in_ns "$CLI" ip link set c0 up
+  in_ns "$CLI" ip link set c1 up
+  in_ns "$CLI" ip addr add 192.0.2.2/24 dev c0
+  in_ns "$CLI" ip addr add 198.51.100.2/24 dev c1
+  in_ns "$CLI" ip -6 addr add 2001:db8:0:1::2/64 dev c0 nodad
+  in_ns "$CLI" ip -6 addr add 2001:db8:0:2::2/64 dev c1 nodad
+  in_ns "$CLI" ip rule add from 192.0.2.2 table 100
+  in_ns "$CLI" ip rule add from 198.51.100.2 table 101
+  in_ns "$CLI" ip route add 192.0.2.0/24 dev c0 src 192.0.2.2 table 100
+  in_ns "$CLI" ip route add default via 192.0.2.1 dev c0 table 100 congctl cubic
+  in_ns "$CLI" ip route add 198.51.100.0/24 dev c1 src 198.51.100.2 table 101
+  in_ns "$CLI" ip route add default via 198.51.100.1 dev c1 table 101 congctl cubic
+  in_ns "$CLI" ip route add default via 192.0.2.1 dev c0 congctl cubic
+  in_ns "$CLI" ip -6 rule add from 2001:db8:0:1::2 table 100
+  in_ns "$CLI" ip -6 rule add from 2001:db8:0:2::2 table 101
+  in_ns "$CLI" ip -6 route add 2001:db8:0:1::/64 dev c0 table 100
+  in_ns "$CLI" ip -6 route add default via 2001:db8:0:1::1 dev c0 table 100 congctl cubic
+  in_ns "$CLI" ip -6 route add 2001:db8:0:2::/64 dev c1 table 101
+  in_ns "$CLI" ip -6 route add default via 2001:db8:0:2::1 dev c1 table 101 congctl cubic
+  in_ns "$CLI" ip -6 route add default via 2001:db8:0:1::1 dev c0 congctl cubic
+
+  # Server: one address, default route through the gateway.
+  in_ns "$SRV" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+  in_ns "$SRV" ip link set s0 up
+  in_ns "$SRV" ip addr add 203.0.113.2/24 dev s0
+  in_ns "$SRV" ip -6 addr add 2001:db8:0:3::2/64 dev s0 nodad
+  in_ns "$SRV" ip route add default via 203.0.113.1 dev s0 congctl cubic
+  in_ns "$SRV" ip -6 route add default via 2001:db8:0:3::1 dev s0 congctl cubic
+}
+
+start_mpgw() {
+  if [[ -z ${MPGW_BIN_GIVEN:-} && ! -x $MPGW_BIN || -n ${MPGW_REBUILD:-} ]]; then
+    log "building mpgw"
+    (cd "$ROOT" && DPDK_SYS_REQUIRE=1 cargo build --release -q -p mpgw-control)
+  fi
+  mkdir -p "$RUN"
+  sed "s/@LAB@/$LAB/g" "$ROOT/deploy/lab/mpgw-lab.toml" >"$RUN/mpgw.toml"
+  "$MPGW_BIN" check-config "$RUN/mpgw.toml" >/dev/null
+  # setsid: mpgw keeps running after this script exits and ignores its terminal.
+  setsid ip netns exec "$GW" "$MPGW_BIN" run --config "$RUN/mpgw.toml" \
+    >"$RUN/mpgw.log" 2>&1 </dev/null &
+  echo $! >"$RUN/mpgw.pid"
+  for _ in $(seq 100); do
+    if ! mpgw_pid >/dev/null; then
+      log "mpgw exited during start-up:"; tail -20 "$RUN/mpgw.log" >&2; return 1
+    fi
+    [[ -S $RUN/admin.sock ]] && grep -q "workers running" "$RUN/mpgw.log" && break
+    sleep 0.1
+  done
+  grep -q "workers running" "$RUN/mpgw.log" || { log "mpgw did not come up:"; tail -20 "$RUN/mpgw.log" >&2; return 1; }
+  log "mpgw running (pid $(cat "$RUN/mpgw.pid"), log $RUN/mpgw.log, admin $RUN/admin.sock)"
+}
+
+status() {
+  for ns in "$CLI" "$GW" "$SRV"; do
+    if ip netns list | grep -qw "$ns"; then
+      echo "$ns: $(in_ns "$ns" ip -br link | awk '$1!="lo"{printf "%s(%s) ", $1, $2}')"
+    else
+      echo "$ns: absent"
+    fi
+  done
+  local pid
+  if pid=$(mpgw_pid); then
+    echo "mpgw: running, pid $pid, log $RUN/mpgw.log"
+    "$MPGW_BIN" stats --socket "$RUN/admin.sock" || true
+  else
+    echo "mpgw: not running"
+  fi
+}
+
+[[ $EUID -eq 0 ]] || { echo "lab: must run as root (namespaces, veths)" >&2; exit 1; }
+[[ -n ${MPGW_BIN:-} && $MPGW_BIN != "$ROOT/target/release/mpgw" ]] && MPGW_BIN_GIVEN=1
+
+case ${1:-} in
+  up)
+    down >/dev/null
+    topology
+    log "topology up ($CLI, $GW, $SRV)"
+    [[ -n ${NO_MPGW:-} ]] || start_mpgw ;;
+  down) down ;;
+  status) status ;;
+  restart-mpgw) stop_mpgw; start_mpgw ;;
+  *) echo "usage: $0 up|down|status|restart-mpgw" >&2; exit 2 ;;
+esac
