@@ -6,10 +6,8 @@
 //! field accessors are in [`inline`], in pure Rust so they inline into the caller.
 //!
 //! Without DPDK at build time (pkg-config finds no `libdpdk`) the crate is an empty
-//! stub: [`AVAILABLE`] is false and dependents see `DEP_DPDK_AVAILABLE=0`.
-
-/// True when this build links DPDK; false in the empty stub build.
-pub const AVAILABLE: bool = cfg!(not(dpdk_sys_stub));
+//! stub, built with `cfg(dpdk_sys_stub)`; dependents see `DEP_DPDK_AVAILABLE=0` in their
+//! build scripts (1 with DPDK) and can map it to a cfg of their own.
 
 /// The generated bindings.
 #[cfg(not(dpdk_sys_stub))]

@@ -49,16 +49,18 @@ fn accessed_fields_have_dpdk_widths() {
 #[test]
 fn inline_accessors_read_the_right_fields() {
     let mut buf = [0u8; 256];
-    let mut m = rte_mbuf::default();
-    m.buf_addr = buf.as_mut_ptr().cast();
-    m.buf_len = 256;
-    m.data_off = 128;
-    m.data_len = 60;
-    m.pkt_len = 60;
-    m.refcnt = 3;
-    m.nb_segs = 1;
-    m.port = 7;
-    m.ol_flags = 1 << 1;
+    let mut m = rte_mbuf {
+        buf_addr: buf.as_mut_ptr().cast(),
+        buf_len: 256,
+        data_off: 128,
+        data_len: 60,
+        pkt_len: 60,
+        refcnt: 3,
+        nb_segs: 1,
+        port: 7,
+        ol_flags: 1 << 1,
+        ..Default::default()
+    };
     m.__bindgen_anon_1.packet_type = 0x11;
     m.__bindgen_anon_2.hash.rss = 0xdead_beef;
     let p: *mut rte_mbuf = &mut m;

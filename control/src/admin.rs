@@ -105,15 +105,15 @@ fn stats_table(v: &Value) -> String {
     let workers = v["workers"].as_array().cloned().unwrap_or_default();
     let mut header = format!("{:<24}{:>14}", "counter", "total");
     for w in &workers {
-        header += &format!("{:>14}", format!("lcore {}", w["lcore"]));
+        header += &format!("{:>14}", format!("lcore {}", cell(&w["lcore"])));
     }
     out += &header;
     out.push('\n');
     if let Some(total) = v["total"].as_object() {
         for (name, val) in total {
-            let mut row = format!("{name:<24}{:>14}", val.to_string());
+            let mut row = format!("{name:<24}{:>14}", cell(val));
             for w in &workers {
-                row += &format!("{:>14}", w["counters"][name].to_string());
+                row += &format!("{:>14}", cell(&w["counters"][name]));
             }
             out += &row;
             out.push('\n');
@@ -126,14 +126,30 @@ fn stats_table(v: &Value) -> String {
     );
     for p in v["ports"].as_array().into_iter().flatten() {
         let errors = p["rx_errors"].as_u64().unwrap_or(0) + p["tx_errors"].as_u64().unwrap_or(0);
+        let link = if p["link_up"].as_bool().unwrap_or(false) { "up" } else { "down" };
         out += &format!(
             "{:<10}{:>6}{:>14}{:>14}{:>16}{:>16}{:>10}{:>10}{:>10}\n",
-            p["name"].as_str().unwrap_or("?"),
-            if p["link_up"].as_bool().unwrap_or(false) { "up" } else { "down" },
-            p["rx_packets"], p["tx_packets"], p["rx_bytes"], p["tx_bytes"], p["rx_missed"], p["rx_nombuf"], errors
+            cell(&p["name"]),
+            link,
+            cell(&p["rx_packets"]),
+            cell(&p["tx_packets"]),
+            cell(&p["rx_bytes"]),
+            cell(&p["tx_bytes"]),
+            cell(&p["rx_missed"]),
+            cell(&p["rx_nombuf"]),
+            errors
         );
     }
     out
+}
+
+/// A JSON value as table text (`Value`'s own `Display` ignores width and alignment).
+fn cell(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -34,8 +34,8 @@ pub fn check_config(path: &Path) -> anyhow::Result<()> {
 }
 
 /// The EAL arguments a configuration implies, plus pass-through ones.
-fn eal_args(cfg: &Config, extra: &[String]) -> dataplane::dpdk_args::EalArgs {
-    let mut args = dataplane::dpdk_args::EalArgs {
+fn eal_args(cfg: &Config, extra: &[String]) -> dataplane::eal_args::EalArgs {
+    let mut args = dataplane::eal_args::EalArgs {
         app_name: "mpgw".into(),
         main_lcore: cfg.dataplane.main_lcore,
         worker_lcores: cfg.dataplane.workers.clone(),
@@ -66,12 +66,14 @@ pub fn run(path: &Path, extra_eal: &[String]) -> anyhow::Result<()> {
 }
 
 fn init_logging(level: &str) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }
@@ -80,7 +82,7 @@ fn init_logging(level: &str) {
 mod imp {
     use super::*;
 
-    pub fn run(_cfg: &Config, _eal: dataplane::dpdk_args::EalArgs) -> anyhow::Result<()> {
+    pub fn run(_cfg: &Config, _eal: dataplane::eal_args::EalArgs) -> anyhow::Result<()> {
         anyhow::bail!(
             "this mpgw was built without DPDK (libdpdk-dev was not found at build time); \
              install it (deploy/setup.sh) and rebuild"
@@ -120,7 +122,7 @@ mod imp {
         join: lcore::LcoreJoin,
     }
 
-    pub fn run(cfg: &Config, eal_args: dataplane::dpdk_args::EalArgs) -> anyhow::Result<()> {
+    pub fn run(cfg: &Config, eal_args: dataplane::eal_args::EalArgs) -> anyhow::Result<()> {
         tracing::info!(argv = %eal_args.to_argv().join(" "), "initialising EAL");
         let eal = Eal::init(&eal_args).context("EAL initialisation failed")?;
         let n_workers = cfg.dataplane.workers.len();

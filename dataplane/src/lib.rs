@@ -4,12 +4,18 @@
 //! - [`port`]: the packet-buffer and port traits the dataplane is generic over, with an
 //!   in-memory implementation for deterministic tests;
 //! - `dpdk` (only where DPDK was found at build time): the safe DPDK layer and its port;
-//! - [`wire`]: zero-copy views and in-place emitters for Ethernet … TCP;
+//!   [`eal_args`], its typed EAL arguments, is available everywhere;
+//! - [`seq`]: TCP sequence numbers and MPTCP data sequence numbers as distinct types;
+//! - [`wire`]: zero-copy views and in-place emitters for Ethernet … TCP and MPTCP options;
+//! - [`mptcp`]: MPTCP keys, tokens, HMACs and checksums;
 //! - [`host`]: the gateway's own L2/L3 presence (ARP, ICMP echo, neighbour discovery);
 //! - [`worker`]: the per-core poll loop that ties them together.
 
+pub mod eal_args;
 pub mod host;
+pub mod mptcp;
 pub mod port;
+pub mod seq;
 pub mod stats;
 pub mod wire;
 pub mod worker;

@@ -170,7 +170,10 @@ mod tests {
         assert_eq!(b.get(), 4);
         assert!(a.before(b) && b.after(a) && a.before_eq(a) && a.after_eq(a));
         assert!(!a.before(a) && !a.after(a));
-        assert_eq!((b.offset_from(a), b.signed_diff(a), a.signed_diff(b)), (10, 10, -10));
+        assert_eq!(
+            (b.offset_from(a), b.signed_diff(a), a.signed_diff(b)),
+            (10, 10, -10)
+        );
         assert_eq!((a.latest(b), a.earliest(b)), (b, a));
         assert!(TcpSeq::new(2).in_window(a, 10) && !b.in_window(a, 10));
         let mut c = b;
@@ -188,7 +191,10 @@ mod tests {
         let near = Dsn::new(0x0000_0001_ffff_fff0);
         assert_eq!(Dsn::expand32(0x10, near), Dsn::new(0x0000_0002_0000_0010));
         let after = Dsn::new(0x0000_0002_0000_0010);
-        assert_eq!(Dsn::expand32(0xffff_fff0, after), Dsn::new(0x0000_0001_ffff_fff0));
+        assert_eq!(
+            Dsn::expand32(0xffff_fff0, after),
+            Dsn::new(0x0000_0001_ffff_fff0)
+        );
         // Near the top of the 64-bit space.
         assert_eq!(Dsn::expand32(5, Dsn::new(u64::MAX - 2)), Dsn::new(5));
     }

@@ -26,7 +26,9 @@ fn shared_mbuf_refcount_and_release() {
     drop(a);
     assert_eq!(b.refcount(), 1);
     assert_eq!(pool.in_use(), 1);
-    let moved = std::thread::spawn(move || b.data().to_vec()).join().unwrap();
+    let moved = std::thread::spawn(move || b.data().to_vec())
+        .join()
+        .unwrap();
     assert_eq!(moved, b"hello");
     assert_eq!(pool.in_use(), 0);
 }

@@ -32,7 +32,10 @@ fn alloc_and_bulk_free_leave_nothing_in_use() {
     m.append(100).unwrap().fill(0xaa);
     assert!(m.prepend(129).is_none());
     m.prepend(14).unwrap().fill(0xee);
-    assert_eq!((m.len(), m.pkt_len(), m.headroom(), m.tailroom()), (114, 114, 114, 1948));
+    assert_eq!(
+        (m.len(), m.pkt_len(), m.headroom(), m.tailroom()),
+        (114, 114, 114, 1948)
+    );
     assert!(!m.trim_front(115) && !m.trim_back(115));
     assert!(m.trim_front(14));
     assert!(m.data().iter().all(|&b| b == 0xaa));

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 #[test]
 fn rss_and_offloads_are_masked_by_capability() {
-    let eal = dpdk_common::init("port_config", &[], &["net_ring0", "net_null0", "net_null1"]).unwrap();
+    let eal =
+        dpdk_common::init("port_config", &[], &["net_ring0", "net_null0", "net_null1"]).unwrap();
     let pool = Mempool::new("port_cfg", 4095, 64, 2176, SOCKET_ID_ANY).unwrap();
     let wanted = PortConfig {
         rx_queues: 2,
@@ -45,7 +46,26 @@ fn rss_and_offloads_are_masked_by_capability() {
         link_wait: Duration::ZERO,
         ..PortConfig::default()
     };
-    let one = EthDev::open(eal.port_by_name("net_null1").unwrap(), &single, &pool).unwrap();
+    let null1 = eal.port_by_name("net_null1").unwrap();
+    // Invalid wishes are errors that leave the port usable.
+    let tiny_mtu = PortConfig {
+        mtu: Some(10),
+        ..single.clone()
+    };
+    assert_eq!(
+        EthDev::open(null1, &tiny_mtu, &pool).unwrap_err().errno(),
+        libc::EINVAL
+    );
+    let no_queues = PortConfig {
+        rx_queues: 0,
+        ..single.clone()
+    };
+    assert!(EthDev::open(null1, &no_queues, &pool).is_err());
+    let one = EthDev::open(null1, &single, &pool).unwrap();
+    assert!(
+        EthDev::open(null1, &single, &pool).is_err(),
+        "a started port cannot be opened twice"
+    );
     assert_eq!(one.effective().rx_queues, 1);
     assert_eq!(one.effective().rss_hf, 0);
     assert_eq!(one.dropped().rss_hf, single.rss_hf);

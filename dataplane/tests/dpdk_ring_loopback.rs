@@ -14,7 +14,7 @@ fn ring_loopback_returns_the_sent_mbufs() {
     assert_eq!(eal.port_ids(), vec![port_id]);
     let pool = Mempool::new("ring_lb", 1023, 32, 2176, SOCKET_ID_ANY).unwrap();
     let mut dev = EthDev::open(port_id, &PortConfig::default(), &pool).unwrap();
-    assert_eq!(dev.info().driver_name, "net_ring");
+    assert_eq!(dev.info().driver, "net_ring");
     assert!(dev.link_at_open().up);
     let mut queues = dev.take_queues().unwrap();
     assert_eq!(queues.len(), 1);

@@ -1,112 +1,10 @@
 //! EAL start-up and shutdown.
 
+use crate::eal_args::EalArgs;
 use super::error::{Error, Result};
 use std::ffi::{c_char, c_int, CString};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
-
-/// EAL command-line arguments, typed.
-///
-/// [`EalArgs::to_argv`] renders them in a fixed order with `extra` last, so anything not
-/// covered here can still be passed through.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EalArgs {
-    /// `argv[0]`, the program name EAL logs under.
-    pub app_name: String,
-    /// The main lcore (`--main-lcore`); it runs the caller of [`Eal::init`].
-    pub main_lcore: u32,
-    /// Worker lcores; together with the main lcore they make up `-l`.
-    pub worker_lcores: Vec<u32>,
-    /// `--file-prefix`: separates the runtime files of concurrent DPDK processes.
-    pub file_prefix: Option<String>,
-    /// `--no-huge`: anonymous memory instead of hugepages.
-    pub no_huge: bool,
-    /// `-m`: memory to preallocate, in MiB.
-    pub memory_mb: Option<u32>,
-    /// `--no-pci`: skip the PCI bus scan.
-    pub no_pci: bool,
-    /// `--no-shconf`: no shared config file (no secondary processes).
-    pub no_shconf: bool,
-    /// `--vdev` virtual devices, e.g. `net_ring0` or `net_af_packet0,iface=veth0`.
-    pub vdevs: Vec<String>,
-    /// `-a` PCI devices to allow, e.g. `0000:03:00.0`.
-    pub allow: Vec<String>,
-    /// `--log-level`, e.g. `notice` or `pmd.net.*:debug`.
-    pub log_level: Option<String>,
-    /// Further arguments, appended verbatim after all of the above.
-    pub extra: Vec<String>,
-}
-
-impl Default for EalArgs {
-    fn default() -> Self {
-        Self {
-            app_name: "mpgw".to_owned(),
-            main_lcore: 0,
-            worker_lcores: Vec::new(),
-            file_prefix: None,
-            no_huge: false,
-            memory_mb: None,
-            no_pci: false,
-            no_shconf: false,
-            vdevs: Vec::new(),
-            allow: Vec::new(),
-            log_level: None,
-            extra: Vec::new(),
-        }
-    }
-}
-
-impl EalArgs {
-    /// The argument vector handed to `rte_eal_init`, `argv[0]` included.
-    pub fn to_argv(&self) -> Vec<String> {
-        let mut workers = self.worker_lcores.clone();
-        workers.sort_unstable();
-        workers.dedup();
-        let lcores = std::iter::once(self.main_lcore)
-            .chain(workers.into_iter().filter(|&l| l != self.main_lcore))
-            .map(|l| l.to_string())
-            .collect::<Vec<_>>()
-            .join(",");
-
-        let mut argv = vec![
-            self.app_name.clone(),
-            "-l".to_owned(),
-            lcores,
-            "--main-lcore".to_owned(),
-            self.main_lcore.to_string(),
-        ];
-        let mut opt = |flag: &str, value: &str| {
-            argv.push(flag.to_owned());
-            argv.push(value.to_owned());
-        };
-        if let Some(prefix) = &self.file_prefix {
-            opt("--file-prefix", prefix);
-        }
-        if let Some(mb) = self.memory_mb {
-            opt("-m", &mb.to_string());
-        }
-        for vdev in &self.vdevs {
-            opt("--vdev", vdev);
-        }
-        for dev in &self.allow {
-            opt("-a", dev);
-        }
-        if let Some(level) = &self.log_level {
-            opt("--log-level", level);
-        }
-        for (set, flag) in [
-            (self.no_huge, "--no-huge"),
-            (self.no_pci, "--no-pci"),
-            (self.no_shconf, "--no-shconf"),
-        ] {
-            if set {
-                argv.push(flag.to_owned());
-            }
-        }
-        argv.extend(self.extra.iter().cloned());
-        argv
-    }
-}
 
 /// The initialised EAL. Every DPDK object of this layer holds a reference to it, and
 /// `rte_eal_cleanup` runs when the last reference goes.
@@ -223,9 +121,8 @@ impl Eal {
 
     /// The port id of the ethdev named `name` (e.g. `net_ring0`, or a PCI address).
     pub fn port_by_name(&self, name: &str) -> Result<u16> {
-        let c = CString::new(name).map_err(|e| {
-            Error::new("rte_eth_dev_get_port_by_name", libc::EINVAL, e.to_string())
-        })?;
+        let c = CString::new(name)
+            .map_err(|e| Error::new("rte_eth_dev_get_port_by_name", libc::EINVAL, e.to_string()))?;
         let mut port = 0u16;
         // SAFETY: `c` is a valid C string and `port` a valid out-pointer for the call.
         let ret = unsafe { dpdk_sys::rte_eth_dev_get_port_by_name(c.as_ptr(), &mut port) };
@@ -237,60 +134,5 @@ impl Eal {
             ));
         }
         Ok(port)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn argv_is_complete_and_ordered() {
-        let args = EalArgs {
-            app_name: "t".into(),
-            main_lcore: 1,
-            worker_lcores: vec![1, 2, 3],
-            file_prefix: Some("pfx".into()),
-            no_huge: true,
-            memory_mb: Some(256),
-            no_pci: true,
-            no_shconf: true,
-            vdevs: vec!["net_ring0".into(), "net_null0,size=64".into()],
-            allow: vec!["0000:03:00.0".into()],
-            log_level: Some("notice".into()),
-            extra: vec!["--huge-unlink".into()],
-        };
-        let expected = [
-            "t",
-            "-l",
-            "1,2,3",
-            "--main-lcore",
-            "1",
-            "--file-prefix",
-            "pfx",
-            "-m",
-            "256",
-            "--vdev",
-            "net_ring0",
-            "--vdev",
-            "net_null0,size=64",
-            "-a",
-            "0000:03:00.0",
-            "--log-level",
-            "notice",
-            "--no-huge",
-            "--no-pci",
-            "--no-shconf",
-            "--huge-unlink",
-        ];
-        assert_eq!(args.to_argv(), expected);
-    }
-
-    #[test]
-    fn default_argv_is_minimal() {
-        assert_eq!(
-            EalArgs::default().to_argv(),
-            ["mpgw", "-l", "0", "--main-lcore", "0"]
-        );
     }
 }

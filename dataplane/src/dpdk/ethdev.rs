@@ -70,7 +70,7 @@ impl Default for PortConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DevInfo {
     /// PMD name, e.g. `net_ring`, `net_null`, `net_ice`.
-    pub driver_name: String,
+    pub driver: String,
     /// Most RX queues the device supports.
     pub max_rx_queues: u16,
     /// Most TX queues the device supports.
@@ -191,12 +191,6 @@ impl EthDev {
             ));
         }
         let info = dev_info(port_id)?;
-        // From here on a failure must leave the port closed: `inner` stops and closes it.
-        let inner = Arc::new(DevInner {
-            port_id,
-            pool: pool.clone(),
-            _rt: rt,
-        });
 
         let clamp = |wanted: u16, max: u16, what: &str| {
             if wanted == 0 {
@@ -249,27 +243,45 @@ impl EthDev {
 
         let (mut rx_desc, mut tx_desc) = (cfg.rx_desc, cfg.tx_desc);
         // SAFETY: configured port; both out-pointers are valid.
-        let ret = unsafe { sys::rte_eth_dev_adjust_nb_rx_tx_desc(port_id, &mut rx_desc, &mut tx_desc) };
+        let ret =
+            unsafe { sys::rte_eth_dev_adjust_nb_rx_tx_desc(port_id, &mut rx_desc, &mut tx_desc) };
         Error::check("rte_eth_dev_adjust_nb_rx_tx_desc", ret)?;
 
         // DPDK takes the socket as unsigned; SOCKET_ID_ANY (-1) becomes all-ones as in C.
         let socket = info.socket_id as u32;
         for q in 0..rx_queues {
             // SAFETY: configured port, queue index below the configured count, NULL conf
-            // means the driver defaults, and `pool` outlives the queue (held by `inner`).
+            // means the driver defaults; `pool` outlives the queue: the `EthDev` keeps a
+            // handle, and a pool is never freed while any of its mbufs is out.
             let ret = unsafe {
-                sys::rte_eth_rx_queue_setup(port_id, q, rx_desc, socket, std::ptr::null(), pool.as_ptr())
+                sys::rte_eth_rx_queue_setup(
+                    port_id,
+                    q,
+                    rx_desc,
+                    socket,
+                    std::ptr::null(),
+                    pool.as_ptr(),
+                )
             };
             Error::check("rte_eth_rx_queue_setup", ret)?;
         }
         for q in 0..tx_queues {
             // SAFETY: as for the RX queues.
-            let ret = unsafe { sys::rte_eth_tx_queue_setup(port_id, q, tx_desc, socket, std::ptr::null()) };
+            let ret = unsafe {
+                sys::rte_eth_tx_queue_setup(port_id, q, tx_desc, socket, std::ptr::null())
+            };
             Error::check("rte_eth_tx_queue_setup", ret)?;
         }
         // SAFETY: configured port with all queues set up.
         let ret = unsafe { sys::rte_eth_dev_start(port_id) };
         Error::check("rte_eth_dev_start", ret)?;
+        // Until here a failure leaves the port configured but stopped, so it can be opened
+        // again with other settings; from here on `inner` stops and closes it.
+        let inner = Arc::new(DevInner {
+            port_id,
+            pool: pool.clone(),
+            _rt: rt,
+        });
 
         let mut promiscuous = false;
         if cfg.promiscuous {
@@ -316,7 +328,7 @@ impl EthDev {
             tx_offloads: cfg.tx_offloads & !tx_offloads,
         };
         if dropped != Dropped::default() {
-            tracing::info!(port = port_id, driver = %info.driver_name, ?dropped, "port features not applied");
+            tracing::info!(port = port_id, driver = %info.driver, ?dropped, "port features not applied");
         }
         Ok(EthDev {
             inner,
@@ -360,9 +372,9 @@ impl EthDev {
         self.link_at_open
     }
 
-    /// The current link state.
-    pub fn link(&self) -> Result<LinkStatus> {
-        link(self.port_id())
+    /// The current link state; reported down if the driver cannot tell.
+    pub fn link(&self) -> LinkStatus {
+        link(self.port_id()).unwrap_or_default()
     }
 
     /// The port's counters.
@@ -423,7 +435,7 @@ fn dev_info(port_id: u16) -> Result<DevInfo> {
     // SAFETY: valid port, valid out-pointer.
     let ret = unsafe { sys::rte_eth_dev_info_get(port_id, &mut di) };
     Error::check("rte_eth_dev_info_get", ret)?;
-    let driver_name = if di.driver_name.is_null() {
+    let driver = if di.driver_name.is_null() {
         String::new()
     } else {
         // SAFETY: the driver name is a static NUL-terminated string of the PMD.
@@ -434,7 +446,7 @@ fn dev_info(port_id: u16) -> Result<DevInfo> {
     // SAFETY: valid port.
     let socket_id = unsafe { sys::rte_eth_dev_socket_id(port_id) };
     Ok(DevInfo {
-        driver_name,
+        driver,
         max_rx_queues: di.max_rx_queues,
         max_tx_queues: di.max_tx_queues,
         rss_offloads: di.flow_type_rss_offloads,
@@ -534,7 +546,10 @@ impl Port for EthPort {
         if len == 0 {
             return 0;
         }
-        let ptrs = pkts.as_mut_slice().as_mut_ptr().cast::<*mut sys::rte_mbuf>();
+        let ptrs = pkts
+            .as_mut_slice()
+            .as_mut_ptr()
+            .cast::<*mut sys::rte_mbuf>();
         // SAFETY: as in `rx_burst`; `ptrs` holds `len` (≤ BURST_SIZE) owned mbufs.
         let n = unsafe { sys::rte_eth_tx_burst(self.port_id, self.queue_id, ptrs, len as u16) };
         let n = usize::from(n);

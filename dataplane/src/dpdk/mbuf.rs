@@ -137,9 +137,7 @@ impl PacketBuf for Mbuf {
         let m = self.as_ptr();
         // SAFETY: as in `data`, and `&mut self` makes this the only access to the bytes
         // (the mbuf is unique and direct, see `from_raw`).
-        unsafe {
-            std::slice::from_raw_parts_mut(raw::data_ptr(m), usize::from(raw::data_len(m)))
-        }
+        unsafe { std::slice::from_raw_parts_mut(raw::data_ptr(m), usize::from(raw::data_len(m))) }
     }
 
     #[inline]

@@ -29,8 +29,9 @@ pub mod lcore;
 mod mbuf;
 mod mempool;
 
+pub use crate::eal_args::EalArgs;
 pub use dpdk_sys::{DPDK_VERSION, PMD_PATH};
-pub use eal::{Eal, EalArgs};
+pub use eal::Eal;
 pub use error::{Error, Result};
 pub use ethdev::{DevInfo, Dropped, EthDev, EthPort, LinkStatus, PortConfig, PortStats};
 pub use mbuf::{free_bulk, Mbuf, MbufShared};

@@ -6,13 +6,19 @@
 /// The big-endian `u16` at `at`.
 #[inline(always)]
 pub(crate) fn be16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
+    u16::from_be_bytes(array(b, at))
 }
 
 /// The big-endian `u32` at `at`.
 #[inline(always)]
 pub(crate) fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+    u32::from_be_bytes(array(b, at))
+}
+
+/// The big-endian `u64` at `at`.
+#[inline(always)]
+pub(crate) fn be64(b: &[u8], at: usize) -> u64 {
+    u64::from_be_bytes(array(b, at))
 }
 
 /// The `N` bytes at `at`.
@@ -33,4 +39,10 @@ pub(crate) fn set_be16(b: &mut [u8], at: usize, v: u16) {
 #[inline(always)]
 pub(crate) fn set_be32(b: &mut [u8], at: usize, v: u32) {
     b[at..at + 4].copy_from_slice(&v.to_be_bytes());
+}
+
+/// Writes `v` big-endian at `at`.
+#[inline(always)]
+pub(crate) fn set_be64(b: &mut [u8], at: usize, v: u64) {
+    b[at..at + 8].copy_from_slice(&v.to_be_bytes());
 }

@@ -4,10 +4,9 @@ use super::arp::ArpPacket;
 use super::ethernet::{ethertype, EthernetFrame};
 use super::ipv4::Ipv4Packet;
 use super::ipv6::Ipv6Packet;
+use super::tcp::TcpPacket;
 use super::{icmp, icmpv6, ip_proto, WireError};
 
-/// Minimum TCP header length.
-const TCP_MIN_HEADER_LEN: usize = 20;
 /// UDP header length.
 const UDP_HEADER_LEN: usize = 8;
 
@@ -134,11 +133,15 @@ fn ipv6_end(ip: &Ipv6Packet<&[u8]>) -> usize {
     super::ipv6::HEADER_LEN + ip.payload_len()
 }
 
-/// Checks the minimum header of transport `protocol` in `msg`.
+/// Checks the minimum header of transport `protocol` in `msg` (for TCP, the whole
+/// header with its options).
 #[inline]
 fn transport(protocol: u8, msg: &[u8]) -> Result<L4, WireError> {
     let (l4, min) = match protocol {
-        ip_proto::TCP => (L4::Tcp, TCP_MIN_HEADER_LEN),
+        ip_proto::TCP => {
+            TcpPacket::parse(msg)?;
+            return Ok(L4::Tcp);
+        }
         ip_proto::UDP => (L4::Udp, UDP_HEADER_LEN),
         ip_proto::ICMP => (L4::Icmp, icmp::HEADER_LEN),
         ip_proto::ICMPV6 => (L4::Icmpv6, icmpv6::HEADER_LEN),
@@ -146,12 +149,6 @@ fn transport(protocol: u8, msg: &[u8]) -> Result<L4, WireError> {
     };
     if msg.len() < min {
         return Err(WireError::Truncated);
-    }
-    if l4 == L4::Tcp {
-        let data_offset = usize::from(msg[12] >> 4) * 4;
-        if data_offset < TCP_MIN_HEADER_LEN || data_offset > msg.len() {
-            return Err(WireError::BadHeaderLength);
-        }
     }
     Ok(l4)
 }

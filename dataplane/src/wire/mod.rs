@@ -16,6 +16,8 @@ pub mod icmp;
 pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
+pub mod mptcp;
+pub mod tcp;
 
 pub use error::WireError;
 pub use ethernet::MacAddr;
