@@ -31,7 +31,10 @@ impl AdminServer {
                 .with_context(|| format!("admin.socket: cannot create {}", dir.display()))?;
         }
         if UnixStream::connect(path).is_ok() {
-            bail!("admin.socket: {} is in use by a running mpgw", path.display());
+            bail!(
+                "admin.socket: {} is in use by a running mpgw",
+                path.display()
+            );
         }
         let _ = std::fs::remove_file(path);
         let listener = UnixListener::bind(path)
@@ -74,9 +77,8 @@ fn serve(stream: UnixStream, answer: &mut impl FnMut(&str) -> Value) -> anyhow::
 
 /// Sends one request and returns the parsed response.
 pub fn request(socket: &Path, req: &str) -> anyhow::Result<Value> {
-    let mut stream = UnixStream::connect(socket).with_context(|| {
-        format!("cannot reach mpgw at {} (is it running?)", socket.display())
-    })?;
+    let mut stream = UnixStream::connect(socket)
+        .with_context(|| format!("cannot reach mpgw at {} (is it running?)", socket.display()))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     stream.write_all(format!("{req}\n").as_bytes())?;
     let mut text = String::new();
@@ -122,11 +124,23 @@ fn stats_table(v: &Value) -> String {
     out.push('\n');
     out += &format!(
         "{:<10}{:>6}{:>14}{:>14}{:>16}{:>16}{:>10}{:>10}{:>10}\n",
-        "port", "link", "rx_packets", "tx_packets", "rx_bytes", "tx_bytes", "missed", "nombuf", "errors"
+        "port",
+        "link",
+        "rx_packets",
+        "tx_packets",
+        "rx_bytes",
+        "tx_bytes",
+        "missed",
+        "nombuf",
+        "errors"
     );
     for p in v["ports"].as_array().into_iter().flatten() {
         let errors = p["rx_errors"].as_u64().unwrap_or(0) + p["tx_errors"].as_u64().unwrap_or(0);
-        let link = if p["link_up"].as_bool().unwrap_or(false) { "up" } else { "down" };
+        let link = if p["link_up"].as_bool().unwrap_or(false) {
+            "up"
+        } else {
+            "down"
+        };
         out += &format!(
             "{:<10}{:>6}{:>14}{:>14}{:>16}{:>16}{:>10}{:>10}{:>10}\n",
             cell(&p["name"]),
@@ -222,6 +236,8 @@ mod tests {
         });
         let t = stats_table(&v);
         assert!(t.contains("rx_packets") && t.contains("lcore 1") && t.contains("down0"));
-        assert!(t.lines().any(|l| l.starts_with("down0") && l.contains(" up ")));
+        assert!(t
+            .lines()
+            .any(|l| l.starts_with("down0") && l.contains(" up ")));
     }
 }

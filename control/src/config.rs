@@ -143,9 +143,9 @@ fn default_mtu() -> u16 {
 
 fn de_mac<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<MacAddr>, D::Error> {
     let text = String::deserialize(d)?;
-    text.parse()
-        .map(Some)
-        .map_err(|_| serde::de::Error::custom(format!("'{text}' is not a MAC address (aa:bb:cc:dd:ee:ff)")))
+    text.parse().map(Some).map_err(|_| {
+        serde::de::Error::custom(format!("'{text}' is not a MAC address (aa:bb:cc:dd:ee:ff)"))
+    })
 }
 
 /// How a port's device is named to the EAL.
@@ -236,20 +236,29 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         let dp = &self.dataplane;
         if dp.workers.is_empty() {
-            bail!(key_err("dataplane.workers", "at least one worker lcore is required"));
+            bail!(key_err(
+                "dataplane.workers",
+                "at least one worker lcore is required"
+            ));
         }
         let mut lcores = vec![dp.main_lcore];
         for (i, &l) in dp.workers.iter().enumerate() {
             if lcores.contains(&l) {
                 bail!(key_err(
                     format!("dataplane.workers[{i}]"),
-                    format!("lcore {l} is used twice (the main lcore is {})", dp.main_lcore)
+                    format!(
+                        "lcore {l} is used twice (the main lcore is {})",
+                        dp.main_lcore
+                    )
                 ));
             }
             lcores.push(l);
         }
         if dp.mbufs_per_worker < 1024 {
-            bail!(key_err("dataplane.mbufs_per_worker", "must be at least 1024"));
+            bail!(key_err(
+                "dataplane.mbufs_per_worker",
+                "must be at least 1024"
+            ));
         }
         if !dp.descriptors.is_power_of_two() || dp.descriptors < 64 {
             bail!(key_err(
@@ -265,11 +274,22 @@ impl Config {
         let mut addrs: HashMap<IpAddr, String> = HashMap::new();
         for (i, p) in self.ports.iter().enumerate() {
             let key = |k: &str| format!("ports[{i}].{k}");
-            if p.name.is_empty() || !p.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-                bail!(key_err(key("name"), "must be non-empty: letters, digits, '-' or '_'"));
+            if p.name.is_empty()
+                || !p
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                bail!(key_err(
+                    key("name"),
+                    "must be non-empty: letters, digits, '-' or '_'"
+                ));
             }
             if let Some(j) = names.insert(&p.name, i) {
-                bail!(key_err(key("name"), format!("'{}' is also the name of ports[{j}]", p.name)));
+                bail!(key_err(
+                    key("name"),
+                    format!("'{}' is also the name of ports[{j}]", p.name)
+                ));
             }
             let dev = match p.device() {
                 Device::Pci(a) => a,
@@ -279,47 +299,81 @@ impl Config {
                 bail!(key_err(key("device"), "must name a PCI address or a vdev"));
             }
             if let Some(j) = devices.insert(dev, i) {
-                bail!(key_err(key("device"), format!("device '{dev}' is also used by ports[{j}]")));
+                bail!(key_err(
+                    key("device"),
+                    format!("device '{dev}' is also used by ports[{j}]")
+                ));
             }
             if let Some(mac) = p.mac {
                 if !mac.is_unicast() || mac == MacAddr::ZERO {
-                    bail!(key_err(key("mac"), format!("{mac} is not a unicast address")));
+                    bail!(key_err(
+                        key("mac"),
+                        format!("{mac} is not a unicast address")
+                    ));
                 }
             }
             if p.ipv4.is_empty() && p.ipv6.is_empty() {
-                bail!(key_err(key("ipv4"), "a port needs at least one IPv4 or IPv6 address"));
+                bail!(key_err(
+                    key("ipv4"),
+                    "a port needs at least one IPv4 or IPv6 address"
+                ));
             }
             for (k, net) in p.ipv4.iter().enumerate() {
                 let a = net.addr();
-                if a.is_unspecified() || a.is_multicast() || a.is_broadcast() || a == net.network() && net.prefix_len() < 31 {
-                    bail!(key_err(format!("ports[{i}].ipv4[{k}]"), format!("{net} is not a host address")));
+                if a.is_unspecified()
+                    || a.is_multicast()
+                    || a.is_broadcast()
+                    || a == net.network() && net.prefix_len() < 31
+                {
+                    bail!(key_err(
+                        format!("ports[{i}].ipv4[{k}]"),
+                        format!("{net} is not a host address")
+                    ));
                 }
                 if let Some(prev) = addrs.insert(IpAddr::V4(a), format!("ports[{i}].ipv4[{k}]")) {
-                    bail!(key_err(format!("ports[{i}].ipv4[{k}]"), format!("{a} is already assigned at {prev}")));
+                    bail!(key_err(
+                        format!("ports[{i}].ipv4[{k}]"),
+                        format!("{a} is already assigned at {prev}")
+                    ));
                 }
             }
             for (k, net) in p.ipv6.iter().enumerate() {
                 let a = net.addr();
                 if a.is_unspecified() || a.is_multicast() || a.is_loopback() {
-                    bail!(key_err(format!("ports[{i}].ipv6[{k}]"), format!("{net} is not a unicast host address")));
+                    bail!(key_err(
+                        format!("ports[{i}].ipv6[{k}]"),
+                        format!("{net} is not a unicast host address")
+                    ));
                 }
                 if let Some(prev) = addrs.insert(IpAddr::V6(a), format!("ports[{i}].ipv6[{k}]")) {
-                    bail!(key_err(format!("ports[{i}].ipv6[{k}]"), format!("{a} is already assigned at {prev}")));
+                    bail!(key_err(
+                        format!("ports[{i}].ipv6[{k}]"),
+                        format!("{a} is already assigned at {prev}")
+                    ));
                 }
             }
             if let Some(gw) = p.gateway4 {
                 if !p.ipv4.iter().any(|n| n.contains(&gw)) {
-                    bail!(key_err(key("gateway4"), format!("{gw} is not inside any of the port's IPv4 subnets")));
+                    bail!(key_err(
+                        key("gateway4"),
+                        format!("{gw} is not inside any of the port's IPv4 subnets")
+                    ));
                 }
             }
             if let Some(gw) = p.gateway6 {
                 let link_local = (gw.segments()[0] & 0xffc0) == 0xfe80;
                 if !link_local && !p.ipv6.iter().any(|n| n.contains(&gw)) {
-                    bail!(key_err(key("gateway6"), format!("{gw} is neither link-local nor inside the port's IPv6 subnets")));
+                    bail!(key_err(
+                        key("gateway6"),
+                        format!("{gw} is neither link-local nor inside the port's IPv6 subnets")
+                    ));
                 }
             }
             if !(576..=9000).contains(&p.mtu) {
-                bail!(key_err(key("mtu"), format!("{} is outside 576..=9000", p.mtu)));
+                bail!(key_err(
+                    key("mtu"),
+                    format!("{} is outside 576..=9000", p.mtu)
+                ));
             }
         }
         Ok(())
@@ -386,8 +440,13 @@ gateway4 = "203.0.113.254"
 
     #[test]
     fn a_duplicate_address_names_both_keys() {
-        let e = err(&GOOD.replace("203.0.113.1/24", "192.0.2.1/24").replace("203.0.113.254", "192.0.2.254"));
-        assert!(e.contains("ports[1].ipv4[0]") && e.contains("ports[0].ipv4[0]"), "{e}");
+        let e = err(&GOOD
+            .replace("203.0.113.1/24", "192.0.2.1/24")
+            .replace("203.0.113.254", "192.0.2.254"));
+        assert!(
+            e.contains("ports[1].ipv4[0]") && e.contains("ports[0].ipv4[0]"),
+            "{e}"
+        );
     }
 
     #[test]

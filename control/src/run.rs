@@ -144,7 +144,10 @@ mod imp {
                 Device::Vdev { name, .. } => name,
             };
             let port_id = eal.port_by_name(name).with_context(|| {
-                format!("ports[{i}].device: no DPDK port named '{name}' (ports found: {:?})", eal.port_ids())
+                format!(
+                    "ports[{i}].device: no DPDK port named '{name}' (ports found: {:?})",
+                    eal.port_ids()
+                )
             })?;
             let dev_cfg = DevConfig {
                 rx_queues: queues,
@@ -204,7 +207,11 @@ mod imp {
                 join,
             });
         }
-        tracing::info!(workers = workers.len(), ports = ports.len(), "workers running");
+        tracing::info!(
+            workers = workers.len(),
+            ports = ports.len(),
+            "workers running"
+        );
 
         while !stop.load(Ordering::Relaxed) {
             admin.poll(|req| match req {

@@ -1,6 +1,8 @@
 //! The `mpgw` binary on bad configurations: a clear error naming the key, a non-zero
 //! exit, and nothing started.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -65,7 +67,10 @@ impl Case {
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
             assert!(stderr.contains(key), "{args:?} should name {key}: {stderr}");
-            assert!(!stderr.contains("EAL"), "{args:?} must not start DPDK: {stderr}");
+            assert!(
+                !stderr.contains("EAL"),
+                "{args:?} must not start DPDK: {stderr}"
+            );
         }
         assert!(!self.dir.join("admin.sock").exists(), "no admin socket");
         let runtime = PathBuf::from("/var/run/dpdk").join(&self.prefix);
@@ -85,7 +90,11 @@ fn the_good_configuration_checks_out() {
     let path = case.write(GOOD);
     let out = case.mpgw(&["check-config", path.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("port down0: vdev net_null0"), "{stdout}");
     assert!(stdout.contains("--vdev net_null0"), "{stdout}");
 }
@@ -106,7 +115,10 @@ fn an_invalid_address_is_rejected() {
 #[test]
 fn an_unknown_key_is_rejected() {
     let case = Case::new("unknown");
-    case.assert_rejected(&GOOD.replace("no_huge", "no_hugepages"), "unknown field `no_hugepages`");
+    case.assert_rejected(
+        &GOOD.replace("no_huge", "no_hugepages"),
+        "unknown field `no_hugepages`",
+    );
 }
 
 #[test]

@@ -66,8 +66,18 @@ impl HostPort {
         match self.decide(frame) {
             Action::Drop(c) => Verdict::Drop(c),
             Action::ArpReply => reply(frame, mac, Counter::ArpReplies, arp::make_reply_in_place),
-            Action::EchoReply => reply(frame, mac, Counter::IcmpEchoReplies, icmp::echo_reply_in_place),
-            Action::Echo6Reply => reply(frame, mac, Counter::Icmp6EchoReplies, icmpv6::echo_reply_in_place),
+            Action::EchoReply => reply(
+                frame,
+                mac,
+                Counter::IcmpEchoReplies,
+                icmp::echo_reply_in_place,
+            ),
+            Action::Echo6Reply => reply(
+                frame,
+                mac,
+                Counter::Icmp6EchoReplies,
+                icmpv6::echo_reply_in_place,
+            ),
             Action::NeighborAdvert => match icmpv6::neighbor_advert_in_place(frame, mac) {
                 Ok(len) => Verdict::Reply {
                     len,
@@ -127,7 +137,9 @@ impl HostPort {
     fn decide_icmpv6(&self, msg: &[u8], dst: &Ipv6Addr) -> Action {
         match msg.first().copied() {
             Some(icmpv6::NEIGHBOR_SOLICIT) => match icmpv6::NeighborSolicit::parse(msg) {
-                Ok(ns) if self.owns_v6(&ns.target) && self.listens_v6(dst) => Action::NeighborAdvert,
+                Ok(ns) if self.owns_v6(&ns.target) && self.listens_v6(dst) => {
+                    Action::NeighborAdvert
+                }
                 Ok(_) => Action::Drop(Counter::DropNotForUs),
                 Err(e) => Action::Drop(drop_reason(e)),
             },

@@ -92,7 +92,10 @@ impl CounterWriter {
     pub fn add(&mut self, c: Counter, n: u64) {
         let cell = &self.0 .0[c as usize];
         // Single writer: a plain load/store pair is exact and avoids a locked RMW.
-        cell.store(cell.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+        cell.store(
+            cell.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
     }
 
     /// Adds 1 to counter `c`.
@@ -150,7 +153,9 @@ mod tests {
     #[test]
     fn names_are_unique_and_snake_case() {
         let mut names: Vec<_> = Counter::ALL.iter().map(|c| c.name()).collect();
-        assert!(names.iter().all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')));
+        assert!(names.iter().all(|n| n
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')));
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), COUNTERS);

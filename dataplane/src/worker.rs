@@ -57,7 +57,11 @@ pub struct Worker<P: Port> {
 
 impl<P: Port> Worker<P> {
     /// A worker over `ports`, counting into `counters`, commanded through `commands`.
-    pub fn new(ports: Vec<WorkerPort<P>>, counters: CounterWriter, commands: Receiver<Command>) -> Self {
+    pub fn new(
+        ports: Vec<WorkerPort<P>>,
+        counters: CounterWriter,
+        commands: Receiver<Command>,
+    ) -> Self {
         Self {
             ports,
             counters,

@@ -1,5 +1,7 @@
 //! The in-memory port: delivery, each fault mode, determinism, TX backpressure, leaks.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
+
 use dataplane::port::heap::HeapPool;
 use dataplane::port::mem::{link, Faults, LinkConfig, MemPort, SimClock};
 use dataplane::port::{Burst, PacketBuf, Port};
@@ -58,7 +60,9 @@ fn clean_link_delivers_everything_in_order_and_leaks_nothing() {
     let got = recv_all(&mut b);
     assert_eq!(got.len(), 1000);
     assert!(got.iter().enumerate().all(|(i, p)| index(p) == i as u32));
-    assert!(got.iter().all(|p| p.len() == 100 && p[4..].iter().all(|&x| x == 0xab)));
+    assert!(got
+        .iter()
+        .all(|p| p.len() == 100 && p[4..].iter().all(|&x| x == 0xab)));
     assert_eq!(a.tx_stats().sent, 1000);
     assert_eq!(b.rx_stats().delivered, 1000);
     assert_eq!(pool.in_use(), 0);
@@ -90,7 +94,10 @@ fn the_same_seed_replays_the_same_faults() {
     let run = |seed| {
         let (_pool, _clock, mut a, mut b) = setup(faults.clone(), seed);
         send_numbered(&mut a, 500, 64);
-        recv_all(&mut b).iter().map(|p| index(p)).collect::<Vec<_>>()
+        recv_all(&mut b)
+            .iter()
+            .map(|p| index(p))
+            .collect::<Vec<_>>()
     };
     assert_eq!(run(42), run(42));
     assert_ne!(run(42), run(43));

@@ -2,6 +2,8 @@
 //! solicitation and ICMPv6 echo for its own addresses out of the port they came in on,
 //! drops and counts everything else, and leaks no buffer.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
+
 use dataplane::host::HostPort;
 use dataplane::port::heap::HeapPool;
 use dataplane::port::mem::{link, LinkConfig, MemPort, SimClock};
@@ -51,7 +53,10 @@ impl Rig {
     /// Sends `frame` to the worker, polls once, returns what came back.
     fn exchange(&mut self, frame: &[u8]) -> Vec<Vec<u8>> {
         let mut burst = Burst::new();
-        burst.push(self.pool.alloc_from(frame).unwrap()).ok().unwrap();
+        burst
+            .push(self.pool.alloc_from(frame).unwrap())
+            .ok()
+            .unwrap();
         assert_eq!(self.peer.tx_burst(&mut burst), 1);
         assert_eq!(self.worker.poll(), 1);
         let mut out = Burst::new();
@@ -136,7 +141,13 @@ fn neighbor_solicit(target: Ipv6Addr) -> Vec<u8> {
     m.extend_from_slice(&[1, 1]);
     m.extend_from_slice(&PEER_MAC.0);
     let group = solicited_node(&target);
-    ipv6(MacAddr::from_ipv6_multicast(&group), PEER6, group, 255, &mut m)
+    ipv6(
+        MacAddr::from_ipv6_multicast(&group),
+        PEER6,
+        group,
+        255,
+        &mut m,
+    )
 }
 
 #[test]
@@ -157,7 +168,9 @@ fn arp_request_for_an_own_address_is_answered() {
 #[test]
 fn arp_request_for_another_address_is_dropped_and_counted() {
     let mut r = rig();
-    assert!(r.exchange(&arp_request(Ipv4Addr::new(192, 0, 2, 77))).is_empty());
+    assert!(r
+        .exchange(&arp_request(Ipv4Addr::new(192, 0, 2, 77)))
+        .is_empty());
     assert_eq!(r.count(Counter::DropNotForUs), 1);
     assert_eq!(r.pool.in_use(), 0);
 }
@@ -192,8 +205,16 @@ fn neighbor_solicitation_for_an_own_address_gets_an_advertisement() {
     assert_eq!(na.target, GW6);
     assert_eq!(na.target_lla, Some(GW_MAC));
     assert_eq!(na.flags, icmpv6::NA_SOLICITED | icmpv6::NA_OVERRIDE);
-    let pseudo = checksum::pseudo_header_v6(&GW6, &PEER6, ip_proto::ICMPV6, ip.upper_payload().len() as u32);
-    assert_eq!(checksum::combine(pseudo, checksum::sum(ip.upper_payload())), 0xffff);
+    let pseudo = checksum::pseudo_header_v6(
+        &GW6,
+        &PEER6,
+        ip_proto::ICMPV6,
+        ip.upper_payload().len() as u32,
+    );
+    assert_eq!(
+        checksum::combine(pseudo, checksum::sum(ip.upper_payload())),
+        0xffff
+    );
     assert_eq!(r.count(Counter::NdAdvertisements), 1);
 }
 
@@ -226,11 +247,24 @@ fn icmpv6_echo_is_answered() {
 fn everything_else_is_dropped_and_counted_without_leaks() {
     let mut r = rig();
     let cases: Vec<(Vec<u8>, Counter)> = vec![
-        (ipv4(GW4, ip_proto::UDP, &[0, 9, 0, 9, 0, 8, 0, 0]), Counter::DropUnhandled),
-        (ipv4(Ipv4Addr::new(203, 0, 113, 9), ip_proto::ICMP, &icmp_echo_request()), Counter::DropNotForUs),
+        (
+            ipv4(GW4, ip_proto::UDP, &[0, 9, 0, 9, 0, 8, 0, 0]),
+            Counter::DropUnhandled,
+        ),
+        (
+            ipv4(
+                Ipv4Addr::new(203, 0, 113, 9),
+                ip_proto::ICMP,
+                &icmp_echo_request(),
+            ),
+            Counter::DropNotForUs,
+        ),
         (eth(GW_MAC, 0x88b5, 46), Counter::DropUnknownEthertype),
         (vec![0xde, 0xad], Counter::DropMalformed),
-        (ipv4(GW4, ip_proto::ICMP, &icmp_echo_request())[..30].to_vec(), Counter::DropMalformed),
+        (
+            ipv4(GW4, ip_proto::ICMP, &icmp_echo_request())[..30].to_vec(),
+            Counter::DropMalformed,
+        ),
     ];
     for (frame, counter) in cases {
         let before = r.count(counter);
@@ -244,5 +278,9 @@ fn everything_else_is_dropped_and_counted_without_leaks() {
     assert!(r.exchange(&bad).is_empty());
     assert_eq!(r.count(Counter::IcmpEchoReplies), 0);
     assert_eq!(r.count(Counter::RxPackets), 6);
-    assert_eq!(r.pool.in_use(), 0, "every dropped buffer went back to the pool");
+    assert_eq!(
+        r.pool.in_use(),
+        0,
+        "every dropped buffer went back to the pool"
+    );
 }
