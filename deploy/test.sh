@@ -15,6 +15,7 @@ cargo fmt --all --check
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy -p mpgw-bench --features dpdk --all-targets --locked -- -D warnings
 
 step "unit, property and DPDK vdev tests (nextest: one process per test, one EAL each)"
 cargo nextest run --workspace --locked --no-fail-fast

@@ -1,7 +1,7 @@
 //! EAL start-up and shutdown.
 
-use crate::eal_args::EalArgs;
 use super::error::{Error, Result};
+use crate::eal_args::EalArgs;
 use std::ffi::{c_char, c_int, CString};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
