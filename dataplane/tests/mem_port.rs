@@ -248,3 +248,18 @@ fn pool_exhaustion_is_reported_not_fatal() {
     drop(held);
     assert!(a.alloc().is_some());
 }
+
+#[test]
+fn a_chained_packet_arrives_as_one_frame() {
+    let (pool, _clock, mut a, mut b) = setup(Faults::default(), 1);
+    let payload = pool.alloc_from(b"..payload..").unwrap().into_shared();
+    let mut head = a.alloc().unwrap();
+    head.append(4).unwrap().copy_from_slice(b"HEAD");
+    head.chain(&payload, 2, 7).unwrap();
+    let mut burst = Burst::new();
+    burst.push(head).ok().unwrap();
+    assert_eq!(a.tx_burst(&mut burst), 1);
+    drop(payload);
+    assert_eq!(recv_all(&mut b), vec![b"HEADpayload".to_vec()]);
+    assert_eq!(pool.in_use(), 0);
+}

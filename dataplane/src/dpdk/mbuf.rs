@@ -1,6 +1,6 @@
 //! Owned and shared handles on DPDK packet mbufs.
 
-use crate::port::{Burst, PacketBuf, SharedBuf};
+use crate::port::{Burst, ChainError, PacketBuf, SharedBuf};
 use dpdk_sys::inline as raw;
 use dpdk_sys::rte_mbuf;
 use std::ptr::NonNull;
@@ -8,7 +8,8 @@ use std::ptr::NonNull;
 /// A uniquely owned packet mbuf; freed (`rte_pktmbuf_free`) on drop.
 ///
 /// The [`PacketBuf`] view is the first segment: mbufs this layer receives and allocates
-/// are single-segment (no scatter RX). `append`/`trim_back` refuse chained mbufs.
+/// are single-segment (no scatter RX); [`PacketBuf::chain`] adds payload segments by
+/// reference for zero-copy TX. `append`/`trim_back` refuse chained mbufs.
 #[repr(transparent)]
 pub struct Mbuf(NonNull<rte_mbuf>);
 
@@ -83,13 +84,6 @@ impl Mbuf {
     pub fn nb_segs(&self) -> u16 {
         // SAFETY: `self` owns a live mbuf.
         unsafe { raw::nb_segs(self.as_ptr()) }
-    }
-
-    /// Total packet length over all segments.
-    #[inline]
-    pub fn pkt_len(&self) -> u32 {
-        // SAFETY: `self` owns a live mbuf.
-        unsafe { raw::pkt_len(self.as_ptr()) }
     }
 }
 
@@ -232,6 +226,49 @@ impl PacketBuf for Mbuf {
     #[inline]
     fn into_shared(self) -> MbufShared {
         MbufShared(self.into_raw())
+    }
+
+    /// Attaches an indirect mbuf (from this mbuf's pool) to `payload`'s buffer, narrows
+    /// it to the range and chains it: the payload's reference count keeps it alive until
+    /// the packet is sent or freed.
+    fn chain(&mut self, payload: &MbufShared, off: usize, len: usize) -> Result<(), ChainError> {
+        let src = payload.0.as_ptr();
+        // SAFETY: `src` is live while `payload` is; reading its length has no effect.
+        let avail = usize::from(unsafe { raw::data_len(src) });
+        let end = off.checked_add(len).ok_or(ChainError::OutOfRange)?;
+        let (Ok(off16), Ok(len16)) = (u16::try_from(off), u16::try_from(len)) else {
+            return Err(ChainError::OutOfRange);
+        };
+        if end > avail {
+            return Err(ChainError::OutOfRange);
+        }
+        let head = self.as_ptr();
+        // SAFETY: `head` is exclusively ours and live; its pool outlives its mbufs. The
+        // new mbuf `mi` is fresh (refcount 1, direct), so attaching it to the live
+        // `src` is allowed and takes a reference on `src`'s buffer; narrowing `mi` to a
+        // range inside `src`'s data keeps its fields within that buffer. On a failed
+        // chain `mi` is freed, which detaches it and drops that reference again.
+        unsafe {
+            let mi = dpdk_sys::rte_pktmbuf_alloc((*head).pool);
+            if mi.is_null() {
+                return Err(ChainError::NoBuffer);
+            }
+            dpdk_sys::rte_pktmbuf_attach(mi, src);
+            raw::set_data_off(mi, raw::data_off(mi) + off16);
+            raw::set_data_len(mi, len16);
+            raw::set_pkt_len(mi, u32::from(len16));
+            if dpdk_sys::rte_pktmbuf_chain(head, mi) != 0 {
+                dpdk_sys::rte_pktmbuf_free(mi);
+                return Err(ChainError::TooManySegments);
+            }
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn pkt_len(&self) -> usize {
+        // SAFETY: `self` owns a live mbuf.
+        unsafe { raw::pkt_len(self.as_ptr()) as usize }
     }
 
     #[inline]

@@ -5,7 +5,7 @@
 //! and counts how many are in use, so tests can check for leaks and exhaustion exactly as
 //! they would with a DPDK mempool.
 
-use super::{PacketBuf, SharedBuf};
+use super::{ChainError, PacketBuf, SharedBuf};
 use crossbeam::queue::ArrayQueue;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -75,6 +75,7 @@ impl HeapPool {
             off: HEADROOM,
             len: 0,
             pool: self.inner.clone(),
+            chained: Vec::new(),
         })
     }
 
@@ -97,6 +98,9 @@ impl HeapPool {
     }
 }
 
+/// Most segments a heap packet may have, as a typical NIC's TX limit.
+pub const MAX_SEGMENTS: usize = 8;
+
 /// A uniquely owned heap packet buffer from a [`HeapPool`].
 pub struct HeapBuf {
     /// Always `Some` until `Drop` or `into_shared` takes it.
@@ -104,9 +108,28 @@ pub struct HeapBuf {
     off: usize,
     len: usize,
     pool: Arc<PoolInner>,
+    /// Payload segments chained behind the first one, by reference.
+    chained: Vec<HeapShared>,
 }
 
 impl HeapBuf {
+    /// The chained payload segments, in order (empty unless [`PacketBuf::chain`] was
+    /// used).
+    pub fn chained(&self) -> &[HeapShared] {
+        &self.chained
+    }
+
+    /// The whole packet's bytes, every segment, in one vector (what a NIC's gather DMA
+    /// puts on the wire).
+    pub fn gather(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.pkt_len());
+        out.extend_from_slice(self.data());
+        for seg in &self.chained {
+            out.extend_from_slice(seg.data());
+        }
+        out
+    }
+
     #[inline]
     fn store(&self) -> &[u8] {
         self.store.as_deref().unwrap_or(&[])
@@ -190,6 +213,26 @@ impl PacketBuf for HeapBuf {
         true
     }
 
+    fn chain(&mut self, payload: &HeapShared, off: usize, len: usize) -> Result<(), ChainError> {
+        if off.checked_add(len).is_none_or(|end| end > payload.len) {
+            return Err(ChainError::OutOfRange);
+        }
+        if self.chained.len() + 1 >= MAX_SEGMENTS {
+            return Err(ChainError::TooManySegments);
+        }
+        self.chained.push(HeapShared {
+            inner: payload.inner.clone(),
+            off: payload.off + off,
+            len,
+        });
+        Ok(())
+    }
+
+    #[inline]
+    fn pkt_len(&self) -> usize {
+        self.len + self.chained.iter().map(|s| s.len).sum::<usize>()
+    }
+
     fn into_shared(mut self) -> HeapShared {
         let store = self.store.take().unwrap_or_default();
         HeapShared {
@@ -268,6 +311,38 @@ mod tests {
         assert!(!b.trim_back(51));
         assert_eq!(b.data(), &[7u8; 50][..]);
         assert!(b.append(DATA_ROOM).is_none());
+    }
+
+    #[test]
+    fn chained_payload_is_referenced_not_copied() {
+        let pool = HeapPool::new(3);
+        let payload = pool.alloc_from(b"0123456789").unwrap().into_shared();
+        let mut head = pool.alloc_from(b"HDR").unwrap();
+        head.chain(&payload, 2, 5).unwrap();
+        head.chain(&payload, 9, 1).unwrap();
+        assert_eq!(payload.refcount(), 3);
+        assert_eq!((head.len(), head.pkt_len()), (3, 9));
+        assert_eq!(head.gather(), b"HDR234569");
+        assert_eq!(head.chain(&payload, 8, 3), Err(ChainError::OutOfRange));
+        assert_eq!(
+            head.chain(&payload, usize::MAX, 2),
+            Err(ChainError::OutOfRange)
+        );
+        drop(payload);
+        assert_eq!(pool.in_use(), 2);
+        drop(head);
+        assert_eq!(pool.in_use(), 0, "the chained payload went with the packet");
+    }
+
+    #[test]
+    fn chains_are_bounded() {
+        let pool = HeapPool::new(2);
+        let payload = pool.alloc_from(b"x").unwrap().into_shared();
+        let mut head = pool.alloc().unwrap();
+        for _ in 1..MAX_SEGMENTS {
+            head.chain(&payload, 0, 1).unwrap();
+        }
+        assert_eq!(head.chain(&payload, 0, 1), Err(ChainError::TooManySegments));
     }
 
     #[test]

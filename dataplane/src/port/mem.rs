@@ -80,7 +80,8 @@ pub struct LinkStats {
     pub reordered: u64,
     /// Packets with a flipped bit.
     pub corrupted: u64,
-    /// Duplicates not made because the pool was exhausted.
+    /// Duplicates not made, or chained packets not sent, because the pool was
+    /// exhausted.
     pub alloc_failed: u64,
 }
 
@@ -130,8 +131,20 @@ impl Direction {
     }
 
     /// Applies the faults to one packet sent at `now`.
-    fn send(&mut self, now: u64, mut buf: HeapBuf, pool: &HeapPool) {
+    fn send(&mut self, now: u64, buf: HeapBuf, pool: &HeapPool) {
         self.stats.sent += 1;
+        // A chained packet leaves as one frame, as a NIC's gather DMA sends it.
+        let mut buf = if buf.chained().is_empty() {
+            buf
+        } else {
+            match pool.alloc_from(&buf.gather()) {
+                Some(flat) => flat,
+                None => {
+                    self.stats.alloc_failed += 1;
+                    return;
+                }
+            }
+        };
         if self.chance(self.faults.drop) {
             self.stats.dropped += 1;
             return;

@@ -27,7 +27,8 @@ pub trait PacketBuf: Send + Sized {
     fn data(&self) -> &[u8];
     /// The packet's bytes, writable.
     fn data_mut(&mut self) -> &mut [u8];
-    /// Number of bytes in the packet.
+    /// Number of bytes in the packet's first segment (all of it unless
+    /// [`PacketBuf::chain`] added more).
     #[inline]
     fn len(&self) -> usize {
         self.data().len()
@@ -53,11 +54,32 @@ pub trait PacketBuf: Send + Sized {
     fn trim_back(&mut self, n: usize) -> bool;
     /// Gives up write access and returns a shareable read-only handle on the same bytes.
     fn into_shared(self) -> Self::Shared;
+    /// Appends `len` bytes of `payload`, from offset `off` of its data, to the packet as
+    /// a further segment held by reference: zero copy, the payload stays read-only and
+    /// is released when the packet is freed or sent. [`PacketBuf::data`] and friends
+    /// keep addressing the first segment only; [`PacketBuf::pkt_len`] counts them all.
+    fn chain(&mut self, payload: &Self::Shared, off: usize, len: usize) -> Result<(), ChainError>;
+    /// Bytes in the whole packet, chained segments included.
+    fn pkt_len(&self) -> usize;
     /// Frees every packet of `burst` (DPDK overrides this with one bulk call).
     #[inline]
     fn free_burst(burst: &mut Burst<Self>) {
         burst.drain().for_each(drop);
     }
+}
+
+/// Why [`PacketBuf::chain`] could not attach a payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ChainError {
+    /// `off + len` lies beyond the payload's data.
+    #[error("payload range out of bounds")]
+    OutOfRange,
+    /// No buffer for the segment descriptor (the pool is exhausted).
+    #[error("no buffer for a chained segment")]
+    NoBuffer,
+    /// The packet already has the most segments the port supports.
+    #[error("too many segments")]
+    TooManySegments,
 }
 
 /// A read-only, reference-counted buffer: cloning adds a reference, dropping removes one;
