@@ -32,5 +32,12 @@ if ! command -v cargo >/dev/null; then
 fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+# The fuzz targets need a nightly toolchain (present on the build machines: rustup
+# cannot download one here) and cargo-fuzz.
+if rustup toolchain list | grep -q '^nightly'; then
+  command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+else
+  echo "setup: no nightly toolchain: the fuzz step of deploy/test.sh will fail" >&2
+fi
 
 echo "setup: ok (DPDK $(pkg-config --modversion libdpdk))"

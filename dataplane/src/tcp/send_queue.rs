@@ -1,0 +1,278 @@
+//! The send side's data: payload references not yet sent, and the scoreboard of sent,
+//! unacknowledged segments (RFC 6675) that retransmissions are taken from.
+
+use super::payload::Payload;
+use super::time::Instant;
+use crate::port::SharedBuf;
+use crate::seq::TcpSeq;
+use std::collections::VecDeque;
+
+/// Duplicate-ACK threshold, in segments' worth of SACKed data above a hole.
+pub const DUP_THRESH: u32 = 3;
+
+/// One transmitted segment awaiting acknowledgement.
+#[derive(Clone, Debug)]
+pub struct Sent<S> {
+    /// First sequence number.
+    pub seq: TcpSeq,
+    /// Data, `None` for a bare FIN.
+    pub payload: Option<Payload<S>>,
+    /// The segment carries our FIN (after its data).
+    pub fin: bool,
+    /// Last (re)transmission time.
+    pub sent_at: Instant,
+    /// Retransmitted at least once (no RTT sample from it: Karn).
+    pub retransmitted: bool,
+    /// Covered by a SACK block.
+    pub sacked: bool,
+    /// Deemed lost and not yet retransmitted since.
+    pub lost: bool,
+}
+
+impl<S: SharedBuf> Sent<S> {
+    /// Sequence space occupied: data plus one for FIN.
+    #[inline]
+    pub fn len(&self) -> u32 {
+        self.payload.as_ref().map_or(0, |p| p.len() as u32) + u32::from(self.fin)
+    }
+
+    /// True for a zero-length entry (never stored).
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// One past the last sequence number.
+    #[inline]
+    pub fn end(&self) -> TcpSeq {
+        self.seq + self.len()
+    }
+}
+
+/// Unsent data and the retransmission scoreboard.
+#[derive(Debug)]
+pub struct SendQueue<S> {
+    /// Data handed to `send` and not yet transmitted, in order.
+    unsent: VecDeque<Payload<S>>,
+    /// Sum of `unsent` lengths.
+    unsent_bytes: usize,
+    /// Sent segments, contiguous and in sequence order from `snd_una`.
+    flight: VecDeque<Sent<S>>,
+    /// Sum of `flight` lengths (sequence space, FIN included).
+    flight_bytes: u32,
+    /// Sum of the lengths of SACKed `flight` entries.
+    sacked_bytes: u32,
+    /// Sum of the lengths of `flight` entries marked lost.
+    lost_bytes: u32,
+}
+
+impl<S: SharedBuf> Default for SendQueue<S> {
+    fn default() -> Self {
+        SendQueue {
+            unsent: VecDeque::new(),
+            unsent_bytes: 0,
+            flight: VecDeque::new(),
+            flight_bytes: 0,
+            sacked_bytes: 0,
+            lost_bytes: 0,
+        }
+    }
+}
+
+impl<S: SharedBuf> SendQueue<S> {
+    /// Appends application data.
+    pub fn push(&mut self, p: Payload<S>) {
+        if !p.is_empty() {
+            self.unsent_bytes += p.len();
+            self.unsent.push_back(p);
+        }
+    }
+
+    /// Bytes not yet sent.
+    pub fn unsent_bytes(&self) -> usize {
+        self.unsent_bytes
+    }
+
+    /// Length of the next unsent payload piece (a segment never spans two).
+    pub fn next_unsent_len(&self) -> usize {
+        self.unsent.front().map_or(0, Payload::len)
+    }
+
+    /// Sequence space in flight.
+    pub fn flight_bytes(&self) -> u32 {
+        self.flight_bytes
+    }
+
+    /// True when nothing is in flight.
+    pub fn flight_is_empty(&self) -> bool {
+        self.flight.is_empty()
+    }
+
+    /// Sequence space SACKed.
+    pub fn sacked_bytes(&self) -> u32 {
+        self.sacked_bytes
+    }
+
+    /// RFC 6675 `pipe`: in flight, neither SACKed nor deemed lost.
+    pub fn pipe(&self) -> u32 {
+        self.flight_bytes - self.sacked_bytes - self.lost_bytes
+    }
+
+    /// Takes up to `max` bytes of unsent data (splitting a payload by offsets).
+    pub fn take_unsent(&mut self, max: usize) -> Option<Payload<S>> {
+        let front = self.unsent.front_mut()?;
+        let p = if front.len() <= max {
+            self.unsent.pop_front()?
+        } else {
+            front.split_to(max)
+        };
+        self.unsent_bytes -= p.len();
+        (!p.is_empty()).then_some(p)
+    }
+
+    /// Records a first transmission (the caller keeps the sequence contiguous).
+    pub fn record_sent(&mut self, sent: Sent<S>) {
+        self.flight_bytes += sent.len();
+        self.flight.push_back(sent);
+    }
+
+    /// The first segment deemed lost, with its index.
+    pub fn next_lost(&self) -> Option<(usize, &Sent<S>)> {
+        if self.lost_bytes == 0 {
+            return None;
+        }
+        self.flight.iter().enumerate().find(|(_, s)| s.lost)
+    }
+
+    /// Marks entry `i` retransmitted at `now` and returns a copy to send.
+    pub fn retransmit(&mut self, i: usize, now: Instant) -> Option<Sent<S>> {
+        let s = self.flight.get_mut(i)?;
+        if s.lost {
+            s.lost = false;
+            self.lost_bytes -= s.len();
+        }
+        s.retransmitted = true;
+        s.sent_at = now;
+        Some(s.clone())
+    }
+
+    /// The last segment sent (the tail-loss probe retransmits it).
+    pub fn last_index(&self) -> Option<usize> {
+        self.flight.len().checked_sub(1)
+    }
+
+    /// Removes everything below `ack`. Returns the bytes newly acknowledged and, for
+    /// an RTT sample, the send time of the newest fully acknowledged segment if it was
+    /// never retransmitted (Karn's rule).
+    pub fn ack(&mut self, ack: TcpSeq) -> (u32, Option<Instant>) {
+        let mut acked = 0;
+        let mut sample = None;
+        while let Some(front) = self.flight.front_mut() {
+            if front.end().before_eq(ack) {
+                let len = front.len();
+                sample = (!front.retransmitted).then_some(front.sent_at);
+                if front.sacked {
+                    self.sacked_bytes -= len;
+                }
+                if front.lost {
+                    self.lost_bytes -= len;
+                }
+                self.flight_bytes -= len;
+                acked += len;
+                self.flight.pop_front();
+            } else {
+                if front.seq.before(ack) {
+                    let cut = ack.offset_from(front.seq);
+                    if let Some(p) = front.payload.as_mut() {
+                        p.advance(cut as usize);
+                    }
+                    front.seq = ack;
+                    for (flag, total) in [
+                        (front.sacked, &mut self.sacked_bytes),
+                        (front.lost, &mut self.lost_bytes),
+                    ] {
+                        if flag {
+                            *total -= cut;
+                        }
+                    }
+                    self.flight_bytes -= cut;
+                    acked += cut;
+                }
+                break;
+            }
+        }
+        (acked, sample)
+    }
+
+    /// Marks the segments wholly inside `[left, right)` SACKed; returns bytes newly
+    /// SACKed.
+    pub fn sack(&mut self, left: TcpSeq, right: TcpSeq) -> u32 {
+        let Some(una) = self.flight.front().map(|s| s.seq) else {
+            return 0;
+        };
+        let start = self
+            .flight
+            .partition_point(|s| s.seq.offset_from(una) < left.offset_from(una));
+        let mut newly = 0;
+        for s in self.flight.iter_mut().skip(start) {
+            if !s.end().before_eq(right) {
+                break;
+            }
+            if !s.sacked {
+                s.sacked = true;
+                newly += s.len();
+                if s.lost {
+                    s.lost = false;
+                    self.lost_bytes -= s.len();
+                }
+            }
+        }
+        self.sacked_bytes += newly;
+        newly
+    }
+
+    /// RFC 6675 `IsLost`: marks every unSACKed, not yet lost segment with at least
+    /// [`DUP_THRESH`] × `mss` SACKed bytes above it lost; returns whether any was.
+    pub fn mark_lost_by_sack(&mut self, mss: u32) -> bool {
+        let mut above = 0u32;
+        let mut any = false;
+        let threshold = DUP_THRESH * mss;
+        for s in self.flight.iter_mut().rev() {
+            if s.sacked {
+                above += s.len();
+            } else if above >= threshold && !s.lost && !s.retransmitted {
+                s.lost = true;
+                self.lost_bytes += s.len();
+                any = true;
+            }
+        }
+        any
+    }
+
+    /// Marks the first unacknowledged segment lost (NewReno and partial ACKs).
+    pub fn mark_first_lost(&mut self) {
+        if let Some(s) = self.flight.front_mut() {
+            if !s.lost && !s.sacked {
+                s.lost = true;
+                self.lost_bytes += s.len();
+            }
+        }
+    }
+
+    /// A timeout: everything not SACKed is lost and eligible for retransmission again.
+    pub fn mark_all_lost(&mut self) {
+        self.lost_bytes = 0;
+        for s in self.flight.iter_mut() {
+            s.lost = !s.sacked;
+            s.retransmitted &= !s.lost;
+            if s.lost {
+                self.lost_bytes += s.len();
+            }
+        }
+    }
+
+    /// Drops everything (connection reset or closed).
+    pub fn clear(&mut self) {
+        *self = Self::default();
+    }
+}
