@@ -264,7 +264,6 @@ impl<S: SharedBuf> SendQueue<S> {
         self.lost_bytes = 0;
         for s in self.flight.iter_mut() {
             s.lost = !s.sacked;
-            s.retransmitted &= !s.lost;
             if s.lost {
                 self.lost_bytes += s.len();
             }
