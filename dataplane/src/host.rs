@@ -5,13 +5,14 @@
 //! Replies are built in place in the received buffer (zero allocation, zero copy): the
 //! worker sends the same buffer back out of the port it came in on.
 
+use crate::neigh::NeighborTable;
 use crate::stats::Counter;
 use crate::wire::arp::{self, ArpPacket};
 use crate::wire::ethernet::EthernetFrame;
 use crate::wire::ipv4::Ipv4Packet;
 use crate::wire::ipv6::{self, Ipv6Packet};
 use crate::wire::{classify, icmp, icmpv6, MacAddr, WireError, L3, L4};
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// What the worker does with a frame after [`HostPort::handle`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,10 +61,18 @@ impl HostPort {
         self.owns_v6(a) || self.ipv6.iter().any(|own| ipv6::solicited_node(own) == *a)
     }
 
-    /// Handles one received frame: answers it in place or says why it is dropped.
-    pub fn handle(&self, frame: &mut [u8]) -> Verdict {
+    /// Handles one frame received on port `port` at `now` (ns): learns the neighbours
+    /// it reveals, answers it in place or says why it is dropped.
+    pub fn handle(
+        &self,
+        frame: &mut [u8],
+        port: u16,
+        neigh: &mut NeighborTable,
+        now: u64,
+    ) -> Verdict {
         let mac = self.mac;
-        match self.decide(frame) {
+        let mut learn = |ip: IpAddr, mac: MacAddr| neigh.learn(port, ip, mac, now);
+        match self.decide(frame, &mut learn) {
             Action::Drop(c) => Verdict::Drop(c),
             Action::ArpReply => reply(frame, mac, Counter::ArpReplies, arp::make_reply_in_place),
             Action::EchoReply => reply(
@@ -88,8 +97,9 @@ impl HostPort {
         }
     }
 
-    /// Looks at a frame (without changing it) and decides what to do with it.
-    fn decide(&self, frame: &[u8]) -> Action {
+    /// Looks at a frame (without changing it), reports the neighbours it reveals to
+    /// `learn`, and decides what to do with it.
+    fn decide(&self, frame: &[u8], learn: &mut impl FnMut(IpAddr, MacAddr)) -> Action {
         let Ok(f) = classify(frame) else {
             return Action::Drop(Counter::DropMalformed);
         };
@@ -102,9 +112,20 @@ impl HostPort {
         let l3 = &frame[f.l3_offset..];
         match f.l3 {
             L3::Arp => match ArpPacket::parse(l3) {
-                Ok(a) if a.op() != arp::OP_REQUEST => Action::Drop(Counter::DropUnhandled),
-                Ok(a) if self.owns_v4(a.tpa()) => Action::ArpReply,
-                Ok(_) => Action::Drop(Counter::DropNotForUs),
+                Ok(a) if self.owns_v4(a.tpa()) => {
+                    // Requests and replies addressed to us both reveal the sender (as
+                    // Linux learns them); gratuitous ARP from others does not.
+                    if !a.spa().is_unspecified() {
+                        learn(IpAddr::V4(a.spa()), a.sha());
+                    }
+                    if a.op() == arp::OP_REQUEST {
+                        Action::ArpReply
+                    } else {
+                        Action::Drop(Counter::ArpRepliesReceived)
+                    }
+                }
+                Ok(a) if a.op() == arp::OP_REQUEST => Action::Drop(Counter::DropNotForUs),
+                Ok(_) => Action::Drop(Counter::DropUnhandled),
                 Err(_) => Action::Drop(Counter::DropMalformed),
             },
             L3::Ipv4 => match Ipv4Packet::parse(l3) {
@@ -125,7 +146,7 @@ impl HostPort {
                     return Action::Drop(Counter::DropNotForUs);
                 }
                 match f.l4 {
-                    L4::Icmpv6 => self.decide_icmpv6(f.l4_bytes(frame), &dst),
+                    L4::Icmpv6 => self.decide_icmpv6(f.l4_bytes(frame), &ip.src(), &dst, learn),
                     L4::Fragment(_) => Action::Drop(Counter::DropFragment),
                     _ => Action::Drop(Counter::DropUnhandled),
                 }
@@ -134,13 +155,31 @@ impl HostPort {
         }
     }
 
-    fn decide_icmpv6(&self, msg: &[u8], dst: &Ipv6Addr) -> Action {
+    fn decide_icmpv6(
+        &self,
+        msg: &[u8],
+        src: &Ipv6Addr,
+        dst: &Ipv6Addr,
+        learn: &mut impl FnMut(IpAddr, MacAddr),
+    ) -> Action {
         match msg.first().copied() {
             Some(icmpv6::NEIGHBOR_SOLICIT) => match icmpv6::NeighborSolicit::parse(msg) {
                 Ok(ns) if self.owns_v6(&ns.target) && self.listens_v6(dst) => {
+                    if let (Some(mac), false) = (ns.source_lla, src.is_unspecified()) {
+                        learn(IpAddr::V6(*src), mac);
+                    }
                     Action::NeighborAdvert
                 }
                 Ok(_) => Action::Drop(Counter::DropNotForUs),
+                Err(e) => Action::Drop(drop_reason(e)),
+            },
+            Some(icmpv6::NEIGHBOR_ADVERT) => match icmpv6::NeighborAdvert::parse(msg) {
+                Ok(na) => {
+                    if let Some(mac) = na.target_lla {
+                        learn(IpAddr::V6(na.target), mac);
+                    }
+                    Action::Drop(Counter::NdAdvertisementsReceived)
+                }
                 Err(e) => Action::Drop(drop_reason(e)),
             },
             Some(icmpv6::ECHO_REQUEST) if self.owns_v6(dst) => Action::Echo6Reply,

@@ -7,16 +7,20 @@
 //!   [`eal_args`], its typed EAL arguments, is available everywhere;
 //! - [`seq`]: TCP sequence numbers and MPTCP data sequence numbers as distinct types;
 //! - [`wire`]: zero-copy views and in-place emitters for Ethernet … TCP and MPTCP options;
+//! - [`tcp`]: the userspace TCP engine (sans-I/O, zero-copy, per core);
 //! - [`mptcp`]: MPTCP keys, tokens, HMACs and checksums;
-//! - [`host`]: the gateway's own L2/L3 presence (ARP, ICMP echo, neighbour discovery);
+//! - [`host`]: the gateway's own L2/L3 presence (ARP, ICMP echo, neighbour discovery),
+//!   and [`neigh`], the neighbour table it learns into;
 //! - [`worker`]: the per-core poll loop that ties them together.
 
 pub mod eal_args;
 pub mod host;
 pub mod mptcp;
+pub mod neigh;
 pub mod port;
 pub mod seq;
 pub mod stats;
+pub mod tcp;
 pub mod wire;
 pub mod worker;
 

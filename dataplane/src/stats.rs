@@ -51,6 +51,10 @@ counters! {
     NdAdvertisements => "nd_advertisements",
     /// ICMPv6 echo requests to an own address answered.
     Icmp6EchoReplies => "icmp6_echo_replies",
+    /// ARP replies received for an own address (their sender is learnt).
+    ArpRepliesReceived => "arp_replies_received",
+    /// Neighbour advertisements received (their target is learnt).
+    NdAdvertisementsReceived => "nd_advertisements_received",
     /// Frames that failed to parse (truncated, bad lengths or checksums).
     DropMalformed => "drop_malformed",
     /// Frames with an EtherType mpgw does not handle.

@@ -7,9 +7,11 @@
 //! command channel; later layers add their timers to the same loop.
 
 use crate::host::{HostPort, Verdict};
+use crate::neigh::{NeighborConfig, NeighborTable};
 use crate::port::{Burst, PacketBuf, Port};
 use crate::stats::{Counter, CounterWriter};
 use crossbeam::channel::{Receiver, TryRecvError};
+use std::time::Instant;
 
 /// Iterations between two looks at the command channel.
 const CONTROL_EVERY: u32 = 256;
@@ -51,6 +53,7 @@ impl<P: Port> WorkerPort<P> {
 /// A poll-mode worker: owns its ports' queues and its counters.
 pub struct Worker<P: Port> {
     ports: Vec<WorkerPort<P>>,
+    neighbors: NeighborTable,
     counters: CounterWriter,
     commands: Receiver<Command>,
 }
@@ -64,9 +67,15 @@ impl<P: Port> Worker<P> {
     ) -> Self {
         Self {
             ports,
+            neighbors: NeighborTable::new(NeighborConfig::default()),
             counters,
             commands,
         }
+    }
+
+    /// The neighbours this worker has learnt.
+    pub fn neighbors(&self) -> &NeighborTable {
+        &self.neighbors
     }
 
     /// The worker's ports.
@@ -74,11 +83,14 @@ impl<P: Port> Worker<P> {
         &self.ports
     }
 
-    /// Polls until told to stop (or the control side hangs up).
+    /// Polls until told to stop (or the control side hangs up). Time is the monotonic
+    /// clock in ns since the worker started.
     pub fn run(&mut self) {
+        let epoch = Instant::now();
         loop {
             for _ in 0..CONTROL_EVERY {
-                self.poll();
+                let now = u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                self.poll(now);
             }
             match self.commands.try_recv() {
                 Ok(Command::Stop) | Err(TryRecvError::Disconnected) => return,
@@ -87,11 +99,13 @@ impl<P: Port> Worker<P> {
         }
     }
 
-    /// One pass over every port; returns the number of packets received.
-    pub fn poll(&mut self) -> usize {
+    /// One pass over every port at `now` (ns); returns the number of packets received.
+    pub fn poll(&mut self, now: u64) -> usize {
         let mut received = 0;
-        for wp in &mut self.ports {
-            received += poll_port(wp, &mut self.counters);
+        for (index, wp) in self.ports.iter_mut().enumerate() {
+            // At most u16::MAX ports: DPDK port ids are u16.
+            let index = index as u16;
+            received += poll_port(wp, index, &mut self.neighbors, &mut self.counters, now);
         }
         self.counters.inc(Counter::Polls);
         if received > 0 {
@@ -101,8 +115,14 @@ impl<P: Port> Worker<P> {
     }
 }
 
-/// RX → dispatch → TX for one port.
-fn poll_port<P: Port>(wp: &mut WorkerPort<P>, counters: &mut CounterWriter) -> usize {
+/// RX → dispatch → TX for one port, the `index`-th of the worker.
+fn poll_port<P: Port>(
+    wp: &mut WorkerPort<P>,
+    index: u16,
+    neighbors: &mut NeighborTable,
+    counters: &mut CounterWriter,
+    now: u64,
+) -> usize {
     let n = wp.port.rx_burst(&mut wp.rx);
     if n == 0 {
         return 0;
@@ -110,7 +130,7 @@ fn poll_port<P: Port>(wp: &mut WorkerPort<P>, counters: &mut CounterWriter) -> u
     counters.add(Counter::RxPackets, n as u64);
     for mut buf in wp.rx.drain() {
         counters.add(Counter::RxBytes, buf.len() as u64);
-        let verdict = wp.host.handle(buf.data_mut());
+        let verdict = wp.host.handle(buf.data_mut(), index, neighbors, now);
         match verdict {
             Verdict::Reply { len, counter } => {
                 counters.inc(counter);

@@ -58,7 +58,7 @@ impl Rig {
             .ok()
             .unwrap();
         assert_eq!(self.peer.tx_burst(&mut burst), 1);
-        assert_eq!(self.worker.poll(), 1);
+        assert_eq!(self.worker.poll(0), 1);
         let mut out = Burst::new();
         self.peer.rx_burst(&mut out);
         out.drain().map(|b| b.data().to_vec()).collect()
@@ -163,6 +163,11 @@ fn arp_request_for_an_own_address_is_answered() {
     assert_eq!((a.tha(), a.tpa()), (PEER_MAC, PEER4));
     assert_eq!(r.count(Counter::ArpReplies), 1);
     assert_eq!(r.count(Counter::TxPackets), 1);
+    assert_eq!(
+        r.worker.neighbors().get(0, PEER4.into()),
+        Some(PEER_MAC),
+        "requester learnt"
+    );
 }
 
 #[test]
@@ -216,6 +221,11 @@ fn neighbor_solicitation_for_an_own_address_gets_an_advertisement() {
         0xffff
     );
     assert_eq!(r.count(Counter::NdAdvertisements), 1);
+    assert_eq!(
+        r.worker.neighbors().get(0, PEER6.into()),
+        Some(PEER_MAC),
+        "solicitor learnt"
+    );
 }
 
 #[test]
