@@ -27,6 +27,15 @@ fn cases() -> Vec<(TcpFlags, usize, MptcpOption)> {
     let ack = TcpFlags::ACK;
     let rst = TcpFlags(TcpFlags::RST.0 | TcpFlags::ACK.0);
     let mpc = |v, csum| MptcpOption::MpCapable(MpCapable::new(v, csum, false));
+    let ack_data = |checksum: Option<u16>| {
+        let variant = MpcVariant::AckData {
+            sender_key: KEY_A,
+            receiver_key: KEY_B,
+            data_len: 100,
+            checksum,
+        };
+        mpc(variant, checksum.is_some())
+    };
     let dsn = Dsn::new(0x1122_3344_5566_7788);
     let v6 = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 2, 0, 0, 0, 1));
     let v4 = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1));
@@ -64,32 +73,8 @@ fn cases() -> Vec<(TcpFlags, usize, MptcpOption)> {
                 false,
             ),
         ),
-        (
-            ack,
-            100,
-            mpc(
-                MpcVariant::AckData {
-                    sender_key: KEY_A,
-                    receiver_key: KEY_B,
-                    data_len: 100,
-                    checksum: None,
-                },
-                false,
-            ),
-        ),
-        (
-            ack,
-            100,
-            mpc(
-                MpcVariant::AckData {
-                    sender_key: KEY_A,
-                    receiver_key: KEY_B,
-                    data_len: 100,
-                    checksum: Some(0xbeef),
-                },
-                true,
-            ),
-        ),
+        (ack, 100, ack_data(None)),
+        (ack, 100, ack_data(Some(0xbeef))),
         (
             syn,
             0,
