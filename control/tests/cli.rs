@@ -137,3 +137,20 @@ fn a_missing_file_is_rejected() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent/mpgw.toml"));
 }
+
+#[test]
+fn the_shipped_configurations_check_out() {
+    let deploy = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy");
+    for file in ["mpgw.example.toml", "lab/mpgw-lab.toml"] {
+        let path = format!("{deploy}/{file}");
+        let out = Command::new(env!("CARGO_BIN_EXE_mpgw"))
+            .args(["check-config", &path])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
