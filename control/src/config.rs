@@ -11,7 +11,7 @@ use ipnet::{Ipv4Net, Ipv6Net};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 /// The whole configuration file.
@@ -33,6 +33,31 @@ pub struct Config {
     /// The gateway's network ports, in the order the workers poll them.
     #[serde(default)]
     pub ports: Vec<PortConfig>,
+    /// Diagnostic TCP services (discard, echo, source) for testing a path.
+    #[serde(default)]
+    pub diag: Vec<DiagConfig>,
+}
+
+/// `[[diag]]`: a diagnostic TCP service on one of the gateway's addresses.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiagConfig {
+    /// Address and port to listen on, e.g. `192.0.2.1:9` or `[2001:db8::1]:9`.
+    pub listen: SocketAddr,
+    /// `discard` (read and drop), `echo` (send back) or `source` (stream data).
+    pub mode: DiagModeConfig,
+}
+
+/// The modes of a diagnostic service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DiagModeConfig {
+    /// Read and drop everything (RFC 863).
+    Discard,
+    /// Send back everything read (RFC 862).
+    Echo,
+    /// Stream data until the peer closes.
+    Source,
 }
 
 /// `[dataplane]`: lcores and mbuf pools.
@@ -473,6 +498,19 @@ gateway4 = "203.0.113.254"
             let e = err(&GOOD.replace(from, to));
             assert!(e.starts_with(key), "{key}: {e}");
         }
+    }
+
+    #[test]
+    fn diagnostic_services_listen_on_own_addresses_only() {
+        let with = |listen: &str| format!("{GOOD}\n[[diag]]\nlisten = \"{listen}\"\nmode = \"echo\"\n");
+        let cfg = Config::parse(&with("[2001:db8::1]:7")).unwrap();
+        assert_eq!(cfg.diag[0].mode, DiagModeConfig::Echo);
+        let e = err(&with("198.51.100.1:7"));
+        assert!(e.starts_with("diag[0].listen: 198.51.100.1 is not an address"), "{e}");
+        let e = err(&with("192.0.2.1:0"));
+        assert!(e.starts_with("diag[0].listen"), "{e}");
+        let e = err(&with("192.0.2.1:7").replace("\"echo\"", "\"chargen\""));
+        assert!(e.contains("unknown variant `chargen`"), "{e}");
     }
 
     #[test]

@@ -96,10 +96,13 @@ mod imp {
     use crate::admin::AdminServer;
     use anyhow::Context;
     use dataplane::dpdk::{lcore, Eal, EthDev, Mempool, PortConfig as DevConfig};
-    use dataplane::host::HostPort;
+    use dataplane::host::{HostPort, IfAddr};
+    use dataplane::tcp::diag::DiagMode;
+    use dataplane::tcp::secrets::Secrets;
+    use dataplane::tcp::table::TableConfig;
     use dataplane::stats::{self, Counter, CounterReader};
     use dataplane::wire::ethernet::MacAddr;
-    use dataplane::worker::{Command, Worker, WorkerPort};
+    use dataplane::worker::{Command, TcpSetup, Worker, WorkerPort};
     use serde_json::{json, Map, Value};
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
@@ -174,11 +177,19 @@ mod imp {
                     pc.name, eff.rx_queues, eff.tx_queues
                 );
             }
-            let host = HostPort::new(
-                mac,
-                pc.ipv4.iter().map(|n| n.addr()).collect(),
-                pc.ipv6.iter().map(|n| n.addr()).collect(),
-            );
+            let addrs: Vec<IfAddr> = pc
+                .ipv4
+                .iter()
+                .map(|n| IfAddr {
+                    addr: n.addr().into(),
+                    prefix: n.prefix_len(),
+                })
+                .chain(pc.ipv6.iter().map(|n| IfAddr {
+                    addr: n.addr().into(),
+                    prefix: n.prefix_len(),
+                }))
+                .collect();
+            let host = HostPort::new(mac, &addrs, pc.gateway4, pc.gateway6);
             for (w, q) in dev.take_queues()?.into_iter().take(n_workers).enumerate() {
                 per_worker[w].push(WorkerPort::new(q, host.clone()));
             }
@@ -194,11 +205,18 @@ mod imp {
             signal_hook::flag::register(sig, stop.clone())?;
         }
 
+        // One secret for every worker: a SYN cookie issued by one verifies on another.
+        let secrets = Secrets::random().context("no randomness for TCP secrets")?;
         let mut workers = Vec::new();
         for (&lcore_id, wports) in cfg.dataplane.workers.iter().zip(per_worker) {
             let (writer, reader) = stats::counters();
             let (tx, rx) = crossbeam::channel::bounded(16);
-            let join = lcore::launch(lcore_id, move || Worker::new(wports, writer, rx).run())
+            let tcp = TcpSetup {
+                table: tcp_table_config(cfg),
+                secrets: secrets.clone(),
+                diag: cfg.diag.iter().map(|d| (d.listen, diag_mode(d.mode))).collect(),
+            };
+            let join = lcore::launch(lcore_id, move || Worker::new(wports, tcp, writer, rx, 0).run())
                 .with_context(|| format!("cannot start the worker on lcore {lcore_id}"))?;
             workers.push(RunningWorker {
                 lcore: lcore_id,
@@ -241,6 +259,24 @@ mod imp {
             anyhow::bail!("workers on lcores {failed:?} failed");
         }
         Ok(())
+    }
+
+    /// TCP settings: the MSS fits the smallest port MTU with IPv6 headers, so it is
+    /// safe for both families (the engine has one MSS for both; see docs/status.md).
+    fn tcp_table_config(cfg: &Config) -> TableConfig {
+        let mut t = TableConfig::default();
+        let mtu = cfg.ports.iter().map(|p| p.mtu).min().unwrap_or(1500);
+        t.conn = t.conn.clamp_to_mtu(mtu, true);
+        t
+    }
+
+    fn diag_mode(m: crate::config::DiagModeConfig) -> DiagMode {
+        use crate::config::DiagModeConfig as C;
+        match m {
+            C::Discard => DiagMode::Discard,
+            C::Echo => DiagMode::Echo,
+            C::Source => DiagMode::Source,
+        }
     }
 
     fn counter_map(values: &[u64]) -> Map<String, Value> {

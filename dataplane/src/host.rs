@@ -25,27 +25,106 @@ pub enum Verdict {
         /// What kind of reply it is.
         counter: Counter,
     },
+    /// A TCP segment to an own address: hand the frame to the TCP endpoint.
+    Tcp,
     /// Drop the frame and count the reason.
     Drop(Counter),
 }
 
-/// The gateway's addresses on one port.
+/// An own address and the length of its on-link prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IfAddr {
+    /// The address.
+    pub addr: IpAddr,
+    /// Prefix length of the subnet it is on.
+    pub prefix: u8,
+}
+
+impl IfAddr {
+    /// True when `ip` is on this address's subnet.
+    pub fn on_link(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix.min(32))).unwrap_or(0);
+                u32::from(a) & mask == u32::from(b) & mask
+            }
+            (IpAddr::V6(a), IpAddr::V6(b)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix.min(128))).unwrap_or(0);
+                u128::from(a) & mask == u128::from(b) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The gateway's addresses and next hops on one port.
 #[derive(Clone, Debug)]
 pub struct HostPort {
     mac: MacAddr,
     ipv4: Vec<Ipv4Addr>,
     ipv6: Vec<Ipv6Addr>,
+    subnets: Vec<IfAddr>,
+    gateway4: Option<Ipv4Addr>,
+    gateway6: Option<Ipv6Addr>,
 }
 
 impl HostPort {
-    /// The port's MAC and its own addresses.
-    pub fn new(mac: MacAddr, ipv4: Vec<Ipv4Addr>, ipv6: Vec<Ipv6Addr>) -> Self {
-        Self { mac, ipv4, ipv6 }
+    /// The port's MAC, its own addresses and its default next hops.
+    pub fn new(
+        mac: MacAddr,
+        addrs: &[IfAddr],
+        gateway4: Option<Ipv4Addr>,
+        gateway6: Option<Ipv6Addr>,
+    ) -> Self {
+        let ipv4 = addrs
+            .iter()
+            .filter_map(|a| match a.addr {
+                IpAddr::V4(v4) => Some(v4),
+                IpAddr::V6(_) => None,
+            })
+            .collect();
+        let ipv6 = addrs
+            .iter()
+            .filter_map(|a| match a.addr {
+                IpAddr::V6(v6) => Some(v6),
+                IpAddr::V4(_) => None,
+            })
+            .collect();
+        Self {
+            mac,
+            ipv4,
+            ipv6,
+            subnets: addrs.to_vec(),
+            gateway4,
+            gateway6,
+        }
     }
 
     /// The port's MAC address.
     pub fn mac(&self) -> MacAddr {
         self.mac
+    }
+
+    /// True when `ip` is one of this port's own addresses.
+    pub fn owns(&self, ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(a) => self.owns_v4(a),
+            IpAddr::V6(a) => self.owns_v6(&a),
+        }
+    }
+
+    /// The neighbour a packet to `dst` goes to through this port: `dst` itself when it
+    /// is on one of the port's subnets (or IPv6 link-local), else the port's next hop
+    /// of that family, `None` when there is none.
+    pub fn next_hop(&self, dst: IpAddr) -> Option<IpAddr> {
+        let link_local = matches!(dst, IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80);
+        if link_local || self.subnets.iter().any(|s| s.on_link(dst)) {
+            return Some(dst);
+        }
+        match dst {
+            IpAddr::V4(_) => self.gateway4.map(IpAddr::V4),
+            IpAddr::V6(_) => self.gateway6.map(IpAddr::V6),
+        }
     }
 
     fn owns_v4(&self, a: Ipv4Addr) -> bool {
@@ -74,6 +153,7 @@ impl HostPort {
         let mut learn = |ip: IpAddr, mac: MacAddr| neigh.learn(port, ip, mac, now);
         match self.decide(frame, &mut learn) {
             Action::Drop(c) => Verdict::Drop(c),
+            Action::Tcp => Verdict::Tcp,
             Action::ArpReply => reply(frame, mac, Counter::ArpReplies, arp::make_reply_in_place),
             Action::EchoReply => reply(
                 frame,
@@ -133,6 +213,7 @@ impl HostPort {
                 Ok(ip) if !self.owns_v4(ip.dst()) => Action::Drop(Counter::DropNotForUs),
                 Ok(_) => match f.l4 {
                     L4::Icmp => Action::EchoReply,
+                    L4::Tcp => Action::Tcp,
                     L4::Fragment(_) => Action::Drop(Counter::DropFragment),
                     _ => Action::Drop(Counter::DropUnhandled),
                 },
@@ -146,6 +227,7 @@ impl HostPort {
                     return Action::Drop(Counter::DropNotForUs);
                 }
                 match f.l4 {
+                    L4::Tcp if !dst.is_multicast() => Action::Tcp,
                     L4::Icmpv6 => self.decide_icmpv6(f.l4_bytes(frame), &ip.src(), &dst, learn),
                     L4::Fragment(_) => Action::Drop(Counter::DropFragment),
                     _ => Action::Drop(Counter::DropUnhandled),
@@ -194,6 +276,7 @@ enum Action {
     EchoReply,
     Echo6Reply,
     NeighborAdvert,
+    Tcp,
     Drop(Counter),
 }
 
@@ -218,5 +301,53 @@ fn drop_reason(e: WireError) -> Counter {
     match e {
         WireError::NotRequest | WireError::Unsupported => Counter::DropUnhandled,
         _ => Counter::DropMalformed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn port() -> HostPort {
+        let addrs = [
+            IfAddr {
+                addr: "192.0.2.1".parse().unwrap(),
+                prefix: 24,
+            },
+            IfAddr {
+                addr: "2001:db8:0:1::1".parse().unwrap(),
+                prefix: 64,
+            },
+        ];
+        HostPort::new(MacAddr::ZERO, &addrs, "192.0.2.254".parse().ok(), None)
+    }
+
+    #[test]
+    fn next_hops_are_on_link_hosts_or_the_gateway() {
+        let p = port();
+        let hop = |s: &str| p.next_hop(s.parse().unwrap()).map(|a| a.to_string());
+        assert_eq!(hop("192.0.2.7").as_deref(), Some("192.0.2.7"));
+        assert_eq!(hop("203.0.113.9").as_deref(), Some("192.0.2.254"));
+        assert_eq!(hop("2001:db8:0:1::9").as_deref(), Some("2001:db8:0:1::9"));
+        assert_eq!(hop("fe80::1").as_deref(), Some("fe80::1"));
+        assert_eq!(hop("2001:db8:0:2::9"), None, "no IPv6 gateway");
+        assert!(p.owns("192.0.2.1".parse().unwrap()));
+        assert!(!p.owns("192.0.2.2".parse().unwrap()));
+    }
+
+    #[test]
+    fn prefix_edges() {
+        let any = IfAddr {
+            addr: "192.0.2.1".parse().unwrap(),
+            prefix: 0,
+        };
+        assert!(any.on_link("203.0.113.1".parse().unwrap()));
+        let host = IfAddr {
+            addr: "192.0.2.1".parse().unwrap(),
+            prefix: 32,
+        };
+        assert!(host.on_link("192.0.2.1".parse().unwrap()));
+        assert!(!host.on_link("192.0.2.2".parse().unwrap()));
+        assert!(!host.on_link("2001:db8::1".parse().unwrap()));
     }
 }

@@ -11,9 +11,11 @@
 //! - [`mptcp`]: MPTCP keys, tokens, HMACs and checksums;
 //! - [`host`]: the gateway's own L2/L3 presence (ARP, ICMP echo, neighbour discovery),
 //!   and [`neigh`], the neighbour table it learns into;
+//! - [`egress`]: TCP segments to frames on the right port, payload chained;
 //! - [`worker`]: the per-core poll loop that ties them together.
 
 pub mod eal_args;
+pub mod egress;
 pub mod host;
 pub mod mptcp;
 pub mod neigh;

@@ -65,6 +65,46 @@ counters! {
     DropUnhandled => "drop_unhandled",
     /// IP fragments (mpgw does not reassemble).
     DropFragment => "drop_fragment",
+    /// TCP segments handed to the connection table.
+    TcpSegmentsIn => "tcp_segments_in",
+    /// TCP segments sent.
+    TcpSegmentsOut => "tcp_segments_out",
+    /// TCP segments with a bad checksum (dropped).
+    TcpBadChecksum => "tcp_bad_checksum",
+    /// Segments not sent: no port owns the local address or no next hop.
+    TxNoRoute => "tx_no_route",
+    /// Segments not sent: the next hop's MAC is not known yet.
+    TxNoNeighbor => "tx_no_neighbor",
+    /// Segments not sent: no buffer for the headers or the chained payload.
+    TxNoBuffer => "tx_no_buffer",
+    /// Connections in the table now (gauge).
+    TcpConnections => "tcp_connections",
+    /// Half-open connections in the table now (gauge).
+    TcpHalfOpen => "tcp_half_open",
+    /// SYNs that reached a listener.
+    TcpSynsReceived => "tcp_syns_received",
+    /// SYN-ACKs sent with a SYN cookie instead of state.
+    TcpSynCookiesSent => "tcp_syn_cookies_sent",
+    /// Connections created from a valid SYN cookie.
+    TcpSynCookiesAccepted => "tcp_syn_cookies_accepted",
+    /// ACKs whose SYN cookie did not verify.
+    TcpSynCookiesRejected => "tcp_syn_cookies_rejected",
+    /// Half-open connections evicted for room.
+    TcpHalfOpenEvicted => "tcp_half_open_evicted",
+    /// SYNs dropped for lack of room.
+    TcpSynsDropped => "tcp_syns_dropped",
+    /// RSTs sent for segments no connection or listener took.
+    TcpResetsSent => "tcp_resets_sent",
+    /// Connections freed.
+    TcpConnectionsClosed => "tcp_connections_closed",
+    /// Connections the diagnostic service accepted.
+    DiagConnections => "diag_connections",
+    /// Bytes the diagnostic service read and dropped.
+    DiagBytesDiscarded => "diag_bytes_discarded",
+    /// Bytes the diagnostic service echoed.
+    DiagBytesEchoed => "diag_bytes_echoed",
+    /// Bytes the diagnostic service's source mode sent.
+    DiagBytesSourced => "diag_bytes_sourced",
     /// Poll-loop iterations.
     Polls => "polls",
     /// Poll-loop iterations that received at least one packet.
@@ -100,6 +140,12 @@ impl CounterWriter {
             cell.load(Ordering::Relaxed).wrapping_add(n),
             Ordering::Relaxed,
         );
+    }
+
+    /// Sets counter `c` (for gauges and totals kept elsewhere).
+    #[inline(always)]
+    pub fn set(&mut self, c: Counter, v: u64) {
+        self.0 .0[c as usize].store(v, Ordering::Relaxed);
     }
 
     /// Adds 1 to counter `c`.

@@ -1,20 +1,37 @@
 //! The per-core poll loop.
 //!
 //! A worker owns one RX/TX queue pair of every port and everything that arrives on
-//! them. One iteration of [`Worker::poll`]: for each port, RX burst → classify each frame
-//! → dispatch (today: the gateway's own L2/L3 presence in [`crate::host`]) → TX burst of
-//! the replies → bulk free of what was dropped. Between iterations the worker polls its
-//! command channel; later layers add their timers to the same loop.
+//! them. One iteration of [`Worker::poll`]:
+//! 1. for each port, RX burst → classify each frame → the gateway's own L2/L3 presence
+//!    ([`crate::host`]) answers in place, TCP segments go to the worker's connection
+//!    table ([`crate::tcp::Table`]), the rest is dropped and counted;
+//! 2. the services run over connections with events (today the diagnostic service);
+//! 3. due TCP timers fire;
+//! 4. the segments produced go out as frames ([`crate::egress`]): headers in a small
+//!    buffer, payload chained by reference;
+//! 5. TX burst on every port, bulk free of what was dropped.
+//!
+//! Between iterations the worker polls its command channel.
 
+use crate::egress;
 use crate::host::{HostPort, Verdict};
 use crate::neigh::{NeighborConfig, NeighborTable};
 use crate::port::{Burst, PacketBuf, Port};
 use crate::stats::{Counter, CounterWriter};
+use crate::tcp::diag::{DiagMode, DiagService};
+use crate::tcp::ingress::segment_from_frame;
+use crate::tcp::secrets::Secrets;
+use crate::tcp::table::{Table, TableConfig};
+use crate::tcp::{FourTuple, Instant, NoHook, Payload, SegmentOut};
+use crate::wire::WireError;
 use crossbeam::channel::{Receiver, TryRecvError};
-use std::time::Instant;
+use std::net::SocketAddr;
 
-/// Iterations between two looks at the command channel.
+/// Iterations between two looks at the command channel (and counter refreshes).
 const CONTROL_EVERY: u32 = 256;
+
+/// The shared-buffer type of a port's packets.
+pub type SharedOf<P> = <<P as Port>::Buf as PacketBuf>::Shared;
 
 /// Commands from the control thread, polled between bursts.
 #[derive(Debug)]
@@ -23,11 +40,11 @@ pub enum Command {
     Stop,
 }
 
-/// One port as a worker sees it: its queue pair, its addresses, its pending TX burst.
+/// One port as a worker sees it: its queue pair, its addresses, its pending bursts.
 pub struct WorkerPort<P: Port> {
-    port: P,
-    host: HostPort,
-    tx: Burst<P::Buf>,
+    pub(crate) port: P,
+    pub(crate) host: HostPort,
+    pub(crate) tx: Burst<P::Buf>,
     rx: Burst<P::Buf>,
     dropped: Burst<P::Buf>,
 }
@@ -48,26 +65,65 @@ impl<P: Port> WorkerPort<P> {
     pub fn port(&self) -> &P {
         &self.port
     }
+
+    /// Sends the pending TX burst; what the port does not take is dropped and counted.
+    pub(crate) fn flush(&mut self, counters: &mut CounterWriter) {
+        if !self.tx.is_empty() {
+            let sent = self.port.tx_burst(&mut self.tx);
+            counters.add(Counter::TxPackets, sent as u64);
+            if !self.tx.is_empty() {
+                counters.add(Counter::TxDropFull, self.tx.len() as u64);
+                P::Buf::free_burst(&mut self.tx);
+            }
+        }
+        P::Buf::free_burst(&mut self.dropped);
+    }
 }
 
-/// A poll-mode worker: owns its ports' queues and its counters.
+/// The worker's TCP endpoint settings.
+pub struct TcpSetup {
+    /// Connection table limits and per-connection settings.
+    pub table: TableConfig,
+    /// Secrets for ISNs, SYN cookies and the table hash.
+    pub secrets: Secrets,
+    /// Diagnostic services by listening address.
+    pub diag: Vec<(SocketAddr, DiagMode)>,
+}
+
+/// A poll-mode worker: owns its ports' queues, its connections and its counters.
 pub struct Worker<P: Port> {
     ports: Vec<WorkerPort<P>>,
     neighbors: NeighborTable,
+    tcp: Table<SharedOf<P>, NoHook>,
+    diag: DiagService<SharedOf<P>>,
+    /// Segments produced in this iteration, sent at its end.
+    out: Vec<(FourTuple, SegmentOut<SharedOf<P>>)>,
     counters: CounterWriter,
     commands: Receiver<Command>,
 }
 
 impl<P: Port> Worker<P> {
-    /// A worker over `ports`, counting into `counters`, commanded through `commands`.
+    /// A worker over `ports` with the TCP endpoint `tcp`, counting into `counters`,
+    /// commanded through `commands`; `now` is the worker clock's current time (ns).
     pub fn new(
-        ports: Vec<WorkerPort<P>>,
+        mut ports: Vec<WorkerPort<P>>,
+        tcp: TcpSetup,
         counters: CounterWriter,
         commands: Receiver<Command>,
+        now: u64,
     ) -> Self {
+        let mut table = Table::new(tcp.table, tcp.secrets, Instant::from_nanos(now));
+        let pattern = ports.first_mut().and_then(|p| source_pattern(&mut p.port));
+        let mut diag = DiagService::new(pattern);
+        for (addr, mode) in tcp.diag {
+            diag.add(&mut table, addr, mode);
+        }
         Self {
             ports,
             neighbors: NeighborTable::new(NeighborConfig::default()),
+            tcp: table,
+            diag,
+            out: Vec::new(),
             counters,
             commands,
         }
@@ -78,20 +134,21 @@ impl<P: Port> Worker<P> {
         &self.neighbors
     }
 
-    /// The worker's ports.
-    pub fn ports(&self) -> &[WorkerPort<P>] {
-        &self.ports
+    /// The worker's connection table.
+    pub fn tcp(&self) -> &Table<SharedOf<P>, NoHook> {
+        &self.tcp
     }
 
     /// Polls until told to stop (or the control side hangs up). Time is the monotonic
     /// clock in ns since the worker started.
     pub fn run(&mut self) {
-        let epoch = Instant::now();
+        let epoch = std::time::Instant::now();
         loop {
             for _ in 0..CONTROL_EVERY {
                 let now = u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
                 self.poll(now);
             }
+            self.publish_gauges();
             match self.commands.try_recv() {
                 Ok(Command::Stop) | Err(TryRecvError::Disconnected) => return,
                 Err(TryRecvError::Empty) => {}
@@ -101,11 +158,31 @@ impl<P: Port> Worker<P> {
 
     /// One pass over every port at `now` (ns); returns the number of packets received.
     pub fn poll(&mut self, now: u64) -> usize {
+        let at = Instant::from_nanos(now);
         let mut received = 0;
         for (index, wp) in self.ports.iter_mut().enumerate() {
             // At most u16::MAX ports: DPDK port ids are u16.
-            let index = index as u16;
-            received += poll_port(wp, index, &mut self.neighbors, &mut self.counters, now);
+            let mut rx = Rx {
+                index: index as u16,
+                neighbors: &mut self.neighbors,
+                tcp: &mut self.tcp,
+                out: &mut self.out,
+                counters: &mut self.counters,
+                now,
+            };
+            received += rx.poll_port(wp);
+        }
+        self.diag.poll(&mut self.tcp, at, &mut self.out);
+        self.tcp.on_timers(at, &mut self.out);
+        egress::transmit(
+            &mut self.ports,
+            &mut self.neighbors,
+            &mut self.out,
+            &mut self.counters,
+            now,
+        );
+        for wp in &mut self.ports {
+            wp.flush(&mut self.counters);
         }
         self.counters.inc(Counter::Polls);
         if received > 0 {
@@ -113,59 +190,108 @@ impl<P: Port> Worker<P> {
         }
         received
     }
+
+    /// Copies the connection table's and services' own statistics into the counters.
+    pub fn publish_gauges(&mut self) {
+        let t = *self.tcp.stats();
+        let d = *self.diag.stats();
+        let c = &mut self.counters;
+        c.set(Counter::TcpConnections, self.tcp.len() as u64);
+        c.set(Counter::TcpHalfOpen, self.tcp.half_open() as u64);
+        c.set(Counter::TcpSynsReceived, t.syns);
+        c.set(Counter::TcpSynCookiesSent, t.cookies_sent);
+        c.set(Counter::TcpSynCookiesAccepted, t.cookies_accepted);
+        c.set(Counter::TcpSynCookiesRejected, t.cookies_rejected);
+        c.set(Counter::TcpHalfOpenEvicted, t.half_open_evicted);
+        c.set(Counter::TcpSynsDropped, t.syns_dropped);
+        c.set(Counter::TcpResetsSent, t.resets_sent);
+        c.set(Counter::TcpConnectionsClosed, t.closed);
+        c.set(Counter::DiagConnections, d.connections);
+        c.set(Counter::DiagBytesDiscarded, d.discarded);
+        c.set(Counter::DiagBytesEchoed, d.echoed);
+        c.set(Counter::DiagBytesSourced, d.sourced);
+    }
 }
 
-/// RX → dispatch → TX for one port, the `index`-th of the worker.
-fn poll_port<P: Port>(
-    wp: &mut WorkerPort<P>,
+/// What receiving on one port needs besides the port.
+struct Rx<'a, S> {
     index: u16,
-    neighbors: &mut NeighborTable,
-    counters: &mut CounterWriter,
+    neighbors: &'a mut NeighborTable,
+    tcp: &'a mut Table<S, NoHook>,
+    out: &'a mut Vec<(FourTuple, SegmentOut<S>)>,
+    counters: &'a mut CounterWriter,
     now: u64,
-) -> usize {
-    let n = wp.port.rx_burst(&mut wp.rx);
-    if n == 0 {
-        return 0;
-    }
-    counters.add(Counter::RxPackets, n as u64);
-    for mut buf in wp.rx.drain() {
-        counters.add(Counter::RxBytes, buf.len() as u64);
-        let verdict = wp.host.handle(buf.data_mut(), index, neighbors, now);
-        match verdict {
-            Verdict::Reply { len, counter } => {
-                counters.inc(counter);
-                let cur = buf.len();
-                let fits = if len <= cur {
-                    buf.trim_back(cur - len)
-                } else {
-                    buf.append(len - cur).is_some()
-                };
-                if fits {
-                    counters.add(Counter::TxBytes, len as u64);
-                    // Cannot fail: `tx` is flushed below before it can hold more than
-                    // one RX burst.
+}
+
+impl<S: crate::port::SharedBuf> Rx<'_, S> {
+    /// RX burst and dispatch for one port; returns the number of packets received.
+    fn poll_port<P: Port>(&mut self, wp: &mut WorkerPort<P>) -> usize
+    where
+        P::Buf: PacketBuf<Shared = S>,
+    {
+        let n = wp.port.rx_burst(&mut wp.rx);
+        if n == 0 {
+            return 0;
+        }
+        self.counters.add(Counter::RxPackets, n as u64);
+        for mut buf in wp.rx.drain() {
+            self.counters.add(Counter::RxBytes, buf.len() as u64);
+            let verdict = wp
+                .host
+                .handle(buf.data_mut(), self.index, self.neighbors, self.now);
+            match verdict {
+                Verdict::Reply { len, counter } => {
+                    self.counters.inc(counter);
+                    let cur = buf.len();
+                    let fits = if len <= cur {
+                        buf.trim_back(cur - len)
+                    } else {
+                        buf.append(len - cur).is_some()
+                    };
+                    if !fits {
+                        self.counters.inc(Counter::DropMalformed);
+                        let _ = wp.dropped.push(buf);
+                        continue;
+                    }
+                    self.counters.add(Counter::TxBytes, len as u64);
+                    // Cannot fail: every poll ends with an empty TX burst, and one RX
+                    // burst holds no more packets than a TX burst.
                     if let Err(b) = wp.tx.push(buf) {
                         let _ = wp.dropped.push(b);
                     }
-                } else {
-                    counters.inc(Counter::DropMalformed);
+                }
+                Verdict::Tcp => self.tcp_in(buf),
+                Verdict::Drop(reason) => {
+                    self.counters.inc(reason);
                     let _ = wp.dropped.push(buf);
                 }
             }
-            Verdict::Drop(reason) => {
-                counters.inc(reason);
-                let _ = wp.dropped.push(buf);
+        }
+        n
+    }
+
+    /// Hands a TCP frame to the connection table.
+    fn tcp_in<B: PacketBuf<Shared = S>>(&mut self, buf: B) {
+        match segment_from_frame(buf, true) {
+            Ok((tuple, seg)) => {
+                self.counters.inc(Counter::TcpSegmentsIn);
+                self.tcp
+                    .on_segment(tuple, seg, Instant::from_nanos(self.now), self.out);
             }
+            Err(WireError::BadChecksum) => self.counters.inc(Counter::TcpBadChecksum),
+            Err(_) => self.counters.inc(Counter::DropMalformed),
         }
     }
-    if !wp.tx.is_empty() {
-        let sent = wp.port.tx_burst(&mut wp.tx);
-        counters.add(Counter::TxPackets, sent as u64);
-        if !wp.tx.is_empty() {
-            counters.add(Counter::TxDropFull, wp.tx.len() as u64);
-            P::Buf::free_burst(&mut wp.tx);
-        }
+}
+
+/// The buffer the diagnostic `source` mode streams: one port buffer filled with a
+/// printable pattern, shared by every segment it sends.
+fn source_pattern<P: Port>(port: &mut P) -> Option<Payload<SharedOf<P>>> {
+    let mut buf = port.alloc()?;
+    let room = buf.tailroom();
+    let bytes = buf.append(room)?;
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b = b'a' + (i % 26) as u8;
     }
-    P::Buf::free_burst(&mut wp.dropped);
-    n
+    Some(Payload::new(buf.into_shared()))
 }
