@@ -502,11 +502,15 @@ gateway4 = "203.0.113.254"
 
     #[test]
     fn diagnostic_services_listen_on_own_addresses_only() {
-        let with = |listen: &str| format!("{GOOD}\n[[diag]]\nlisten = \"{listen}\"\nmode = \"echo\"\n");
+        let with =
+            |listen: &str| format!("{GOOD}\n[[diag]]\nlisten = \"{listen}\"\nmode = \"echo\"\n");
         let cfg = Config::parse(&with("[2001:db8::1]:7")).unwrap();
         assert_eq!(cfg.diag[0].mode, DiagModeConfig::Echo);
         let e = err(&with("198.51.100.1:7"));
-        assert!(e.starts_with("diag[0].listen: 198.51.100.1 is not an address"), "{e}");
+        assert!(
+            e.starts_with("diag[0].listen: 198.51.100.1 is not an address"),
+            "{e}"
+        );
         let e = err(&with("192.0.2.1:0"));
         assert!(e.starts_with("diag[0].listen"), "{e}");
         let e = err(&with("192.0.2.1:7").replace("\"echo\"", "\"chargen\""));

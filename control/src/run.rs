@@ -97,10 +97,10 @@ mod imp {
     use anyhow::Context;
     use dataplane::dpdk::{lcore, Eal, EthDev, Mempool, PortConfig as DevConfig};
     use dataplane::host::{HostPort, IfAddr};
+    use dataplane::stats::{self, Counter, CounterReader};
     use dataplane::tcp::diag::DiagMode;
     use dataplane::tcp::secrets::Secrets;
     use dataplane::tcp::table::TableConfig;
-    use dataplane::stats::{self, Counter, CounterReader};
     use dataplane::wire::ethernet::MacAddr;
     use dataplane::worker::{Command, TcpSetup, Worker, WorkerPort};
     use serde_json::{json, Map, Value};
@@ -214,10 +214,16 @@ mod imp {
             let tcp = TcpSetup {
                 table: tcp_table_config(cfg),
                 secrets: secrets.clone(),
-                diag: cfg.diag.iter().map(|d| (d.listen, diag_mode(d.mode))).collect(),
+                diag: cfg
+                    .diag
+                    .iter()
+                    .map(|d| (d.listen, diag_mode(d.mode)))
+                    .collect(),
             };
-            let join = lcore::launch(lcore_id, move || Worker::new(wports, tcp, writer, rx, 0).run())
-                .with_context(|| format!("cannot start the worker on lcore {lcore_id}"))?;
+            let join = lcore::launch(lcore_id, move || {
+                Worker::new(wports, tcp, writer, rx, 0).run()
+            })
+            .with_context(|| format!("cannot start the worker on lcore {lcore_id}"))?;
             workers.push(RunningWorker {
                 lcore: lcore_id,
                 counters: reader,

@@ -2,7 +2,8 @@
 //!
 //! For each segment: the port is the one owning the connection's local address; the
 //! neighbour is the remote address when it is on-link, else the port's next hop; its MAC
-//! comes from the worker's neighbour table. The Ethernet/IP/TCP headers are written into
+//! comes from the worker's neighbour table, which is asked to resolve what it lacks
+//! (ARP request or neighbour solicitation). The Ethernet/IP/TCP headers are written into
 //! a fresh small buffer and the payload is chained behind it by reference — zero copy:
 //! the bytes that leave are the bytes that arrived (or the service's own buffer).
 
@@ -11,15 +12,20 @@ use crate::port::{PacketBuf, Port};
 use crate::stats::{Counter, CounterWriter};
 use crate::tcp::emit::{emit_headers, ChecksumMode, L2};
 use crate::tcp::{FourTuple, SegmentOut};
+use crate::wire::MacAddr;
 use crate::worker::{SharedOf, WorkerPort};
+use std::net::IpAddr;
 
 /// Room reserved for the headers of one segment: Ethernet with a VLAN tag (18), IPv6
 /// (40), TCP with a full option space (60).
 const MAX_HEADERS: usize = 18 + 40 + 60;
+/// Room for a solicitation: Ethernet (14), IPv6 (40), NS with its option (32).
+const MAX_SOLICITATION: usize = 14 + 40 + 32;
 
 /// Sends every segment of `out` (draining it) into its port's TX burst, flushing a
 /// burst when it fills. Segments that cannot go are dropped and counted: the TCP
-/// connection retransmits them.
+/// connection retransmits them. An unknown or old neighbour is solicited (at most once
+/// per retry interval, see [`NeighborTable::lookup`]).
 pub(crate) fn transmit<P: Port>(
     ports: &mut [WorkerPort<P>],
     neighbors: &mut NeighborTable,
@@ -28,44 +34,83 @@ pub(crate) fn transmit<P: Port>(
     now: u64,
 ) {
     for (tuple, seg) in out.drain(..) {
-        match frame(ports, neighbors, &tuple, &seg, now) {
-            Ok((index, buf)) => {
-                let wp = &mut ports[index];
+        let Some((index, hop)) = route(ports, &tuple) else {
+            counters.inc(Counter::TxNoRoute);
+            continue;
+        };
+        let wp = &mut ports[index];
+        // At most u16::MAX ports: DPDK port ids are u16.
+        let dst = match neighbors.lookup(index as u16, hop, now) {
+            Lookup::Reachable(mac) => Some(mac),
+            Lookup::Stale(mac) => {
+                solicit(wp, hop, counters);
+                Some(mac)
+            }
+            Lookup::Solicit => {
+                solicit(wp, hop, counters);
+                None
+            }
+            Lookup::Waiting => None,
+        };
+        let Some(dst) = dst else {
+            counters.inc(Counter::TxNoNeighbor);
+            continue;
+        };
+        match frame(wp, dst, &tuple, &seg) {
+            Ok(buf) => {
                 counters.inc(Counter::TcpSegmentsOut);
                 counters.add(Counter::TxBytes, buf.pkt_len() as u64);
-                if wp.tx.is_full() {
-                    wp.flush(counters);
-                }
-                // Cannot fail: flushed above when full.
-                let _ = wp.tx.push(buf);
+                push(wp, buf, counters);
             }
             Err(reason) => counters.inc(reason),
         }
     }
 }
 
-/// Builds the frame of one segment; returns the index of the port it leaves on.
+/// The port that owns the connection's local address, and the neighbour to send to.
+fn route<P: Port>(ports: &[WorkerPort<P>], tuple: &FourTuple) -> Option<(usize, IpAddr)> {
+    let index = ports.iter().position(|p| p.host.owns(tuple.local.ip()))?;
+    let hop = ports[index].host.next_hop(tuple.remote.ip())?;
+    Some((index, hop))
+}
+
+/// Queues a frame on the port, flushing its TX burst first when full.
+fn push<P: Port>(wp: &mut WorkerPort<P>, buf: P::Buf, counters: &mut CounterWriter) {
+    if wp.tx.is_full() {
+        wp.flush(counters);
+    }
+    // Cannot fail: flushed above when full.
+    let _ = wp.tx.push(buf);
+}
+
+/// Sends an ARP request or neighbour solicitation for `hop` out of the port.
+fn solicit<P: Port>(wp: &mut WorkerPort<P>, hop: IpAddr, counters: &mut CounterWriter) {
+    let Some(mut buf) = wp.port.alloc() else {
+        counters.inc(Counter::TxNoBuffer);
+        return;
+    };
+    let Some(room) = buf.append(MAX_SOLICITATION) else {
+        counters.inc(Counter::TxNoBuffer);
+        return;
+    };
+    match wp.host.solicit(room, hop) {
+        Some(len) => {
+            buf.trim_back(MAX_SOLICITATION - len);
+            counters.inc(Counter::NeighborSolicitations);
+            counters.add(Counter::TxBytes, len as u64);
+            push(wp, buf, counters);
+        }
+        None => counters.inc(Counter::TxNoRoute),
+    }
+}
+
+/// Builds the frame of one segment to the neighbour `dst`.
 fn frame<P: Port>(
-    ports: &mut [WorkerPort<P>],
-    neighbors: &mut NeighborTable,
+    wp: &mut WorkerPort<P>,
+    dst: MacAddr,
     tuple: &FourTuple,
     seg: &SegmentOut<SharedOf<P>>,
-    now: u64,
-) -> Result<(usize, P::Buf), Counter> {
-    let index = ports
-        .iter()
-        .position(|p| p.host.owns(tuple.local.ip()))
-        .ok_or(Counter::TxNoRoute)?;
-    let wp = &mut ports[index];
-    let hop = wp
-        .host
-        .next_hop(tuple.remote.ip())
-        .ok_or(Counter::TxNoRoute)?;
-    // At most u16::MAX ports: DPDK port ids are u16.
-    let dst = match neighbors.lookup(index as u16, hop, now) {
-        Lookup::Reachable(mac) | Lookup::Stale(mac) => mac,
-        Lookup::Solicit | Lookup::Waiting => return Err(Counter::TxNoNeighbor),
-    };
+) -> Result<P::Buf, Counter> {
     let l2 = L2 {
         src: wp.host.mac(),
         dst,
@@ -80,5 +125,5 @@ fn frame<P: Port>(
         buf.chain(p.buf(), p.offset(), p.len())
             .map_err(|_| Counter::TxNoBuffer)?;
     }
-    Ok((index, buf))
+    Ok(buf)
 }

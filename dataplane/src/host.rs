@@ -45,11 +45,15 @@ impl IfAddr {
     pub fn on_link(&self, ip: IpAddr) -> bool {
         match (self.addr, ip) {
             (IpAddr::V4(a), IpAddr::V4(b)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix.min(32))).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix.min(32)))
+                    .unwrap_or(0);
                 u32::from(a) & mask == u32::from(b) & mask
             }
             (IpAddr::V6(a), IpAddr::V6(b)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix.min(128))).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix.min(128)))
+                    .unwrap_or(0);
                 u128::from(a) & mask == u128::from(b) & mask
             }
             _ => false,
@@ -110,6 +114,28 @@ impl HostPort {
         match ip {
             IpAddr::V4(a) => self.owns_v4(a),
             IpAddr::V6(a) => self.owns_v6(&a),
+        }
+    }
+
+    /// Writes a neighbour solicitation for `hop` into `frame` (an ARP request for IPv4, a
+    /// neighbour solicitation for IPv6), from the port's address on the same subnet (or
+    /// its first of that family); returns its length, `None` without such an address or
+    /// room.
+    pub fn solicit(&self, frame: &mut [u8], hop: IpAddr) -> Option<usize> {
+        let src = self
+            .subnets
+            .iter()
+            .find(|s| s.on_link(hop))
+            .or_else(|| {
+                self.subnets
+                    .iter()
+                    .find(|s| s.addr.is_ipv4() == hop.is_ipv4())
+            })?
+            .addr;
+        match (src, hop) {
+            (IpAddr::V4(me), IpAddr::V4(t)) => arp::request_frame(frame, self.mac, me, t).ok(),
+            (IpAddr::V6(me), IpAddr::V6(t)) => icmpv6::solicit_frame(frame, self.mac, me, t).ok(),
+            _ => None,
         }
     }
 
@@ -333,6 +359,38 @@ mod tests {
         assert_eq!(hop("2001:db8:0:2::9"), None, "no IPv6 gateway");
         assert!(p.owns("192.0.2.1".parse().unwrap()));
         assert!(!p.owns("192.0.2.2".parse().unwrap()));
+    }
+
+    #[test]
+    fn solicitations_are_arp_requests_or_neighbor_solicitations() {
+        let p = port();
+        let mut f = [0u8; 128];
+        let n = p.solicit(&mut f, "192.0.2.9".parse().unwrap()).unwrap();
+        let eth = EthernetFrame::parse(&f[..n]).unwrap();
+        assert!(eth.dst().is_broadcast());
+        let a = ArpPacket::parse(eth.payload()).unwrap();
+        assert_eq!(a.op(), arp::OP_REQUEST);
+        assert_eq!(
+            (a.spa(), a.tpa()),
+            ("192.0.2.1".parse().unwrap(), "192.0.2.9".parse().unwrap())
+        );
+
+        let target: Ipv6Addr = "2001:db8:0:1::9".parse().unwrap();
+        let n = p.solicit(&mut f, target.into()).unwrap();
+        let eth = EthernetFrame::parse(&f[..n]).unwrap();
+        let ip = Ipv6Packet::parse(eth.payload()).unwrap();
+        assert_eq!(ip.dst(), ipv6::solicited_node(&target));
+        assert_eq!(eth.dst(), MacAddr::from_ipv6_multicast(&ip.dst()));
+        let ns = icmpv6::NeighborSolicit::parse(ip.upper_payload()).unwrap();
+        assert_eq!((ns.target, ns.source_lla), (target, Some(MacAddr::ZERO)));
+        let pseudo = crate::wire::checksum::pseudo_header_v6(&ip.src(), &ip.dst(), 58, 32);
+        let sum = crate::wire::checksum::sum(ip.upper_payload());
+        assert_eq!(
+            crate::wire::checksum::combine(pseudo, sum),
+            0xffff,
+            "checksum verifies"
+        );
+        assert_eq!(p.solicit(&mut f[..20], target.into()), None, "no room");
     }
 
     #[test]

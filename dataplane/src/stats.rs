@@ -55,6 +55,8 @@ counters! {
     ArpRepliesReceived => "arp_replies_received",
     /// Neighbour advertisements received (their target is learnt).
     NdAdvertisementsReceived => "nd_advertisements_received",
+    /// ARP requests and neighbour solicitations sent to resolve a next hop.
+    NeighborSolicitations => "neighbor_solicitations",
     /// Frames that failed to parse (truncated, bad lengths or checksums).
     DropMalformed => "drop_malformed",
     /// Frames with an EtherType mpgw does not handle.

@@ -124,6 +124,35 @@ pub fn make_reply_in_place(frame: &mut [u8], my_mac: MacAddr) -> Result<(), Wire
     Ok(())
 }
 
+/// Writes a whole ARP request frame (Ethernet broadcast) for `target` from
+/// `my_mac`/`my_ip` at the start of `frame`; returns its length (42).
+pub fn request_frame(
+    frame: &mut [u8],
+    my_mac: MacAddr,
+    my_ip: Ipv4Addr,
+    target: Ipv4Addr,
+) -> Result<usize, WireError> {
+    let eth = super::ethernet::EthernetRepr {
+        dst: MacAddr::BROADCAST,
+        src: my_mac,
+        vlan_tci: None,
+        ethertype: ethertype::ARP,
+    };
+    let at = eth.emit(frame)?;
+    let b = frame
+        .get_mut(at..at + PACKET_LEN)
+        .ok_or(WireError::NoRoom)?;
+    set_be16(b, 0, 1);
+    set_be16(b, 2, ethertype::IPV4);
+    b[4] = 6;
+    b[5] = 4;
+    let mut arp = ArpPacket { buf: b };
+    arp.set_op(OP_REQUEST);
+    arp.set_sender(my_mac, my_ip);
+    arp.set_target(MacAddr::ZERO, target);
+    Ok(at + PACKET_LEN)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

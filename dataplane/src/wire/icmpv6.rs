@@ -135,6 +135,30 @@ pub struct NeighborSolicit {
 }
 
 impl NeighborSolicit {
+    /// Message length: 24, or 32 with the source link-layer address option.
+    #[inline]
+    pub fn len(&self) -> usize {
+        ND_BASE_LEN + self.source_lla.map_or(0, |_| LLA_OPT_LEN)
+    }
+
+    /// Always false: a message is never empty (here for API symmetry with `len`).
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Writes the message with a zero checksum at the start of `buf`; returns its length.
+    pub fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
+        emit_nd(
+            buf,
+            NEIGHBOR_SOLICIT,
+            0,
+            &self.target,
+            OPT_SOURCE_LLA,
+            self.source_lla,
+        )
+    }
+
     /// Parses an NS from a whole ICMPv6 message (checksum not checked here): type 135,
     /// code 0, at least 24 bytes, every option of non-zero length inside the message
     /// ([`WireError::BadOption`] otherwise).
@@ -188,19 +212,77 @@ impl NeighborAdvert {
 
     /// Writes the message with a zero checksum at the start of `buf`; returns its length.
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
-        let len = self.len();
-        let b = buf.get_mut(..len).ok_or(WireError::NoRoom)?;
-        b[..ND_BASE_LEN].fill(0);
-        b[0] = NEIGHBOR_ADVERT;
-        b[4] = self.flags;
-        b[8..24].copy_from_slice(&self.target.octets());
-        if let Some(mac) = self.target_lla {
-            b[24] = OPT_TARGET_LLA;
-            b[25] = 1;
-            b[26..32].copy_from_slice(&mac.0);
-        }
-        Ok(len)
+        emit_nd(
+            buf,
+            NEIGHBOR_ADVERT,
+            self.flags,
+            &self.target,
+            OPT_TARGET_LLA,
+            self.target_lla,
+        )
     }
+}
+
+/// Writes an NS or NA (`msg_type`) with `flags`, `target` and an optional link-layer
+/// address option of type `opt`, checksum zero; returns its length.
+fn emit_nd(
+    buf: &mut [u8],
+    msg_type: u8,
+    flags: u8,
+    target: &Ipv6Addr,
+    opt: u8,
+    lla: Option<MacAddr>,
+) -> Result<usize, WireError> {
+    let len = ND_BASE_LEN + lla.map_or(0, |_| LLA_OPT_LEN);
+    let b = buf.get_mut(..len).ok_or(WireError::NoRoom)?;
+    b[..ND_BASE_LEN].fill(0);
+    b[0] = msg_type;
+    b[4] = flags;
+    b[8..24].copy_from_slice(&target.octets());
+    if let Some(mac) = lla {
+        b[24] = opt;
+        b[25] = 1;
+        b[26..32].copy_from_slice(&mac.0);
+    }
+    Ok(len)
+}
+
+/// Writes a whole neighbour solicitation frame for `target` from `my_mac`/`my_ip` at
+/// the start of `frame` (to the target's solicited-node group, with the source
+/// link-layer option); returns its length.
+pub fn solicit_frame(
+    frame: &mut [u8],
+    my_mac: MacAddr,
+    my_ip: Ipv6Addr,
+    target: Ipv6Addr,
+) -> Result<usize, WireError> {
+    let group = super::ipv6::solicited_node(&target);
+    let ns = NeighborSolicit {
+        target,
+        source_lla: Some(my_mac),
+    };
+    let eth = super::ethernet::EthernetRepr {
+        dst: MacAddr::from_ipv6_multicast(&group),
+        src: my_mac,
+        vlan_tci: None,
+        ethertype: ethertype::IPV6,
+    };
+    let ip = Ipv6Repr {
+        src: my_ip,
+        dst: group,
+        next_header: ip_proto::ICMPV6,
+        // 32 bytes: fits.
+        payload_len: ns.len() as u16,
+        hop_limit: ND_HOP_LIMIT,
+        traffic_class: 0,
+        flow_label: 0,
+    };
+    let l3 = eth.emit(frame)?;
+    let icmp_at = l3 + ip.emit(frame.get_mut(l3..).ok_or(WireError::NoRoom)?)?;
+    let len = ns.emit(frame.get_mut(icmp_at..).ok_or(WireError::NoRoom)?)?;
+    let pseudo = checksum::pseudo_header_v6(&my_ip, &group, ip_proto::ICMPV6, len as u32);
+    Icmpv6Packet::parse(&mut frame[icmp_at..icmp_at + len])?.fill_checksum(pseudo);
+    Ok(icmp_at + len)
 }
 
 /// Checks an NS/NA of type `msg_type` and returns its target and its link-layer option

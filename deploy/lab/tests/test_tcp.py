@@ -79,6 +79,17 @@ s.close()'"""))
     assert 1400 <= mss <= 1448, f"MSS {mss}: mpgw's clamp, less 12 bytes of timestamps"
 
 
+def test_mpgw_resolves_a_neighbour_it_has_not_heard_from(lab):
+    # The client knows mpgw's MAC on path 1 statically, so it never ARPs: mpgw must ask.
+    mac = lab.sh(lab.gw, "cat /sys/class/net/gd1/address", check=True).stdout.strip()
+    lab.sh(lab.cli, f"ip neigh replace 198.51.100.1 lladdr {mac} nud permanent dev c1", check=True)
+    before = lab.counters()["neighbor_solicitations"]
+    res = lab.sh(lab.cli, "head -c 100000 /dev/zero | nc -N -w 10 -s 198.51.100.2 198.51.100.1 9",
+                 timeout=30)
+    assert res.returncode == 0, (res.stderr, lab.counters())
+    assert lab.counters()["neighbor_solicitations"] > before
+
+
 def test_256_mib_each_way_through_echo_is_exact(lab):
     before = lab.counters()
     mbps = echo(lab, GW4, 7, 256 << 20)
