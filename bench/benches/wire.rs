@@ -1,5 +1,9 @@
 //! Wire-format benchmarks: classify + parse an Ethernet/IPv4/TCP data segment carrying
 //! timestamps and a DSS option, and emit one (targets: parse+classify ≤ 15 ns).
+//!
+//! The parse is also done with etherparse's slices and smoltcp's wire module on the same
+//! bytes (`parse_classify_ts_dss/*`): the comparison the wire layer's make-or-buy
+//! decision rests on.
 
 use std::hint::black_box;
 use std::net::Ipv4Addr;
@@ -9,8 +13,8 @@ use dataplane::seq::{Dsn, TcpSeq};
 use dataplane::wire::ethernet::{ethertype, EthernetRepr};
 use dataplane::wire::ipv4::Ipv4Repr;
 use dataplane::wire::mptcp::{DsnField, Dss, Mapping, MptcpOption};
-use dataplane::wire::tcp::{OptionsBuf, TcpFlags, TcpOption, TcpPacket, TcpRepr};
-use dataplane::wire::{checksum, classify, ip_proto, MacAddr, L4};
+use dataplane::wire::tcp::{OptionsBuf, TcpFlags, TcpPacket, TcpRepr};
+use dataplane::wire::{checksum, classify, ip_proto, MacAddr};
 
 const PAYLOAD: usize = 1400;
 
@@ -88,27 +92,122 @@ impl Segment {
     }
 }
 
-/// What the receive path extracts: classification, sequence numbers, timestamps, DSS.
+/// What the receive path extracts: sequence number, TSval, DSS.
+type Extracted = (TcpSeq, u32, Dss);
+
+/// The receive path with mpgw's views: classify, then one walk for timestamps and DSS.
 #[inline(never)]
-fn parse(frame: &[u8]) -> Option<(TcpSeq, u32, Dss)> {
-    let f = classify(frame).ok()?;
-    if f.l4 != L4::Tcp {
-        return None;
+fn parse(frame: &[u8]) -> Option<Extracted> {
+    let tcp = classify(frame).ok()?.tcp(frame)?;
+    let opts = tcp.fast_path_options();
+    Some((tcp.seq(), opts.timestamps?.0, opts.dss?.decode()))
+}
+
+/// The DSS in an MPTCP option found by another crate's walk (neither crate decodes
+/// MPTCP, so all three share mpgw's DSS parser).
+#[inline(always)]
+fn dss_of(opt: &[u8]) -> Option<Dss> {
+    match MptcpOption::parse(opt) {
+        Ok(MptcpOption::Dss(d)) => Some(d),
+        _ => None,
     }
-    let tcp = TcpPacket::parse(f.l4_bytes(frame)).ok()?;
-    let (mut ts, mut dss) = (0, None);
-    for o in tcp.options() {
-        match o {
-            Ok(TcpOption::Timestamps { tsval, .. }) => ts = tsval,
-            Ok(TcpOption::Mptcp(bytes)) => {
-                if let Ok(MptcpOption::Dss(d)) = MptcpOption::parse(bytes) {
-                    dss = Some(d);
+}
+
+/// The same job with etherparse's strict `SlicedPacket`. Its option iterator stops at
+/// the first kind it does not know (MPTCP), so the walk resumes after each such option
+/// by its length byte.
+#[inline(never)]
+fn parse_etherparse(frame: &[u8]) -> Option<Extracted> {
+    let p = etherparse::SlicedPacket::from_ethernet(frame).ok()?;
+    let Some(etherparse::TransportSlice::Tcp(tcp)) = p.transport else {
+        return None;
+    };
+    let (ts, dss) = etherparse_options(tcp.options());
+    Some((TcpSeq::new(tcp.sequence_number()), ts?, dss?))
+}
+
+/// The same job with etherparse's `LaxSlicedPacket` (tolerates lengths past the buffer).
+#[inline(never)]
+fn parse_etherparse_lax(frame: &[u8]) -> Option<Extracted> {
+    let p = etherparse::LaxSlicedPacket::from_ethernet(frame).ok()?;
+    let Some(etherparse::TransportSlice::Tcp(tcp)) = p.transport else {
+        return None;
+    };
+    let (ts, dss) = etherparse_options(tcp.options());
+    Some((TcpSeq::new(tcp.sequence_number()), ts?, dss?))
+}
+
+/// Timestamps and DSS from etherparse's option iterator.
+#[inline(always)]
+fn etherparse_options(mut rest: &[u8]) -> (Option<u32>, Option<Dss>) {
+    use etherparse::{TcpOptionElement, TcpOptionReadError};
+    let (mut ts, mut dss) = (None, None);
+    'walk: loop {
+        let mut it = etherparse::TcpOptionsIterator::from_slice(rest);
+        loop {
+            let at = it.rest();
+            match it.next() {
+                None => break 'walk,
+                Some(Ok(TcpOptionElement::Timestamp(tsval, _))) => ts = Some(tsval),
+                Some(Ok(_)) => {}
+                Some(Err(TcpOptionReadError::UnknownId(_))) => {
+                    let len = usize::from(*at.get(1).unwrap_or(&0));
+                    if len < 2 || len > at.len() {
+                        break 'walk;
+                    }
+                    if at[0] == dataplane::wire::mptcp::KIND {
+                        dss = dss_of(at).or(dss);
+                    }
+                    rest = &at[len..];
+                    continue 'walk;
                 }
+                Some(Err(_)) => break 'walk,
             }
-            _ => {}
         }
     }
-    Some((tcp.seq(), ts, dss?))
+    (ts, dss)
+}
+
+/// The same job with smoltcp's wire module: Ethernet, IPv4 (version, fragment and
+/// protocol checked by hand: `new_checked` checks lengths only), TCP and its options.
+#[inline(never)]
+fn parse_smoltcp(frame: &[u8]) -> Option<Extracted> {
+    use smoltcp::wire::{
+        EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, TcpOption as SmolOption,
+        TcpPacket as SmolTcp,
+    };
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    if eth.ethertype() != EthernetProtocol::Ipv4 {
+        return None;
+    }
+    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+    if ip.version() != 4
+        || ip.more_frags()
+        || ip.frag_offset() != 0
+        || ip.next_header() != IpProtocol::Tcp
+    {
+        return None;
+    }
+    let tcp = SmolTcp::new_checked(ip.payload()).ok()?;
+    let (mut ts, mut dss) = (None, None);
+    let mut rest = tcp.options();
+    while !rest.is_empty() {
+        let at = rest;
+        let Ok((next, opt)) = SmolOption::parse(at) else {
+            break;
+        };
+        match opt {
+            SmolOption::EndOfList => break,
+            SmolOption::TimeStamp { tsval, .. } => ts = Some(tsval),
+            SmolOption::Unknown {
+                kind: dataplane::wire::mptcp::KIND,
+                ..
+            } => dss = dss_of(at).or(dss),
+            _ => {}
+        }
+        rest = next;
+    }
+    Some((TcpSeq::new(tcp.seq_number().0 as u32), ts?, dss?))
 }
 
 fn benches(c: &mut Criterion) {
@@ -118,13 +217,26 @@ fn benches(c: &mut Criterion) {
         return;
     };
     assert_eq!(hdrs, 90);
-    assert!(parse(&frame).is_some());
+    let want = parse(&frame);
+    assert!(want.is_some());
+    assert_eq!(parse_etherparse(&frame), want);
+    assert_eq!(parse_etherparse_lax(&frame), want);
+    assert_eq!(parse_smoltcp(&frame), want);
 
     let mut g = c.benchmark_group("wire");
     g.throughput(Throughput::Elements(1));
     g.bench_function("classify", |b| b.iter(|| classify(black_box(&frame))));
     g.bench_function("parse_classify_ts_dss", |b| {
         b.iter(|| parse(black_box(&frame)))
+    });
+    g.bench_function("parse_classify_ts_dss/etherparse_sliced", |b| {
+        b.iter(|| parse_etherparse(black_box(&frame)))
+    });
+    g.bench_function("parse_classify_ts_dss/etherparse_lax", |b| {
+        b.iter(|| parse_etherparse_lax(black_box(&frame)))
+    });
+    g.bench_function("parse_classify_ts_dss/smoltcp", |b| {
+        b.iter(|| parse_smoltcp(black_box(&frame)))
     });
     g.bench_function("emit_eth_ipv4_tcp_ts_dss", |b| {
         b.iter(|| seg.emit(black_box(&mut frame)))

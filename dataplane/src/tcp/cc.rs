@@ -55,7 +55,9 @@ struct Cubic {
 enum Algo {
     Cubic(Cubic),
     /// Bytes acknowledged since the last one-MSS increase (appropriate byte counting).
-    NewReno { acked: u32 },
+    NewReno {
+        acked: u32,
+    },
 }
 
 /// A connection's congestion window and the algorithm that moves it.
@@ -67,6 +69,7 @@ pub struct CongestionControl {
     ssthresh: u32,
     /// Sender MSS, bytes, > 0.
     mss: u32,
+    /// The algorithm's own state.
     algo: Algo,
 }
 
@@ -114,7 +117,13 @@ impl CongestionControl {
 
     /// `acked` new bytes were acknowledged outside recovery. `coupled` replaces the
     /// congestion-avoidance increase (bytes) when a coupled controller computed one.
-    pub fn on_ack(&mut self, acked: u32, now: Instant, srtt: Option<Duration>, coupled: Option<u32>) {
+    pub fn on_ack(
+        &mut self,
+        acked: u32,
+        now: Instant,
+        srtt: Option<Duration>,
+        coupled: Option<u32>,
+    ) {
         if self.cwnd < self.ssthresh {
             // Slow start, at most 2 MSS per ACK (RFC 3465 L = 2).
             self.cwnd = self.cwnd.saturating_add(acked.min(2 * self.mss));

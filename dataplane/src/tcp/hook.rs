@@ -22,6 +22,13 @@ pub enum Verdict {
 /// data stream: [`Hook::on_data`] sees every in-order payload with its subflow sequence
 /// number before the application does.
 pub trait Hook<S> {
+    /// Option bytes the hook may add to a data segment; TCP leaves them free when it
+    /// sizes payloads.
+    #[inline]
+    fn option_space(&self) -> usize {
+        0
+    }
+
     /// Adds options to an outgoing segment described by `meta`; `opts` already holds
     /// TCP's own options and the hook must fit in what is left.
     #[inline]

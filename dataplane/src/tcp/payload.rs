@@ -9,8 +9,11 @@ use std::fmt;
 /// bytes are never copied. Invariant: `off + len <= buf.data().len()`.
 #[derive(Clone)]
 pub struct Payload<S> {
+    /// The shared buffer.
     buf: S,
+    /// First byte, relative to `buf.data()`.
     off: usize,
+    /// Bytes in the slice.
     len: usize,
 }
 
@@ -32,7 +35,10 @@ impl<S: SharedBuf> Payload<S> {
     /// The payload bytes.
     #[inline]
     pub fn bytes(&self) -> &[u8] {
-        self.buf.data().get(self.off..self.off + self.len).unwrap_or(&[])
+        self.buf
+            .data()
+            .get(self.off..self.off + self.len)
+            .unwrap_or(&[])
     }
 
     /// Length in bytes.
@@ -94,7 +100,7 @@ impl<S: SharedBuf> PartialEq for Payload<S> {
     }
 }
 
-impl<S: SharedBuf> fmt::Debug for Payload<S> {
+impl<S> fmt::Debug for Payload<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Payload({} bytes)", self.len)
     }

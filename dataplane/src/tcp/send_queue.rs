@@ -115,7 +115,11 @@ impl<S: SharedBuf> SendQueue<S> {
 
     /// RFC 6675 `pipe`: in flight, neither SACKed nor deemed lost.
     pub fn pipe(&self) -> u32 {
-        self.flight_bytes - self.sacked_bytes - self.lost_bytes
+        // SACKed and lost entries are disjoint subsets of the flight, so this never
+        // saturates; saturating keeps a broken invariant from wrapping.
+        self.flight_bytes
+            .saturating_sub(self.sacked_bytes)
+            .saturating_sub(self.lost_bytes)
     }
 
     /// Takes up to `max` bytes of unsent data (splitting a payload by offsets).
@@ -234,9 +238,12 @@ impl<S: SharedBuf> SendQueue<S> {
     /// RFC 6675 `IsLost`: marks every unSACKed, not yet lost segment with at least
     /// [`DUP_THRESH`] × `mss` SACKed bytes above it lost; returns whether any was.
     pub fn mark_lost_by_sack(&mut self, mss: u32) -> bool {
+        let threshold = DUP_THRESH * mss;
+        if self.sacked_bytes < threshold {
+            return false;
+        }
         let mut above = 0u32;
         let mut any = false;
-        let threshold = DUP_THRESH * mss;
         for s in self.flight.iter_mut().rev() {
             if s.sacked {
                 above += s.len();

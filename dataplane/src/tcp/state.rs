@@ -35,10 +35,7 @@ impl State {
 
     /// True in states where the peer's data is still accepted.
     pub fn receives_data(self) -> bool {
-        matches!(
-            self,
-            State::Established | State::FinWait1 | State::FinWait2
-        )
+        matches!(self, State::Established | State::FinWait1 | State::FinWait2)
     }
 
     /// True in states where the application may still queue data.

@@ -70,6 +70,50 @@ impl DsnField {
     }
 }
 
+/// Where the fields of a DSS option lie, as its flags byte announces them.
+#[derive(Clone, Copy)]
+struct Layout {
+    /// The flags byte, unassigned bits cleared.
+    flags: u8,
+    /// DATA_ACK bytes: 0, 4 or 8.
+    ack_len: usize,
+    /// Mapping bytes without checksum: 0, 10 or 14.
+    map_len: usize,
+    /// Option length without checksum.
+    len: usize,
+}
+
+impl Layout {
+    /// The layout of `opt`, a whole option of at least 4 bytes.
+    #[inline(always)]
+    fn of(opt: &[u8]) -> Self {
+        Self::new(opt[3] & FLAG_MASK)
+    }
+
+    /// The layout `flags` announce.
+    #[inline(always)]
+    const fn new(flags: u8) -> Self {
+        // Indexed by the A and a flags, then by M and m: a wide field counts only when
+        // the field is present.
+        const ACK_LEN: [usize; 4] = [0, 4, 0, 8];
+        const MAP_LEN: [usize; 4] = [0, 4 + MAP_TAIL_LEN, 0, 8 + MAP_TAIL_LEN];
+        let ack_len = ACK_LEN[(flags & (FLAG_ACK | FLAG_ACK64)) as usize];
+        let map_len = MAP_LEN[((flags & (FLAG_MAP | FLAG_DSN64)) >> 2) as usize];
+        Layout {
+            flags,
+            ack_len,
+            map_len,
+            len: BASE_LEN + ack_len + map_len,
+        }
+    }
+
+    /// Offset of the checksum when `opt` carries a mapping with one.
+    #[inline(always)]
+    fn checksum_at(&self, opt: &[u8]) -> Option<usize> {
+        (self.flags & FLAG_MAP != 0 && opt.len() == self.len + CHECKSUM_LEN).then_some(self.len)
+    }
+}
+
 /// A DSS mapping: subflow bytes `[ssn, ssn + data_len)` carry data-level bytes
 /// `[dsn, dsn + data_len)` (a DATA_FIN counts one byte).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,60 +179,68 @@ impl Dss {
         }
     }
 
-    /// Parses a whole option (at least 4 bytes, its length byte equal to `opt.len()`).
+    /// Checks a whole option (at least 4 bytes, its length byte equal to `opt.len()`).
     ///
     /// The length must equal what the flags announce, plus 2 for a checksum when a
     /// mapping is present. (Linux also takes 2 trailing bytes on a DSS without mapping
     /// and ignores them; mpgw refuses that form, which no implementation sends.)
     #[inline(always)]
-    pub(super) fn parse(opt: &[u8]) -> Result<Self, MptcpOptError> {
-        let flags = opt[3] & FLAG_MASK;
-        let has_ack = flags & FLAG_ACK != 0;
-        let ack64 = flags & FLAG_ACK64 != 0;
-        let has_map = flags & FLAG_MAP != 0;
-        let dsn64 = flags & FLAG_DSN64 != 0;
-        let ack_len = match (has_ack, ack64) {
-            (false, _) => 0,
-            (true, false) => 4,
-            (true, true) => 8,
-        };
-        let map_len = match (has_map, dsn64) {
-            (false, _) => 0,
-            (true, false) => 4 + MAP_TAIL_LEN,
-            (true, true) => 8 + MAP_TAIL_LEN,
-        };
-        let expected = BASE_LEN + ack_len + map_len;
-        let with_checksum = has_map && opt.len() == expected + CHECKSUM_LEN;
-        if opt.len() != expected && !with_checksum {
-            return Err(MptcpOptError::BadLength);
+    pub(super) fn check(opt: &[u8]) -> Result<(), MptcpOptError> {
+        let l = Layout::of(opt);
+        if opt.len() == l.len || l.checksum_at(opt).is_some() {
+            Ok(())
+        } else {
+            Err(MptcpOptError::BadLength)
         }
+    }
+
+    /// Decodes an option [`Self::check`] accepted.
+    #[inline(always)]
+    pub(super) fn decode(opt: &[u8]) -> Self {
+        // The forms Linux sends (DATA_ACK of either width, alone or with a 64-bit-DSN
+        // mapping) are decoded from offsets known in advance, so their loads need not
+        // wait for the flags byte; any other form from offsets the flags give.
+        const ACK32: u8 = FLAG_ACK;
+        const ACK64: u8 = FLAG_ACK | FLAG_ACK64;
+        const ACK32_MAP64: u8 = ACK32 | FLAG_MAP | FLAG_DSN64;
+        const ACK64_MAP64: u8 = ACK64 | FLAG_MAP | FLAG_DSN64;
+        let flags = opt[3] & FLAG_MASK;
+        let fin = flags & FLAG_DATA_FIN;
+        match flags & !FLAG_DATA_FIN {
+            ACK32 => Self::decode_as(opt, Layout::new(ACK32 | fin)),
+            ACK64 => Self::decode_as(opt, Layout::new(ACK64 | fin)),
+            ACK32_MAP64 => Self::decode_as(opt, Layout::new(ACK32_MAP64 | fin)),
+            ACK64_MAP64 => Self::decode_as(opt, Layout::new(ACK64_MAP64 | fin)),
+            _ => Self::decode_as(opt, Layout::new(flags)),
+        }
+    }
+
+    /// Decodes an option [`Self::check`] accepted, its fields where `l` says.
+    #[inline(always)]
+    fn decode_as(opt: &[u8], l: Layout) -> Self {
         // Plain branches rather than closures: this is the hottest option parse.
-        let data_ack = if has_ack {
-            Some(DsnField::read(opt, BASE_LEN, ack64))
+        let data_ack = if l.flags & FLAG_ACK != 0 {
+            Some(DsnField::read(opt, BASE_LEN, l.flags & FLAG_ACK64 != 0))
         } else {
             None
         };
-        let mapping = if has_map {
-            let at = BASE_LEN + ack_len;
-            let tail = at + map_len - MAP_TAIL_LEN;
+        let mapping = if l.flags & FLAG_MAP != 0 {
+            let at = BASE_LEN + l.ack_len;
+            let tail = at + l.map_len - MAP_TAIL_LEN;
             Some(Mapping {
-                dsn: DsnField::read(opt, at, dsn64),
+                dsn: DsnField::read(opt, at, l.flags & FLAG_DSN64 != 0),
                 ssn: be32(opt, tail),
                 data_len: be16(opt, tail + 4),
-                checksum: if with_checksum {
-                    Some(be16(opt, expected))
-                } else {
-                    None
-                },
+                checksum: l.checksum_at(opt).map(|at| be16(opt, at)),
             })
         } else {
             None
         };
-        Ok(Dss {
+        Dss {
             data_ack,
             mapping,
-            data_fin: flags & FLAG_DATA_FIN != 0,
-        })
+            data_fin: l.flags & FLAG_DATA_FIN != 0,
+        }
     }
 
     /// Option length.

@@ -128,6 +128,27 @@ pub enum MptcpOption {
     },
 }
 
+/// A received MPTCP option sorted by [`MptcpOption::peek`].
+pub(crate) enum Peeked<'a> {
+    /// A DSS that passed every check, not yet decoded.
+    Dss(DssBytes<'a>),
+    /// Any other subtype, decoded.
+    Other(MptcpOption),
+}
+
+/// The bytes of a received DSS option that passed every check, not yet decoded (a walk
+/// over a segment's options keeps this rather than moving a decoded [`Dss`] around).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DssBytes<'a>(&'a [u8]);
+
+impl DssBytes<'_> {
+    /// The decoded option.
+    #[inline(always)]
+    pub fn decode(self) -> Dss {
+        Dss::decode(self.0)
+    }
+}
+
 /// Exact lengths of the fixed-length subtypes.
 const PRIO_LEN: usize = 3;
 const FAIL_LEN: usize = 12;
@@ -137,8 +158,19 @@ const TCPRST_LEN: usize = 4;
 impl MptcpOption {
     /// Parses one MPTCP option: `opt` starts at the kind byte and may extend past the
     /// option (only the length byte's worth is read).
-    #[inline]
+    #[inline(always)]
     pub fn parse(opt: &[u8]) -> Result<Self, MptcpOptError> {
+        Ok(match Self::peek(opt)? {
+            Peeked::Dss(dss) => MptcpOption::Dss(dss.decode()),
+            Peeked::Other(o) => o,
+        })
+    }
+
+    /// [`Self::parse`] for a walk over a segment's options: a DSS, the option on nearly
+    /// every data segment, is checked inline and left undecoded; every other subtype is
+    /// parsed out of line.
+    #[inline(always)]
+    pub(crate) fn peek(opt: &[u8]) -> Result<Peeked<'_>, MptcpOptError> {
         let [kind, len, ..] = *opt else {
             return Err(MptcpOptError::Truncated);
         };
@@ -148,6 +180,19 @@ impl MptcpOption {
         let opt = opt
             .get(..usize::from(len))
             .ok_or(MptcpOptError::Truncated)?;
+        match *opt {
+            [_, _, sub, _, ..] if sub >> 4 == subtype::DSS => {
+                Dss::check(opt)?;
+                Ok(Peeked::Dss(DssBytes(opt)))
+            }
+            _ => Self::parse_body(opt).map(Peeked::Other),
+        }
+    }
+
+    /// Decodes an option of any subtype but a DSS of 4 bytes or more, its length byte
+    /// equal to `opt.len()`.
+    #[inline(never)]
+    fn parse_body(opt: &[u8]) -> Result<Self, MptcpOptError> {
         let Some(&sub) = opt.get(2) else {
             return Err(MptcpOptError::BadLength);
         };
@@ -172,7 +217,8 @@ impl MptcpOption {
         Ok(match sub_type {
             subtype::MP_CAPABLE => MptcpOption::MpCapable(MpCapable::parse(opt)?),
             subtype::MP_JOIN => MptcpOption::MpJoin(MpJoin::parse(opt)?),
-            subtype::DSS => MptcpOption::Dss(Dss::parse(opt)?),
+            // `peek` takes every DSS of 4 bytes or more; a shorter one was refused above.
+            subtype::DSS => return Err(MptcpOptError::BadLength),
             subtype::ADD_ADDR => MptcpOption::AddAddr(AddAddr::parse(opt)?),
             subtype::REMOVE_ADDR => MptcpOption::RemoveAddr(RemoveAddr::parse(opt)?),
             subtype::MP_FAIL => {

@@ -9,7 +9,9 @@ use super::checksum;
 use super::field::{be16, be32, set_be16, set_be32};
 use super::WireError;
 use crate::seq::TcpSeq;
-pub use options::{OptionsBuf, SackBlocks, TcpOption, TcpOptions, MAX_OPTIONS_LEN};
+pub use options::{
+    FastPathOptions, OptionsBuf, SackBlocks, TcpOption, TcpOptions, MAX_OPTIONS_LEN,
+};
 
 /// Length of a TCP header without options.
 pub const MIN_HEADER_LEN: usize = 20;
@@ -164,6 +166,12 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     #[inline]
     pub fn options(&self) -> TcpOptions<'_> {
         TcpOptions::new(self.option_bytes())
+    }
+
+    /// Timestamps, SACK blocks and DSS from one walk over the options.
+    #[inline]
+    pub fn fast_path_options(&self) -> FastPathOptions<'_> {
+        FastPathOptions::parse(self.option_bytes())
     }
 
     /// The payload.

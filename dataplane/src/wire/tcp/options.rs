@@ -3,7 +3,7 @@
 
 use crate::seq::TcpSeq;
 use crate::wire::field::{be16, be32, set_be16, set_be32};
-use crate::wire::mptcp::{self, MptcpOption};
+use crate::wire::mptcp::{self, DssBytes, MptcpOption, Peeked};
 use crate::wire::WireError;
 
 /// Most option bytes a TCP header can carry.
@@ -19,6 +19,11 @@ mod kind {
     pub const SACK: u8 = 5;
     pub const TIMESTAMPS: u8 = 8;
 }
+
+/// Length of Linux's timestamps layout: NOP, NOP, then the 10-byte option.
+const ALIGNED_TIMESTAMPS_LEN: usize = 12;
+/// The first four bytes of that layout.
+const ALIGNED_TIMESTAMPS_HEAD: [u8; 4] = [kind::NOP, kind::NOP, kind::TIMESTAMPS, 10];
 
 /// One received TCP option.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,8 +101,19 @@ impl<'a> TcpOptions<'a> {
 impl<'a> Iterator for TcpOptions<'a> {
     type Item = Result<TcpOption<'a>, WireError>;
 
-    #[inline]
+    #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
+        // Linux leads almost every segment with NOP, NOP, timestamps: one compare takes
+        // the three steps the general walk below would (and yields what it would).
+        if let Some((ts, rest)) = self.rest.split_first_chunk::<ALIGNED_TIMESTAMPS_LEN>() {
+            if ts[..4] == ALIGNED_TIMESTAMPS_HEAD {
+                self.rest = rest;
+                return Some(Ok(TcpOption::Timestamps {
+                    tsval: be32(ts, 4),
+                    tsecr: be32(ts, 8),
+                }));
+            }
+        }
         loop {
             let (&k, tail) = self.rest.split_first()?;
             match k {
@@ -143,6 +159,47 @@ fn decode(opt: &[u8]) -> Result<TcpOption<'_>, WireError> {
         (k, _) => TcpOption::Unknown { kind: k, data },
     };
     Ok(ok)
+}
+
+/// What the established-state fast path needs from a segment's options, picked out in
+/// one [`TcpOptions`] walk: timestamps, SACK blocks and the MPTCP DSS. Anything else is
+/// only noted, for the caller to hand the segment to a full walk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FastPathOptions<'a> {
+    /// `(TSval, TSecr)`.
+    pub timestamps: Option<(u32, u32)>,
+    /// SACK blocks.
+    pub sack: Option<SackBlocks<'a>>,
+    /// The MPTCP DSS option, checked; [`DssBytes::decode`] decodes it.
+    pub dss: Option<DssBytes<'a>>,
+    /// True when another option was present: MSS, window scale, SACK-permitted, an MPTCP
+    /// option other than DSS, or an unknown kind.
+    pub others: bool,
+    /// Options refused as malformed (TCP or MPTCP), which Linux ignores and counts.
+    pub malformed: u8,
+}
+
+impl<'a> FastPathOptions<'a> {
+    /// Walks the option bytes `opts` (the header after its 20 fixed bytes) once. When an
+    /// option occurs more than once the last one counts, as in Linux.
+    #[inline]
+    pub fn parse(opts: &'a [u8]) -> Self {
+        let mut f = FastPathOptions::default();
+        for opt in TcpOptions::new(opts) {
+            match opt {
+                Ok(TcpOption::Timestamps { tsval, tsecr }) => f.timestamps = Some((tsval, tsecr)),
+                Ok(TcpOption::Mptcp(bytes)) => match MptcpOption::peek(bytes) {
+                    Ok(Peeked::Dss(dss)) => f.dss = Some(dss),
+                    Ok(Peeked::Other(_)) => f.others = true,
+                    Err(_) => f.malformed += 1,
+                },
+                Ok(TcpOption::Sack(blocks)) => f.sack = Some(blocks),
+                Ok(_) => f.others = true,
+                Err(_) => f.malformed += 1,
+            }
+        }
+        f
+    }
 }
 
 /// Options to send, built within the 40-byte budget, in Linux's layout: MSS, then
@@ -290,6 +347,8 @@ impl OptionsBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::seq::Dsn;
+    use crate::wire::mptcp::{DsnField, Dss};
 
     fn all(opts: &[u8]) -> Vec<Result<TcpOption<'_>, WireError>> {
         TcpOptions::new(opts).collect()
@@ -372,6 +431,87 @@ mod tests {
         );
         // End of list stops, whatever follows.
         assert_eq!(all(&[0, 2, 1]), []);
+    }
+
+    /// What [`FastPathOptions::parse`] must find, from the general iterator and parser.
+    fn reference(opts: &[u8]) -> (FastPathOptions<'_>, Option<Dss>) {
+        let mut f = FastPathOptions::default();
+        let mut dss = None;
+        for opt in all(opts) {
+            match opt {
+                Ok(TcpOption::Timestamps { tsval, tsecr }) => f.timestamps = Some((tsval, tsecr)),
+                Ok(TcpOption::Sack(blocks)) => f.sack = Some(blocks),
+                Ok(TcpOption::Mptcp(bytes)) => match MptcpOption::parse(bytes) {
+                    Ok(MptcpOption::Dss(d)) => dss = Some(d),
+                    Ok(_) => f.others = true,
+                    Err(_) => f.malformed += 1,
+                },
+                Ok(_) => f.others = true,
+                Err(_) => f.malformed += 1,
+            }
+        }
+        (f, dss)
+    }
+
+    fn fast(opts: &[u8]) -> (FastPathOptions<'_>, Option<Dss>) {
+        let f = FastPathOptions::parse(opts);
+        (
+            FastPathOptions { dss: None, ..f },
+            f.dss.map(DssBytes::decode),
+        )
+    }
+
+    #[test]
+    fn fast_path_picks_timestamps_sack_and_dss() {
+        // NOP NOP TS, then DSS (32-bit DATA_ACK, 64-bit DSN mapping), NOP NOP.
+        let mut opts = vec![1, 1, 8, 10, 0, 0, 0, 7, 0, 0, 0, 9];
+        opts.extend_from_slice(&[30, 22, 0x20, 0x0d, 0, 0, 0, 5]);
+        opts.extend_from_slice(&[0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 5, 0x78, 1, 1]);
+        let (f, dss) = fast(&opts);
+        assert_eq!(f.timestamps, Some((7, 9)));
+        assert_eq!((f.sack, f.others, f.malformed), (None, false, 0));
+        let dss = dss.unwrap();
+        assert_eq!(dss.data_ack, Some(DsnField::Bits32(5)));
+        let m = dss.mapping.unwrap();
+        assert_eq!(
+            (m.dsn, m.ssn, m.data_len),
+            (DsnField::Bits64(Dsn::new(256)), 1, 1400)
+        );
+        assert_eq!(fast(&opts), reference(&opts));
+
+        // SACK, an MP_PRIO, an unknown kind, a DSS too short for its flags.
+        let opts = [
+            1, 1, 5, 10, 0, 0, 0, 1, 0, 0, 0, 2, 30, 3, 0x51, 254, 2, 30, 8, 0x20, 0x01, 0, 0,
+        ];
+        let (f, dss) = fast(&opts);
+        assert_eq!(f.sack.map(|s| s.len()), Some(1));
+        assert_eq!((f.others, f.malformed, dss), (true, 1, None));
+        assert_eq!(fast(&opts), reference(&opts));
+
+        // Timestamps cut short: not the aligned form, and past the end.
+        let opts = [1, 1, 8, 10, 0, 0, 0, 7, 0, 0, 0];
+        assert_eq!(fast(&opts).0.malformed, 1);
+        assert_eq!(fast(&opts), reference(&opts));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_path_agrees_with_the_general_walk(
+            opts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just(1u8),
+                    proptest::strategy::Just(8u8),
+                    proptest::strategy::Just(10u8),
+                    proptest::strategy::Just(30u8),
+                    proptest::strategy::Just(0x20u8),
+                    0u8..=40,
+                    proptest::num::u8::ANY,
+                ],
+                0..=MAX_OPTIONS_LEN,
+            )
+        ) {
+            proptest::prop_assert_eq!(fast(&opts), reference(&opts));
+        }
     }
 
     #[test]

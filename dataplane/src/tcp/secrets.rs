@@ -1,0 +1,122 @@
+//! Keyed hashes over the 4-tuple: initial sequence numbers (RFC 6528), per-connection
+//! timestamp offsets (RFC 7323 §5.4) and the SYN-cookie MACs.
+//!
+//! The keyed function is HMAC-SHA-256 truncated to 32 bits (sha2/hmac are already
+//! dependencies; a SYN costs one HMAC, well under a microsecond).
+
+use super::segment::FourTuple;
+use super::time::Instant;
+use crate::seq::TcpSeq;
+use hmac::digest::KeyInit;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::net::SocketAddr;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// What a keyed hash is for (domain separation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Purpose {
+    /// RFC 6528's F().
+    Isn = 1,
+    /// Timestamp offset.
+    Timestamp = 2,
+    /// First SYN-cookie hash (time-independent).
+    CookieTuple = 3,
+    /// Second SYN-cookie hash (keyed by the time counter).
+    CookieCount = 4,
+    /// Seed of the connection table's hash function.
+    TableSeed = 5,
+}
+
+/// A per-table secret key.
+#[derive(Clone)]
+pub struct Secrets {
+    /// HMAC state keyed once; cloned per hash.
+    mac: HmacSha256,
+}
+
+impl Secrets {
+    /// Secrets from a 32-byte key.
+    pub fn new(key: [u8; 32]) -> Self {
+        // A key shorter than the 64-byte block is zero-padded by HMAC itself.
+        let mut block = [0u8; 64];
+        block[..32].copy_from_slice(&key);
+        Secrets {
+            mac: <HmacSha256 as KeyInit>::new(&block.into()),
+        }
+    }
+
+    /// Secrets from the operating system's random source.
+    pub fn random() -> Result<Self, getrandom::Error> {
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key)?;
+        Ok(Self::new(key))
+    }
+
+    /// The 32-bit keyed hash of `tuple` and `extra` for `purpose`.
+    pub fn hash(&self, purpose: Purpose, tuple: &FourTuple, extra: u32) -> u32 {
+        let mut m = self.mac.clone();
+        m.update(&[purpose as u8]);
+        for a in [tuple.local, tuple.remote] {
+            match a {
+                SocketAddr::V4(v) => m.update(&v.ip().octets()),
+                SocketAddr::V6(v) => m.update(&v.ip().octets()),
+            }
+            m.update(&a.port().to_be_bytes());
+        }
+        m.update(&extra.to_be_bytes());
+        let out = m.finalize().into_bytes();
+        u32::from_be_bytes([out[0], out[1], out[2], out[3]])
+    }
+
+    /// RFC 6528: ISN = M + F(4-tuple, key), M a 4 µs clock.
+    pub fn isn(&self, tuple: &FourTuple, now: Instant) -> TcpSeq {
+        let m = (now.as_nanos() / 4000) as u32;
+        TcpSeq::new(m.wrapping_add(self.hash(Purpose::Isn, tuple, 0)))
+    }
+
+    /// A 64-bit seed for the connection table's hash function.
+    pub fn table_seed(&self) -> u64 {
+        let t = FourTuple {
+            local: SocketAddr::from(([0u8; 4], 0)),
+            remote: SocketAddr::from(([0u8; 4], 0)),
+        };
+        let hi = self.hash(Purpose::TableSeed, &t, 0);
+        let lo = self.hash(Purpose::TableSeed, &t, 1);
+        u64::from(hi) << 32 | u64::from(lo)
+    }
+
+    /// The connection's timestamp clock offset.
+    pub fn ts_offset(&self, tuple: &FourTuple) -> u32 {
+        self.hash(Purpose::Timestamp, tuple, 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn isn_depends_on_tuple_and_time() {
+        let s = Secrets::new([7; 32]);
+        let t = FourTuple {
+            local: "10.0.0.1:80"
+                .parse()
+                .unwrap_or(SocketAddr::from(([0; 4], 0))),
+            remote: "10.0.0.2:1234"
+                .parse()
+                .unwrap_or(SocketAddr::from(([0; 4], 0))),
+        };
+        let mut u = t;
+        u.remote.set_port(1235);
+        let now = Instant::from_millis(1);
+        assert_ne!(s.isn(&t, now), s.isn(&u, now));
+        assert_eq!(
+            s.isn(&t, now) + 250,
+            s.isn(&t, Instant::from_nanos(1_000_000 + 1_000_000))
+        );
+        assert_ne!(Secrets::new([8; 32]).isn(&t, now), s.isn(&t, now));
+    }
+}

@@ -1,0 +1,458 @@
+//! The per-core connection table: connections by 4-tuple, listeners by address, a
+//! bounded half-open set (evicted before anything established), SYN cookies past a
+//! watermark, and the timer wheel that drives every connection's `poll_at`.
+//!
+//! Contract with the application: every [`ConnId`] from [`Table::next_ready`] has new
+//! events; after handling them (`get_mut` → `take_events`, `recv`, `send`, `close`) the
+//! application calls [`Table::flush`], which transmits, re-arms the timer and frees the
+//! connection once it is closed.
+
+use super::config::Config;
+use super::conn::Connection;
+use super::cookie::{check_cookie, cookie_syn_ack, restored_options};
+use super::hash::SeededHash;
+use super::hook::Hook;
+use super::secrets::Secrets;
+use super::segment::{FourTuple, SegmentIn, SegmentSink};
+use super::state::State;
+use super::time::Instant;
+use super::wheel::TimerWheel;
+use crate::port::SharedBuf;
+use crate::wire::tcp::TcpFlags;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+
+/// A connection's handle: slot and generation, so a stale handle never reaches a new
+/// connection in a reused slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConnId {
+    index: u32,
+    generation: u32,
+}
+
+/// Table limits and SYN-flood defence.
+#[derive(Clone, Debug)]
+pub struct TableConfig {
+    /// Settings of every connection.
+    pub conn: Config,
+    /// Connections held at most (all states).
+    pub max_conns: usize,
+    /// Half-open (SYN-RECEIVED) connections held at most; the oldest is evicted.
+    pub max_half_open: usize,
+    /// Half-open count from which SYNs are answered with cookies instead of state.
+    pub cookie_watermark: usize,
+    /// Answer with SYN cookies past the watermark (else evict the oldest half-open).
+    pub syn_cookies: bool,
+    /// Slots of the timer wheel (1 ms each).
+    pub wheel_slots: usize,
+}
+
+impl Default for TableConfig {
+    fn default() -> Self {
+        TableConfig {
+            conn: Config::default(),
+            max_conns: 65_536,
+            max_half_open: 4096,
+            cookie_watermark: 1024,
+            syn_cookies: true,
+            wheel_slots: 4096,
+        }
+    }
+}
+
+/// Table counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TableStats {
+    /// SYNs that reached a listener.
+    pub syns: u64,
+    /// SYN-ACKs sent with a cookie.
+    pub cookies_sent: u64,
+    /// Connections created from a valid cookie.
+    pub cookies_accepted: u64,
+    /// ACKs to a listener whose cookie did not verify.
+    pub cookies_rejected: u64,
+    /// Half-open connections evicted for room.
+    pub half_open_evicted: u64,
+    /// SYNs dropped for lack of room.
+    pub syns_dropped: u64,
+    /// RSTs sent for segments no connection or listener took.
+    pub resets_sent: u64,
+    /// Connections freed.
+    pub closed: u64,
+}
+
+/// One occupied slot.
+struct Entry<S, H> {
+    /// The connection; its tuple is this slot's key in `by_tuple`.
+    conn: Connection<S, H>,
+    /// Generation of the `ConnId`s that name this connection.
+    generation: u32,
+    /// Deadline of the earliest wheel entry for this connection.
+    armed: Option<Instant>,
+    /// Queued in `ready`.
+    ready: bool,
+    /// Counted in `half_open`.
+    half_open: bool,
+}
+
+/// The connection table of one core.
+pub struct Table<S, H> {
+    /// Limits and connection settings.
+    cfg: TableConfig,
+    /// ISN, timestamp-offset and cookie keys.
+    secrets: Secrets,
+    /// Connection slots; `None` slots are listed in `free`.
+    slots: Vec<Option<Entry<S, H>>>,
+    /// Generation to give the next connection of each slot.
+    generations: Vec<u32>,
+    /// Indices of empty slots.
+    free: Vec<u32>,
+    /// Occupied slot of each connection; `len() ≤ cfg.max_conns`.
+    by_tuple: HashMap<FourTuple, u32, SeededHash>,
+    /// Addresses accepting connections.
+    listeners: HashSet<SocketAddr, SeededHash>,
+    /// Wake-ups of connections at their `poll_at`.
+    wheel: TimerWheel<ConnId>,
+    /// Half-open connections, oldest first (may hold stale ids; compacted when long).
+    half_open_order: VecDeque<ConnId>,
+    /// Live half-open connections.
+    half_open: usize,
+    /// Connections with events for the application.
+    ready: VecDeque<ConnId>,
+    /// Scratch for fired timers.
+    fired: Vec<ConnId>,
+    /// Counters.
+    stats: TableStats,
+}
+
+impl<S: SharedBuf, H: Hook<S> + Default> Table<S, H> {
+    /// An empty table.
+    pub fn new(cfg: TableConfig, secrets: Secrets, now: Instant) -> Self {
+        let hash = SeededHash::new(secrets.table_seed());
+        Table {
+            wheel: TimerWheel::new(cfg.wheel_slots, now),
+            cfg,
+            secrets,
+            slots: Vec::new(),
+            generations: Vec::new(),
+            free: Vec::new(),
+            by_tuple: HashMap::with_hasher(hash),
+            listeners: HashSet::with_hasher(hash),
+            half_open_order: VecDeque::new(),
+            half_open: 0,
+            ready: VecDeque::new(),
+            fired: Vec::new(),
+            stats: TableStats::default(),
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &TableStats {
+        &self.stats
+    }
+
+    /// Connections held.
+    pub fn len(&self) -> usize {
+        self.by_tuple.len()
+    }
+
+    /// True when no connection is held.
+    pub fn is_empty(&self) -> bool {
+        self.by_tuple.is_empty()
+    }
+
+    /// Half-open connections held.
+    pub fn half_open(&self) -> usize {
+        self.half_open
+    }
+
+    /// Timer-wheel entries held.
+    pub fn timers(&self) -> usize {
+        self.wheel.len()
+    }
+
+    /// Accepts connections to `addr`.
+    pub fn listen(&mut self, addr: SocketAddr) {
+        self.listeners.insert(addr);
+    }
+
+    /// Stops accepting connections to `addr` (existing ones stay).
+    pub fn unlisten(&mut self, addr: &SocketAddr) {
+        self.listeners.remove(addr);
+    }
+
+    /// The connection `id`, if it still exists.
+    pub fn get_mut(&mut self, id: ConnId) -> Option<&mut Connection<S, H>> {
+        self.entry_mut(id).map(|e| &mut e.conn)
+    }
+
+    /// The id of the connection on `tuple`.
+    pub fn lookup(&self, tuple: &FourTuple) -> Option<ConnId> {
+        let &index = self.by_tuple.get(tuple)?;
+        let generation = self.slots.get(index as usize)?.as_ref()?.generation;
+        Some(ConnId { index, generation })
+    }
+
+    /// The next connection with events, if any.
+    pub fn next_ready(&mut self) -> Option<ConnId> {
+        while let Some(id) = self.ready.pop_front() {
+            if let Some(e) = self.entry_mut(id) {
+                e.ready = false;
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    /// Opens a connection to `tuple.remote` (its SYN goes out now). `None` when the
+    /// table is full or the tuple is taken.
+    pub fn connect(
+        &mut self,
+        tuple: FourTuple,
+        hook: H,
+        now: Instant,
+        out: &mut impl SegmentSink<S>,
+    ) -> Option<ConnId> {
+        if self.by_tuple.contains_key(&tuple) || self.len() >= self.cfg.max_conns {
+            return None;
+        }
+        let iss = self.secrets.isn(&tuple, now);
+        let ts = self.secrets.ts_offset(&tuple);
+        let conn = Connection::connect(&self.cfg.conn, tuple, iss, ts, hook, now);
+        let id = self.insert(conn, false);
+        self.flush(id, now, out);
+        Some(id)
+    }
+
+    /// Transmits for `id`, re-arms its timer, and frees it when closed. Events the
+    /// application left untaken are not queued again (no busy loop on a careless
+    /// caller); they are reported with the connection's next change.
+    pub fn flush(&mut self, id: ConnId, now: Instant, out: &mut impl SegmentSink<S>) {
+        if let Some(e) = self.entry_mut(id) {
+            e.conn.flush(now, out);
+            if e.conn.state() == State::Closed {
+                self.remove(id);
+            } else {
+                self.settle(id, false);
+            }
+        }
+    }
+
+    /// Dispatches a received segment for `tuple` (our side local).
+    pub fn on_segment(
+        &mut self,
+        tuple: FourTuple,
+        seg: SegmentIn<S>,
+        now: Instant,
+        out: &mut impl SegmentSink<S>,
+    ) {
+        let bare_syn = seg.flags.contains(TcpFlags::SYN) && !seg.flags.contains(TcpFlags::ACK);
+        if let Some(id) = self.lookup(&tuple) {
+            let Some(e) = self.entry_mut(id) else { return };
+            if !(bare_syn && e.conn.time_wait_accepts(&seg)) {
+                e.conn.on_segment(seg, now, out);
+                self.settle(id, true);
+                return;
+            }
+            // A new incarnation replaces the TIME-WAIT connection (RFC 6191).
+            self.remove(id);
+        }
+        if !self.listeners.contains(&tuple.local) {
+            self.reset(&tuple, &seg, out);
+            return;
+        }
+        if seg.flags.contains(TcpFlags::RST) {
+            return;
+        }
+        if seg.flags.contains(TcpFlags::ACK) && !seg.flags.contains(TcpFlags::SYN) {
+            self.on_listener_ack(tuple, seg, now, out);
+        } else if bare_syn {
+            self.on_listener_syn(tuple, seg, now, out);
+        }
+    }
+
+    fn on_listener_syn(
+        &mut self,
+        tuple: FourTuple,
+        seg: SegmentIn<S>,
+        now: Instant,
+        out: &mut impl SegmentSink<S>,
+    ) {
+        self.stats.syns += 1;
+        if self.cfg.syn_cookies && self.half_open >= self.cfg.cookie_watermark {
+            self.stats.cookies_sent += 1;
+            out.send(
+                &tuple,
+                cookie_syn_ack(&self.cfg.conn, &self.secrets, &tuple, &seg, now),
+            );
+            return;
+        }
+        let full = self.half_open >= self.cfg.max_half_open || self.len() >= self.cfg.max_conns;
+        if full && !self.evict_half_open() {
+            self.stats.syns_dropped += 1;
+            return;
+        }
+        let iss = self.secrets.isn(&tuple, now);
+        let ts = self.secrets.ts_offset(&tuple);
+        let conn = Connection::accept(&self.cfg.conn, tuple, &seg, iss, ts, H::default(), now);
+        let id = self.insert(conn, true);
+        self.flush(id, now, out);
+    }
+
+    fn on_listener_ack(
+        &mut self,
+        tuple: FourTuple,
+        seg: SegmentIn<S>,
+        now: Instant,
+        out: &mut impl SegmentSink<S>,
+    ) {
+        let mss = if self.cfg.syn_cookies {
+            check_cookie(&self.secrets, &tuple, &seg, now)
+        } else {
+            None
+        };
+        let Some(mss) = mss.filter(|_| self.len() < self.cfg.max_conns) else {
+            self.stats.cookies_rejected += u64::from(self.cfg.syn_cookies);
+            self.reset(&tuple, &seg, out);
+            return;
+        };
+        self.stats.cookies_accepted += 1;
+        let opts = restored_options(mss, &seg);
+        let ts = self.secrets.ts_offset(&tuple);
+        let conn =
+            Connection::from_cookie(&self.cfg.conn, tuple, &seg, &opts, ts, H::default(), now);
+        let id = self.insert(conn, false);
+        // The ACK may carry data.
+        if let Some(e) = self.entry_mut(id) {
+            e.conn.on_segment(seg, now, out);
+        }
+        self.settle(id, true);
+    }
+
+    fn reset(&mut self, tuple: &FourTuple, seg: &SegmentIn<S>, out: &mut impl SegmentSink<S>) {
+        if let Some(rst) = seg.reset_reply() {
+            self.stats.resets_sent += 1;
+            out.send(tuple, rst);
+        }
+    }
+
+    /// Runs every connection timer due at `now`.
+    pub fn on_timers(&mut self, now: Instant, out: &mut impl SegmentSink<S>) {
+        let mut fired = std::mem::take(&mut self.fired);
+        self.wheel.advance(now, |id| fired.push(id));
+        for id in fired.drain(..) {
+            let Some(e) = self.entry_mut(id) else {
+                continue;
+            };
+            if e.armed.is_some_and(|t| t <= now) {
+                e.armed = None;
+            }
+            if e.conn.poll_at().is_some_and(|t| t <= now) {
+                e.conn.on_timer(now, out);
+            }
+            self.settle(id, true);
+        }
+        self.fired = fired;
+    }
+
+    fn entry_mut(&mut self, id: ConnId) -> Option<&mut Entry<S, H>> {
+        self.slots
+            .get_mut(id.index as usize)?
+            .as_mut()
+            .filter(|e| e.generation == id.generation)
+    }
+
+    fn insert(&mut self, conn: Connection<S, H>, half_open: bool) -> ConnId {
+        let index = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.generations.push(0);
+            (self.slots.len() - 1) as u32
+        });
+        let generation = self.generations[index as usize];
+        self.generations[index as usize] = generation.wrapping_add(1);
+        self.by_tuple.insert(*conn.tuple(), index);
+        self.slots[index as usize] = Some(Entry {
+            conn,
+            generation,
+            armed: None,
+            ready: false,
+            half_open,
+        });
+        let id = ConnId { index, generation };
+        if half_open {
+            self.half_open += 1;
+            self.half_open_order.push_back(id);
+            if self.half_open_order.len() > 2 * self.cfg.max_half_open.max(1) {
+                let slots = &self.slots;
+                self.half_open_order.retain(|id| {
+                    slots
+                        .get(id.index as usize)
+                        .and_then(Option::as_ref)
+                        .is_some_and(|e| e.generation == id.generation && e.half_open)
+                });
+            }
+        }
+        id
+    }
+
+    /// Frees `id` silently.
+    fn remove(&mut self, id: ConnId) {
+        let Some(slot) = self.slots.get_mut(id.index as usize) else {
+            return;
+        };
+        if slot.as_ref().is_some_and(|e| e.generation == id.generation) {
+            if let Some(e) = slot.take() {
+                if e.half_open {
+                    self.half_open -= 1;
+                }
+                self.by_tuple.remove(e.conn.tuple());
+                self.free.push(id.index);
+                self.stats.closed += 1;
+            }
+        }
+    }
+
+    /// Evicts the oldest half-open connection; false when there is none.
+    fn evict_half_open(&mut self) -> bool {
+        while let Some(id) = self.half_open_order.pop_front() {
+            if self.entry_mut(id).is_some_and(|e| e.half_open) {
+                self.remove(id);
+                self.stats.half_open_evicted += 1;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Bookkeeping after a connection ran: half-open count, readiness (when `notify`),
+    /// timer, freeing.
+    fn settle(&mut self, id: ConnId, notify: bool) {
+        let Some(e) = self
+            .slots
+            .get_mut(id.index as usize)
+            .and_then(Option::as_mut)
+        else {
+            return;
+        };
+        if e.half_open && e.conn.state() != State::SynReceived {
+            e.half_open = false;
+            self.half_open -= 1;
+        }
+        if notify && e.conn.has_events() && !e.ready {
+            e.ready = true;
+            self.ready.push_back(id);
+        }
+        if e.conn.state() == State::Closed {
+            if !e.ready {
+                self.remove(id);
+            }
+            return;
+        }
+        if let Some(t) = e.conn.poll_at() {
+            if e.armed.is_none_or(|a| t < a) {
+                e.armed = Some(t);
+                self.wheel.schedule(id, t);
+            }
+        }
+    }
+}
