@@ -107,6 +107,8 @@ counters! {
     DiagBytesEchoed => "diag_bytes_echoed",
     /// Bytes the diagnostic service's source mode sent.
     DiagBytesSourced => "diag_bytes_sourced",
+    /// Source connections refused because the most allowed were running.
+    DiagSourcesRefused => "diag_sources_refused",
     /// Poll-loop iterations.
     Polls => "polls",
     /// Poll-loop iterations that received at least one packet.

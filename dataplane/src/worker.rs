@@ -210,6 +210,7 @@ impl<P: Port> Worker<P> {
         c.set(Counter::DiagBytesDiscarded, d.discarded);
         c.set(Counter::DiagBytesEchoed, d.echoed);
         c.set(Counter::DiagBytesSourced, d.sourced);
+        c.set(Counter::DiagSourcesRefused, d.sources_refused);
     }
 }
 

@@ -45,9 +45,10 @@ impl Node {
             if let Some(p) = &seg.payload {
                 frame.extend_from_slice(p.bytes());
             }
-            if tx.push(pool.alloc_from(&frame).unwrap()).is_err() {
+            if tx.is_full() {
                 self.port.tx_burst(&mut tx);
             }
+            tx.push(pool.alloc_from(&frame).unwrap()).ok().unwrap();
         }
         self.port.tx_burst(&mut tx);
     }

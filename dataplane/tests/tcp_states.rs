@@ -447,7 +447,13 @@ fn established_duplicate_data_is_acked_not_delivered() {
     fx.recv(g);
     let g = fx.data(R1, L1, b"abcdef");
     fx.recv(g);
-    send!(fx, [out(L1, R1 + 6, ACK, WIN - 1)]);
+    // The duplicate part is reported in a D-SACK block (RFC 2883).
+    send!(
+        fx,
+        [with_opts(out(L1, R1 + 6, ACK, WIN - 1), |o| {
+            o.push_sack(&[(seq(R1), seq(R1 + 3))]).unwrap();
+        })]
+    );
     assert_eq!(fx.c.stats().duplicate_bytes, 3);
     assert_eq!(fx.c.recv_queued(), 6);
 }
@@ -910,4 +916,31 @@ fn time_wait_with_timestamps_accepts_newer_tsval_even_with_older_seq() {
     let mut new_ts = fx.seg(R1 - 10, 0, SYN, 1000);
     new_ts.options.timestamps = Some((301, 0));
     assert!(fx.c.time_wait_accepts(&new_ts));
+}
+
+#[test]
+fn application_limited_window_does_not_grow_and_idle_restarts() {
+    let mut fx = established();
+    let iw = fx.c.cwnd();
+    assert_eq!(iw, 10 * 1400);
+    for i in 0..5 {
+        let p = fx.payload(b"tiny");
+        fx.c.send(p).unwrap();
+        fx.c.flush(fx.now, &mut fx.out);
+        let g = fx.seg(R1, L1 + 4 * (i + 1), ACK, 1000);
+        fx.recv(g);
+    }
+    assert_eq!(fx.c.cwnd(), iw, "app-limited ACKs leave cwnd alone");
+    fx.sent();
+    // A window-limited flight grows it (slow start).
+    let sent = send_segments(&mut fx, 10);
+    assert_eq!(sent.len(), 10);
+    let g = fx.seg(R1, L1 + 20 + 14_000, ACK, 1000);
+    fx.recv(g);
+    assert!(fx.c.cwnd() > iw);
+    // After an idle RTO the window restarts at the initial window.
+    fx.sent();
+    fx.now = fx.now + Duration::from_secs(5);
+    send_segments(&mut fx, 20);
+    assert_eq!(fx.c.cwnd(), iw);
 }

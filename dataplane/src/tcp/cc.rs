@@ -117,6 +117,8 @@ impl CongestionControl {
 
     /// `acked` new bytes were acknowledged outside recovery. `coupled` replaces the
     /// congestion-avoidance increase (bytes) when a coupled controller computed one.
+    /// The caller only reports ACKs of a window-limited flight (RFC 7661 spirit: an
+    /// application-limited sender does not grow its window).
     pub fn on_ack(
         &mut self,
         acked: u32,
@@ -145,6 +147,17 @@ impl CongestionControl {
             Algo::Cubic(c) => {
                 self.cwnd = c.increase(cwnd, mss, acked, now, srtt);
             }
+        }
+    }
+
+    /// Restart after an idle period longer than the RTO (RFC 5681 §4.1): the window
+    /// falls back to at most `initial_segments`; CUBIC starts a new epoch.
+    pub fn restart_after_idle(&mut self, initial_segments: u32) {
+        self.cwnd = self
+            .cwnd
+            .min(self.mss.saturating_mul(initial_segments.max(1)));
+        if let Algo::Cubic(c) = &mut self.algo {
+            c.epoch = None;
         }
     }
 

@@ -20,8 +20,9 @@ pub const MAX_WINDOW_SCALE: u8 = 14;
 /// Settings of one connection; the table hands a copy to each.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// MSS we announce and the largest we send: at most the port MTU minus headers, see
-    /// [`Config::mss_for_mtu`].
+    /// MSS we announce and the largest we send on IPv4: at most the port MTU minus the
+    /// IPv4 and TCP headers, see [`Config::mss_for_mtu`]. IPv6 connections use 20 bytes
+    /// less ([`Config::for_family`]).
     pub mss: u16,
     /// Window scale shift we offer (≤ 14).
     pub window_scale: u8,
@@ -102,9 +103,40 @@ impl Config {
         mtu.saturating_sub(headers).max(MIN_MSS)
     }
 
+    /// The configuration of one connection of the given family: `mss` is set for IPv4
+    /// headers, IPv6 headers are 20 bytes longer.
+    pub fn for_family(&self, ipv6: bool) -> Config {
+        let mut c = self.clone();
+        if ipv6 {
+            c.mss = c
+                .mss
+                .saturating_sub(IPV6_TCP_HEADERS - IPV4_TCP_HEADERS)
+                .max(MIN_MSS);
+        }
+        c
+    }
+
     /// This configuration with the MSS clamped to a path of `mtu` bytes.
     pub fn clamp_to_mtu(mut self, mtu: u16, ipv6: bool) -> Self {
         self.mss = self.mss.min(Self::mss_for_mtu(mtu, ipv6));
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_connections_announce_twenty_bytes_less() {
+        let c = Config::default().clamp_to_mtu(1500, false);
+        assert_eq!(c.mss, 1460);
+        assert_eq!(c.for_family(false).mss, 1460);
+        assert_eq!(c.for_family(true).mss, 1440);
+        let tiny = Config {
+            mss: MIN_MSS,
+            ..Config::default()
+        };
+        assert_eq!(tiny.for_family(true).mss, MIN_MSS, "never below the floor");
     }
 }

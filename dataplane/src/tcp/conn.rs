@@ -34,6 +34,7 @@ use super::time::{earliest, Instant};
 use crate::port::SharedBuf;
 use crate::seq::TcpSeq;
 use crate::wire::tcp::{OptionsBuf, TcpFlags};
+use arrayvec::ArrayVec;
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -157,6 +158,8 @@ pub struct Connection<S, H = NoHook> {
     ooo: Reassembly<S>,
     /// Sequence number of a FIN that arrived out of order.
     ooo_fin: Option<TcpSeq>,
+    /// Duplicate data to report in the next ACK's first SACK block (RFC 2883).
+    dsack: Option<(TcpSeq, TcpSeq)>,
 
     /// SACK negotiated.
     sack_ok: bool,
@@ -179,6 +182,8 @@ pub struct Connection<S, H = NoHook> {
     after_rto: bool,
     /// Duplicate ACKs since the last ACK of new data.
     dupacks: u32,
+    /// When new data was last sent (restart after idle, RFC 5681 §4.1).
+    last_data_at: Option<Instant>,
     /// A tail-loss probe was sent and no ACK of new data came since.
     tlp_out: bool,
     /// Fast retransmit: the first lost segment goes out whatever `pipe` says (RFC 6675
@@ -217,10 +222,12 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
         hook: H,
         now: Instant,
     ) -> Self {
+        let cfg = cfg.for_family(tuple.is_ipv6());
         let mss = u32::from(cfg.mss.max(MIN_MSS));
+        let rtt = RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max);
+        let cc = CongestionControl::new(cfg.cc, mss, cfg.initial_cwnd);
         Connection {
             tuple,
-            cfg: cfg.clone(),
             state: State::Closed,
             hook,
             events: Events::NONE,
@@ -247,16 +254,18 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
             delivered_bytes: 0,
             ooo: Reassembly::new(cfg.max_ooo_segments, cfg.recv_budget as usize),
             ooo_fin: None,
+            dsack: None,
             sack_ok: false,
             ts_ok: false,
             ts_recent: 0,
             ts_recent_at: now,
             ts_offset,
-            rtt: RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max),
-            cc: CongestionControl::new(cfg.cc, mss, cfg.initial_cwnd),
+            rtt,
+            cc,
             recovery: None,
             after_rto: false,
             dupacks: 0,
+            last_data_at: None,
             tlp_out: false,
             fast_rtx: false,
             rtx_timer: None,
@@ -270,6 +279,8 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
             time_wait_until: None,
             challenge_epoch: now,
             challenge_count: 0,
+            // Last: the fields above read it before it moves in.
+            cfg,
         }
     }
 
@@ -568,7 +579,6 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
     ) {
         let f = seg.flags;
         let rst = f.contains(TcpFlags::RST);
-        self.arm_keepalive(now);
         if self.paws_rejects(&seg, now) {
             self.stats.paws_drops += 1;
             self.ack_now = true;
@@ -612,6 +622,8 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
         if !f.contains(TcpFlags::ACK) {
             return;
         }
+        // Only acceptable segments prove the peer alive.
+        self.arm_keepalive(now);
         if self.state == State::SynReceived {
             if !(seg.ack.after(self.snd_una) && seg.ack.before_eq(self.snd_nxt)) {
                 self.send_rst(seg.ack, out);
@@ -810,6 +822,8 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
     }
 
     fn on_new_ack(&mut self, seg: &SegmentIn<S>, now: Instant) {
+        // Window-limited: the flight filled at least half the window when this was sent.
+        let cwnd_limited = self.sendq.flight_bytes() >= self.cc.cwnd() / 2;
         let (acked, sent_at) = self.sendq.ack(seg.ack);
         self.snd_una = seg.ack;
         let ts_rtt = match (self.ts_ok, seg.options.timestamps) {
@@ -833,6 +847,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
             Some(_) if self.after_rto => {
                 self.cc.on_ack(acked, now, self.rtt.srtt(), None);
             }
+            None if !cwnd_limited => {}
             Some(_) => {
                 if !self.sack_ok {
                     // RFC 6582 §3.2 step 3: a partial ACK retransmits the next hole now.
@@ -894,7 +909,11 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
         if let Some(mut p) = seg.payload {
             if seq.before(self.rcv_nxt) {
                 let cut = self.rcv_nxt.offset_from(seq) as usize;
-                self.stats.duplicate_bytes += cut.min(p.len()) as u64;
+                let dup = cut.min(p.len());
+                self.stats.duplicate_bytes += dup as u64;
+                if self.sack_ok {
+                    self.dsack = Some((seq, seq + dup as u32));
+                }
                 p.advance(cut);
                 seq = self.rcv_nxt;
                 self.ack_now = true;
@@ -1214,6 +1233,13 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
         } else {
             0
         };
+        if self.sendq.flight_is_empty()
+            && self
+                .last_data_at
+                .is_some_and(|t| now.since(t) > self.rtt.rto())
+        {
+            self.cc.restart_after_idle(self.cfg.initial_cwnd);
+        }
         let cwnd_room = if probe {
             self.snd_mss
         } else {
@@ -1249,6 +1275,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
             lost: false,
         };
         self.snd_nxt += sent.len();
+        self.last_data_at = Some(now);
         self.emit(seq, flags, sent.payload.clone(), now, out);
         self.sendq.record_sent(sent);
         true
@@ -1307,8 +1334,20 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
         if self.ts_ok {
             let _ = o.push_timestamps(self.ts_now(now), self.ts_recent, false);
         }
-        if self.sack_ok && !self.ooo.is_empty() {
-            let blocks = self.ooo.sack_blocks(o.remaining().saturating_sub(4) / 8);
+        if self.sack_ok && (!self.ooo.is_empty() || self.dsack.is_some()) {
+            // Leave the hook its space (Linux also trims SACK blocks for MPTCP).
+            let room = o.remaining().saturating_sub(self.hook.option_space());
+            let max = room.saturating_sub(4) / 8;
+            // A D-SACK block goes first (RFC 2883 §4), the others after it.
+            let mut blocks = ArrayVec::<(TcpSeq, TcpSeq), 4>::new();
+            blocks.extend(self.dsack.filter(|_| max > 0));
+            let rest = max.saturating_sub(blocks.len());
+            blocks.extend(
+                self.ooo
+                    .sack_blocks(rest)
+                    .into_iter()
+                    .take(4 - blocks.len()),
+            );
             if !blocks.is_empty() {
                 let _ = o.push_sack(&blocks);
             }
@@ -1411,6 +1450,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
             self.advertise()
         };
         if has_ack {
+            self.dsack = None;
             self.ack_now = false;
             self.ack_pending = 0;
             self.delack_at = None;

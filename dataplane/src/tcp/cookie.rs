@@ -133,7 +133,7 @@ pub fn cookie_syn_ack<S: SharedBuf>(
     let isn = cookie_isn(secrets, tuple, syn.seq, mss, now);
     let mut options = OptionsBuf::new();
     // These pushes fit the 40-byte budget in this order.
-    let _ = options.push_mss(cfg.mss);
+    let _ = options.push_mss(cfg.for_family(tuple.is_ipv6()).mss);
     // Without timestamps there is nowhere to keep window scale and SACK: not offered.
     let ts = cfg.timestamps && syn.options.timestamps.is_some();
     let sack = ts && cfg.sack && syn.options.sack_permitted;

@@ -7,10 +7,10 @@ use super::hook::Hook;
 use super::payload::Payload;
 use super::segment::SegmentSink;
 use super::state::{Events, State};
-use super::table::Table;
+use super::table::{ConnId, Table};
 use super::time::Instant;
 use crate::port::SharedBuf;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
 /// What a diagnostic port does with a connection.
@@ -35,7 +35,16 @@ pub struct DiagStats {
     pub echoed: u64,
     /// Bytes sourced.
     pub sourced: u64,
+    /// Source connections refused (reset) because [`MAX_SOURCES`] were running.
+    pub sources_refused: u64,
 }
+
+/// Source connections served at once per worker. Every segment a source connection has
+/// queued or in flight holds a reference to the one pattern buffer, and a DPDK mbuf
+/// counts references in 16 bits: this bound keeps the count far below 65535 (a
+/// connection holds at most its send budget over the pattern size plus its in-flight
+/// segments, about 1200 references with the defaults).
+pub const MAX_SOURCES: usize = 16;
 
 /// The service: modes by listening address and the source pattern.
 pub struct DiagService<S> {
@@ -43,6 +52,8 @@ pub struct DiagService<S> {
     modes: HashMap<SocketAddr, DiagMode>,
     /// The pattern `source` streams; each segment references a slice of it.
     pattern: Option<Payload<S>>,
+    /// Source connections being served (at most [`MAX_SOURCES`]).
+    sources: HashSet<ConnId>,
     /// Counters.
     stats: DiagStats,
 }
@@ -54,6 +65,7 @@ impl<S: SharedBuf> DiagService<S> {
         DiagService {
             modes: HashMap::new(),
             pattern: pattern.filter(|p| !p.is_empty()),
+            sources: HashSet::new(),
             stats: DiagStats::default(),
         }
     }
@@ -109,6 +121,15 @@ impl<S: SharedBuf> DiagService<S> {
                     }
                 }
                 DiagMode::Source => {
+                    if events.contains(Events::CONNECTED) && !self.sources.contains(&id) {
+                        if self.sources.len() >= MAX_SOURCES {
+                            self.stats.sources_refused += 1;
+                            c.abort(out);
+                            table.flush(id, now, out);
+                            continue;
+                        }
+                        self.sources.insert(id);
+                    }
                     while let Some(p) = c.recv() {
                         self.stats.discarded += p.len() as u64;
                     }
@@ -124,6 +145,12 @@ impl<S: SharedBuf> DiagService<S> {
                         }
                     }
                 }
+            }
+            if events.contains(Events::CLOSED)
+                || events.contains(Events::RESET)
+                || events.contains(Events::TIMED_OUT)
+            {
+                self.sources.remove(&id);
             }
             // The peer closed and everything it sent was handled: close our side too.
             if c.recv_queued() == 0 && c.state() == State::CloseWait {

@@ -282,3 +282,104 @@ impl<S: SharedBuf> SendQueue<S> {
         *self = Self::default();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::port::heap::{HeapPool, HeapShared};
+    use crate::port::PacketBuf;
+
+    fn queue(pool: &HeapPool, base: TcpSeq, segs: usize, len: usize) -> SendQueue<HeapShared> {
+        let mut q = SendQueue::default();
+        for i in 0..segs {
+            let p = Payload::new(pool.alloc_from(&vec![i as u8; len]).unwrap().into_shared());
+            q.push(p);
+            let payload = q.take_unsent(len);
+            q.record_sent(Sent {
+                seq: base + (i * len) as u32,
+                payload,
+                fin: false,
+                sent_at: Instant::from_millis(i as u64),
+                retransmitted: false,
+                sacked: false,
+                lost: false,
+            });
+        }
+        q
+    }
+
+    /// The counters match the entries.
+    fn check(q: &SendQueue<HeapShared>) {
+        let sum = |f: fn(&Sent<HeapShared>) -> bool| {
+            q.flight.iter().filter(|s| f(s)).map(Sent::len).sum::<u32>()
+        };
+        assert_eq!(q.flight_bytes, sum(|_| true));
+        assert_eq!(q.sacked_bytes, sum(|s| s.sacked));
+        assert_eq!(q.lost_bytes, sum(|s| s.lost));
+        assert!(q.flight.iter().all(|s| !(s.sacked && s.lost)));
+        assert!(q.pipe() <= q.flight_bytes);
+    }
+
+    #[test]
+    fn sack_marks_losses_and_partial_ack_trims() {
+        let pool = HeapPool::new(16);
+        let base = TcpSeq::new(u32::MAX - 100);
+        let mut q = queue(&pool, base, 6, 100);
+        // SACK segments 2..6: three segments' worth above 0 and 1.
+        assert_eq!(q.sack(base + 200, base + 600), 400);
+        assert!(q.mark_lost_by_sack(100));
+        assert_eq!(q.next_lost().map(|(i, _)| i), Some(0));
+        assert_eq!(q.pipe(), 0);
+        let r = q.retransmit(0, Instant::from_millis(50)).unwrap();
+        assert!(r.retransmitted && !r.lost);
+        drop(r);
+        check(&q);
+        // Partial ACK into segment 1: trimmed, no RTT sample from the retransmission.
+        let (acked, sample) = q.ack(base + 150);
+        assert_eq!((acked, sample), (150, None));
+        assert_eq!(
+            q.flight.front().map(|s| (s.seq, s.len())),
+            Some((base + 150, 50))
+        );
+        check(&q);
+        let (acked, sample) = q.ack(base + 600);
+        assert_eq!((acked, sample), (450, Some(Instant::from_millis(5))));
+        assert!(q.flight_is_empty());
+        check(&q);
+        assert_eq!(pool.in_use(), 0);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn counters_stay_consistent(ops in proptest::collection::vec((0u8..5, 0u32..1200, 0u32..1200), 1..60)) {
+            let pool = HeapPool::new(32);
+            let base = TcpSeq::new(7);
+            let mut q = queue(&pool, base, 10, 100);
+            let mut una = base;
+            for (op, a, b) in ops {
+                match op {
+                    0 => {
+                        let ack = base + a.min(1000);
+                        if ack.after(una) {
+                            q.ack(ack);
+                            una = ack;
+                        }
+                    }
+                    1 => {
+                        q.sack(base + a.min(b), base + a.max(b));
+                    }
+                    2 => {
+                        q.mark_lost_by_sack(100);
+                    }
+                    3 => q.mark_all_lost(),
+                    _ => {
+                        if let Some((i, _)) = q.next_lost() {
+                            q.retransmit(i, Instant::default());
+                        }
+                    }
+                }
+                check(&q);
+            }
+        }
+    }
+}

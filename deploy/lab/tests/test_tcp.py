@@ -62,13 +62,15 @@ def wait_for(predicate, timeout=5.0):
     return True
 
 
-def test_handshake_negotiates_every_option(lab):
+@pytest.mark.parametrize("addr,max_mss", [(GW4, 1448), (GW6, 1428)])
+def test_handshake_negotiates_every_option(lab, addr, max_mss):
     # struct tcp_info: byte 5 = options (1 timestamps, 2 SACK, 4 window scale), byte 6 =
-    # send (high nibble: the peer's) and receive window scales.
+    # send (low nibble: the peer's) and receive window scales.
+    fam = "socket.AF_INET6" if ":" in addr else "socket.AF_INET"
     res = lab.sh(lab.cli, textwrap.dedent(f"""
         python3 -c '
 import socket
-s = socket.create_connection(("{GW4}", 9))
+s = socket.socket({fam}); s.connect(("{addr}", 9))
 info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
 print(info[5], info[6] & 0x0f, s.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG))
 s.close()'"""))
@@ -76,7 +78,8 @@ s.close()'"""))
     options, peer_wscale, mss = map(int, res.stdout.split())
     assert options & 7 == 7, f"timestamps, SACK and window scaling all on: {options:#x}"
     assert peer_wscale == 7, "mpgw offers window scale 7"
-    assert 1400 <= mss <= 1448, f"MSS {mss}: mpgw's clamp, less 12 bytes of timestamps"
+    # mpgw announces MTU - IP - TCP headers; Linux then takes 12 for timestamps.
+    assert mss == max_mss, f"MSS {mss}, expected {max_mss} for a 1500-byte MTU"
 
 
 def test_mpgw_resolves_a_neighbour_it_has_not_heard_from(lab):
@@ -121,6 +124,25 @@ while n < 64 << 20:
 s.close(); print(n)'"""), timeout=60)
     assert res.returncode == 0, res.stdout + res.stderr
     assert int(res.stdout) >= 64 << 20
+
+
+def test_source_connections_are_bounded(lab):
+    # 16 source connections run at once per worker; the 17th is reset, not served.
+    res = lab.sh(lab.cli, textwrap.dedent(f"""
+        python3 -c '
+import socket, time
+held = []
+for i in range(16):
+    s = socket.create_connection(("{GW4}", 19)); s.recv(1000); held.append(s)
+extra = socket.create_connection(("{GW4}", 19)); extra.settimeout(5)
+try:
+    print("served" if extra.recv(1000) else "closed")
+except ConnectionResetError:
+    print("reset")
+for s in held: s.close()'"""), timeout=60)
+    assert res.stdout.strip() == "reset", res.stdout + res.stderr
+    assert lab.wait_counter("diag_sources_refused", 1) >= 1
+    assert wait_for(lambda: lab.counters()["tcp_connections"] == 0, timeout=10)
 
 
 def test_reset_from_the_client_frees_the_connection(lab):
