@@ -36,12 +36,8 @@ const BULK: usize = 4 << 20;
 
 fn tuple() -> FourTuple {
     FourTuple {
-        local: "10.0.0.1:7"
-            .parse()
-            .unwrap_or(std::net::SocketAddr::from(([10, 0, 0, 1], 7))),
-        remote: "10.0.0.2:40000"
-            .parse()
-            .unwrap_or(std::net::SocketAddr::from(([10, 0, 0, 2], 40000))),
+        local: std::net::SocketAddr::from(([192, 0, 2, 1], 7)),
+        remote: std::net::SocketAddr::from(([192, 0, 2, 2], 40000)),
     }
 }
 
@@ -119,9 +115,10 @@ fn transmit(port: &mut MemPort, pool: &HeapPool, l2: &L2, out: &mut Out) {
         let Some(buf) = pool.alloc_from(&frame[..n]) else {
             continue;
         };
-        if tx.push(buf).is_err() {
+        if tx.is_full() {
             port.tx_burst(&mut tx);
         }
+        let _ = tx.push(buf);
     }
     port.tx_burst(&mut tx);
 }

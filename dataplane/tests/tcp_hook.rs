@@ -49,8 +49,8 @@ impl Hook<S> for Recorder {
 
 fn established(reset_on_data: bool) -> (Connection<S, Recorder>, Out) {
     let tuple = FourTuple {
-        local: "10.0.0.1:80".parse().unwrap(),
-        remote: "10.0.0.2:4000".parse().unwrap(),
+        local: "192.0.2.1:80".parse().unwrap(),
+        remote: "192.0.2.2:4000".parse().unwrap(),
     };
     let mut syn = SegmentIn::bare(TcpSeq::new(500), TcpSeq::new(0), TcpFlags::SYN, 65535);
     syn.options = SegOptions {

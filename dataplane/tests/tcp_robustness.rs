@@ -52,8 +52,8 @@ fn step() -> impl Strategy<Value = Step> {
 
 fn tuple(port: u16) -> FourTuple {
     FourTuple {
-        local: "10.0.0.1:7".parse().unwrap(),
-        remote: format!("10.0.0.2:{}", 1000 + port).parse().unwrap(),
+        local: "192.0.2.1:7".parse().unwrap(),
+        remote: format!("192.0.2.2:{}", 1000 + port).parse().unwrap(),
     }
 }
 
@@ -65,7 +65,7 @@ proptest! {
         let cfg = TableConfig { cookie_watermark: 2, max_half_open: 3, ..TableConfig::default() };
         let mut now = Instant::from_millis(1);
         let mut t: Table<S, NoHook> = Table::new(cfg, Secrets::new([9; 32]), now);
-        t.listen("10.0.0.1:7".parse().unwrap());
+        t.listen("192.0.2.1:7".parse().unwrap());
         let mut out: Vec<(FourTuple, SegmentOut<S>)> = Vec::new();
         // The last segment we sent on each tuple anchors "near" sequence numbers.
         let mut anchor = [(TcpSeq::new(1), TcpSeq::new(1)); 3];

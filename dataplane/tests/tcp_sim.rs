@@ -143,8 +143,8 @@ fn run(seed: u64, faults: Faults, bytes_ab: usize, bytes_ba: usize, cc: CcAlgori
         ..Config::default()
     };
     let ta = FourTuple {
-        local: "10.0.0.1:40000".parse().unwrap(),
-        remote: "10.0.0.2:7".parse().unwrap(),
+        local: "192.0.2.1:40000".parse().unwrap(),
+        remote: "192.0.2.2:7".parse().unwrap(),
     };
     let tb = FourTuple {
         local: ta.remote,

@@ -26,8 +26,8 @@ fn seq(n: u32) -> TcpSeq {
 
 fn tuple() -> FourTuple {
     FourTuple {
-        local: "10.0.0.1:80".parse().unwrap(),
-        remote: "10.0.0.2:40000".parse().unwrap(),
+        local: "192.0.2.1:80".parse().unwrap(),
+        remote: "192.0.2.2:40000".parse().unwrap(),
     }
 }
 

@@ -19,14 +19,14 @@ const ACK: TcpFlags = TcpFlags::ACK;
 
 fn tuple(port: u16) -> FourTuple {
     FourTuple {
-        local: "10.0.0.1:7".parse().unwrap(),
-        remote: format!("10.0.0.2:{port}").parse().unwrap(),
+        local: "192.0.2.1:7".parse().unwrap(),
+        remote: format!("192.0.2.2:{port}").parse().unwrap(),
     }
 }
 
 fn table(cfg: TableConfig) -> Table<S, NoHook> {
     let mut t = Table::new(cfg, Secrets::new([3; 32]), Instant::default());
-    t.listen("10.0.0.1:7".parse().unwrap());
+    t.listen("192.0.2.1:7".parse().unwrap());
     t
 }
 
@@ -275,7 +275,7 @@ fn syn_flood_engages_cookies_and_memory_stays_flat() {
     let now = Instant::from_millis(10);
     for i in 0..100_000u32 {
         let tuple = FourTuple {
-            local: "10.0.0.1:7".parse().unwrap(),
+            local: "192.0.2.1:7".parse().unwrap(),
             remote: std::net::SocketAddr::from((
                 [172, 16, (i >> 16) as u8, (i >> 8) as u8],
                 i as u16,

@@ -79,6 +79,16 @@ impl Mbuf {
         unsafe { raw::refcnt(self.as_ptr()) }
     }
 
+    /// Copies the chained segments into the first one (`rte_pktmbuf_linearize`) so the
+    /// whole packet is contiguous, as a NIC's gather DMA would put it on the wire; for
+    /// loopback ports such as `net_ring` that hand a chain back as it was sent. False
+    /// (packet unchanged) when the first segment lacks the room.
+    pub fn linearize(&mut self) -> bool {
+        // SAFETY: `self` owns the chain exclusively; DPDK copies the data of the other
+        // segments into the first one's tailroom and frees them.
+        unsafe { dpdk_sys::rte_pktmbuf_linearize(self.as_ptr()) == 0 }
+    }
+
     /// Number of segments.
     #[inline]
     pub fn nb_segs(&self) -> u16 {
