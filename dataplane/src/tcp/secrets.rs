@@ -102,10 +102,10 @@ mod tests {
     fn isn_depends_on_tuple_and_time() {
         let s = Secrets::new([7; 32]);
         let t = FourTuple {
-            local: "10.0.0.1:80"
+            local: "192.0.2.1:80"
                 .parse()
                 .unwrap_or(SocketAddr::from(([0; 4], 0))),
-            remote: "10.0.0.2:1234"
+            remote: "192.0.2.2:1234"
                 .parse()
                 .unwrap_or(SocketAddr::from(([0; 4], 0))),
         };
