@@ -401,6 +401,25 @@ impl Config {
                 ));
             }
         }
+        let mut listens = HashMap::new();
+        for (i, d) in self.diag.iter().enumerate() {
+            let key = format!("diag[{i}].listen");
+            if !addrs.contains_key(&d.listen.ip()) {
+                bail!(key_err(
+                    key,
+                    format!("{} is not an address of any port", d.listen.ip())
+                ));
+            }
+            if d.listen.port() == 0 {
+                bail!(key_err(key, "port 0 is not a listening port"));
+            }
+            if let Some(j) = listens.insert(d.listen, i) {
+                bail!(key_err(
+                    key,
+                    format!("{} is also diag[{j}].listen", d.listen)
+                ));
+            }
+        }
         Ok(())
     }
 }
