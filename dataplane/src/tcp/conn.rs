@@ -876,6 +876,11 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
         }
         let mss = self.snd_mss;
         let by_sack = self.sack_ok && self.sendq.mark_lost_by_sack(mss);
+        if self.sack_ok {
+            // RACK's reordering window: a quarter of the smoothed RTT (RFC 8985 §6.2).
+            let reo_wnd = self.rtt.srtt().map_or(Duration::ZERO, |srtt| srtt / 4);
+            self.sendq.mark_lost_retransmissions(reo_wnd);
+        }
         if self.recovery.is_some() {
             return;
         }

@@ -6,6 +6,7 @@ use super::time::Instant;
 use crate::port::SharedBuf;
 use crate::seq::TcpSeq;
 use std::collections::VecDeque;
+use std::time::Duration;
 
 /// Duplicate-ACK threshold, in segments' worth of SACKed data above a hole.
 pub const DUP_THRESH: u32 = 3;
@@ -64,6 +65,11 @@ pub struct SendQueue<S> {
     sacked_bytes: u32,
     /// Sum of the lengths of `flight` entries marked lost.
     lost_bytes: u32,
+    /// `flight` entries retransmitted at least once.
+    retransmitted_out: usize,
+    /// The latest transmission time of any segment delivered (cumulatively ACKed or
+    /// SACKed): RACK's `xmit_ts` (RFC 8985).
+    delivered_sent_at: Option<Instant>,
 }
 
 impl<S: SharedBuf> Default for SendQueue<S> {
@@ -75,6 +81,8 @@ impl<S: SharedBuf> Default for SendQueue<S> {
             flight_bytes: 0,
             sacked_bytes: 0,
             lost_bytes: 0,
+            retransmitted_out: 0,
+            delivered_sent_at: None,
         }
     }
 }
@@ -155,7 +163,10 @@ impl<S: SharedBuf> SendQueue<S> {
             s.lost = false;
             self.lost_bytes -= s.len();
         }
-        s.retransmitted = true;
+        if !s.retransmitted {
+            s.retransmitted = true;
+            self.retransmitted_out += 1;
+        }
         s.sent_at = now;
         Some(s.clone())
     }
@@ -175,6 +186,10 @@ impl<S: SharedBuf> SendQueue<S> {
             if front.end().before_eq(ack) {
                 let len = front.len();
                 sample = (!front.retransmitted).then_some(front.sent_at);
+                self.delivered_sent_at = self.delivered_sent_at.max(Some(front.sent_at));
+                if front.retransmitted {
+                    self.retransmitted_out -= 1;
+                }
                 if front.sacked {
                     self.sacked_bytes -= len;
                 }
@@ -225,6 +240,7 @@ impl<S: SharedBuf> SendQueue<S> {
             if !s.sacked {
                 s.sacked = true;
                 newly += s.len();
+                self.delivered_sent_at = self.delivered_sent_at.max(Some(s.sent_at));
                 if s.lost {
                     s.lost = false;
                     self.lost_bytes -= s.len();
@@ -248,6 +264,29 @@ impl<S: SharedBuf> SendQueue<S> {
             if s.sacked {
                 above += s.len();
             } else if above >= threshold && !s.lost && !s.retransmitted {
+                s.lost = true;
+                self.lost_bytes += s.len();
+                any = true;
+            }
+        }
+        any
+    }
+
+    /// RACK for retransmissions (RFC 8985 §6.2, applied where duplicate-ACK counting
+    /// cannot help): a retransmitted segment, neither SACKed nor already marked lost, is
+    /// lost again once a segment sent more than `reo_wnd` after it has been delivered.
+    /// Without this only the RTO recovers a lost retransmission. Returns whether any
+    /// was marked.
+    pub fn mark_lost_retransmissions(&mut self, reo_wnd: Duration) -> bool {
+        let Some(latest) = self.delivered_sent_at else {
+            return false;
+        };
+        if self.retransmitted_out == 0 {
+            return false;
+        }
+        let mut any = false;
+        for s in self.flight.iter_mut() {
+            if s.retransmitted && !s.sacked && !s.lost && s.sent_at + reo_wnd < latest {
                 s.lost = true;
                 self.lost_bytes += s.len();
                 any = true;
@@ -318,6 +357,34 @@ mod tests {
         assert_eq!(q.lost_bytes, sum(|s| s.lost));
         assert!(q.flight.iter().all(|s| !(s.sacked && s.lost)));
         assert!(q.pipe() <= q.flight_bytes);
+    }
+
+    #[test]
+    fn a_lost_retransmission_is_found_when_later_data_arrives() {
+        let pool = HeapPool::new(16);
+        // Four 100-byte segments sent at 0, 1, 2 and 3 ms.
+        let mut q = queue(&pool, TcpSeq::new(0), 4, 100);
+        q.retransmit(0, Instant::from_millis(10));
+        assert!(
+            !q.mark_lost_retransmissions(Duration::ZERO),
+            "nothing delivered yet"
+        );
+        // Delivery of a segment first sent before the retransmission says nothing.
+        q.sack(TcpSeq::new(100), TcpSeq::new(200));
+        assert!(!q.mark_lost_retransmissions(Duration::ZERO));
+        // A segment sent after it (re-sent at 12 ms) is SACKed: the retransmission at
+        // 10 ms is lost, unless the reordering window covers the difference.
+        q.retransmit(3, Instant::from_millis(12));
+        q.sack(TcpSeq::new(300), TcpSeq::new(400));
+        assert!(!q.mark_lost_retransmissions(Duration::from_millis(5)));
+        assert!(q.mark_lost_retransmissions(Duration::from_millis(1)));
+        assert_eq!(q.next_lost().map(|(i, _)| i), Some(0));
+        assert!(!q.mark_lost_retransmissions(Duration::ZERO), "marked once");
+        check(&q);
+        // Acknowledging everything leaves no retransmission outstanding.
+        q.ack(TcpSeq::new(400));
+        assert_eq!(q.retransmitted_out, 0);
+        check(&q);
     }
 
     #[test]
