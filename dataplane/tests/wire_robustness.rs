@@ -54,7 +54,7 @@ fn fill_checksums(mut frame: Vec<u8>) -> Vec<u8> {
     };
     let l4 = &mut frame[f.l4_offset..f.l4_offset + f.l4_len];
     match f.l4 {
-        L4::Icmp => IcmpPacket::parse(l4).unwrap().fill_checksum(),
+        L4::Icmp => IcmpPacket::parse(l4).unwrap().fill_checksum(0),
         L4::Icmpv6 => Icmpv6Packet::parse(l4).unwrap().fill_checksum(pseudo),
         L4::Tcp => TcpPacket::parse(l4).unwrap().fill_checksum(pseudo),
         _ => {}
@@ -97,7 +97,7 @@ fn exercise(frame: &[u8]) {
                 ip.pseudo_header_sum(),
             );
             if let Ok(i) = IcmpPacket::parse(ip.payload()) {
-                let _ = (i.verify_checksum(), i.echo_ident(), i.data());
+                let _ = (i.verify_checksum(0), i.echo_ident(), i.data());
             }
         }
         if let Ok(ip) = Ipv6Packet::parse(p) {

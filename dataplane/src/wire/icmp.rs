@@ -13,8 +13,9 @@ pub const ECHO_REPLY: u8 = 0;
 /// Type of an echo request.
 pub const ECHO_REQUEST: u8 = 8;
 
-/// A view of an ICMPv4 message (the buffer is the whole message, bounded by the IP
-/// total length).
+/// A view of an ICMP message, for IPv4 (RFC 792) and IPv6 (RFC 4443) alike: the two
+/// share the header layout and differ only in the checksum's pseudo-header (none for
+/// ICMPv4, pass 0). The buffer is the whole message, bounded by the IP length.
 #[derive(Clone, Copy, Debug)]
 pub struct IcmpPacket<T> {
     buf: T,
@@ -72,10 +73,18 @@ impl<T: AsRef<[u8]>> IcmpPacket<T> {
         &self.buf.as_ref()[HEADER_LEN..]
     }
 
-    /// True when the checksum over the whole message verifies.
+    /// The whole message.
     #[inline]
-    pub fn verify_checksum(&self) -> bool {
-        checksum::sum(self.buf.as_ref()) == checksum::CORRECT_SUM
+    pub fn as_bytes(&self) -> &[u8] {
+        self.buf.as_ref()
+    }
+
+    /// True when the checksum verifies, given the pseudo-header sum (0 for ICMPv4;
+    /// [`crate::wire::ipv6::Ipv6Packet::pseudo_header_sum`] for ICMPv6).
+    #[inline]
+    pub fn verify_checksum(&self, pseudo_header_sum: u16) -> bool {
+        checksum::combine(pseudo_header_sum, checksum::sum(self.buf.as_ref()))
+            == checksum::CORRECT_SUM
     }
 }
 
@@ -91,12 +100,13 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> IcmpPacket<T> {
         set_be16(b, 2, check);
     }
 
-    /// Recomputes the checksum over the whole message from scratch.
+    /// Recomputes the checksum from scratch, given the pseudo-header sum (0 for
+    /// ICMPv4).
     #[inline]
-    pub fn fill_checksum(&mut self) {
+    pub fn fill_checksum(&mut self, pseudo_header_sum: u16) {
         let b = self.buf.as_mut();
         set_be16(b, 2, 0);
-        let c = checksum::checksum(b);
+        let c = !checksum::combine(pseudo_header_sum, checksum::sum(b));
         set_be16(b, 2, c);
     }
 }
@@ -130,7 +140,7 @@ pub fn echo_reply_in_place(frame: &mut [u8], my_mac: MacAddr) -> Result<(), Wire
         if icmp.msg_type() != ECHO_REQUEST || icmp.code() != 0 {
             return Err(WireError::NotRequest);
         }
-        if !icmp.verify_checksum() {
+        if !icmp.verify_checksum(0) {
             return Err(WireError::BadChecksum);
         }
         icmp.set_type_code(ECHO_REPLY, 0);
@@ -174,7 +184,7 @@ mod tests {
             (icmp.echo_ident(), icmp.echo_seq(), icmp.data().len()),
             (0x1c2d, 1, 56)
         );
-        assert!(icmp.verify_checksum());
+        assert!(icmp.verify_checksum(0));
         assert_eq!(
             IcmpPacket::parse(&f[34..41]).unwrap_err(),
             WireError::Truncated
@@ -204,7 +214,7 @@ mod tests {
                 (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2), 64)
             );
             let icmp = IcmpPacket::parse(ip.payload()).unwrap();
-            assert!(icmp.verify_checksum());
+            assert!(icmp.verify_checksum(0));
             assert_eq!((icmp.msg_type(), icmp.echo_ident()), (ECHO_REPLY, 0x1c2d));
             assert_eq!(icmp.data(), &original[42..]);
         }

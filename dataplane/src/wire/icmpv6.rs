@@ -5,7 +5,7 @@ use std::net::Ipv6Addr;
 
 use super::checksum;
 use super::ethernet::{ethertype, EthernetFrame, MacAddr};
-use super::field::{array, be16, set_be16};
+use super::field::array;
 use super::ipv6::{Ipv6Packet, Ipv6Repr, DEFAULT_HOP_LIMIT, HEADER_LEN as IPV6_HEADER_LEN};
 use super::{ip_proto, WireError};
 
@@ -36,94 +36,9 @@ const LLA_OPT_LEN: usize = 8;
 const OPT_SOURCE_LLA: u8 = 1;
 const OPT_TARGET_LLA: u8 = 2;
 
-/// A view of an ICMPv6 message (the buffer is the whole message).
-#[derive(Clone, Copy, Debug)]
-pub struct Icmpv6Packet<T> {
-    buf: T,
-}
-
-impl<T: AsRef<[u8]>> Icmpv6Packet<T> {
-    /// Checks that `buf` holds the 8-byte header.
-    #[inline]
-    pub fn parse(buf: T) -> Result<Self, WireError> {
-        if buf.as_ref().len() < HEADER_LEN {
-            return Err(WireError::Truncated);
-        }
-        Ok(Icmpv6Packet { buf })
-    }
-
-    /// The underlying buffer.
-    #[inline]
-    pub fn into_inner(self) -> T {
-        self.buf
-    }
-
-    /// Message type.
-    #[inline]
-    pub fn msg_type(&self) -> u8 {
-        self.buf.as_ref()[0]
-    }
-
-    /// Message code.
-    #[inline]
-    pub fn code(&self) -> u8 {
-        self.buf.as_ref()[1]
-    }
-
-    /// Checksum field.
-    #[inline]
-    pub fn checksum(&self) -> u16 {
-        be16(self.buf.as_ref(), 2)
-    }
-
-    /// Echo identifier.
-    #[inline]
-    pub fn echo_ident(&self) -> u16 {
-        be16(self.buf.as_ref(), 4)
-    }
-
-    /// Echo sequence number.
-    #[inline]
-    pub fn echo_seq(&self) -> u16 {
-        be16(self.buf.as_ref(), 6)
-    }
-
-    /// The whole message.
-    #[inline]
-    pub fn as_bytes(&self) -> &[u8] {
-        self.buf.as_ref()
-    }
-
-    /// True when the checksum verifies, given the IPv6 pseudo-header sum
-    /// ([`Ipv6Packet::pseudo_header_sum`]).
-    #[inline]
-    pub fn verify_checksum(&self, pseudo_header_sum: u16) -> bool {
-        checksum::combine(pseudo_header_sum, checksum::sum(self.buf.as_ref()))
-            == checksum::CORRECT_SUM
-    }
-}
-
-impl<T: AsRef<[u8]> + AsMut<[u8]>> Icmpv6Packet<T> {
-    /// Sets type and code, updating the checksum incrementally.
-    #[inline]
-    pub fn set_type_code(&mut self, msg_type: u8, code: u8) {
-        let b = self.buf.as_mut();
-        let old = be16(b, 0);
-        let new = u16::from_be_bytes([msg_type, code]);
-        let check = checksum::update16(be16(b, 2), old, new);
-        set_be16(b, 0, new);
-        set_be16(b, 2, check);
-    }
-
-    /// Recomputes the checksum from scratch, given the pseudo-header sum.
-    #[inline]
-    pub fn fill_checksum(&mut self, pseudo_header_sum: u16) {
-        let b = self.buf.as_mut();
-        set_be16(b, 2, 0);
-        let c = !checksum::combine(pseudo_header_sum, checksum::sum(b));
-        set_be16(b, 2, c);
-    }
-}
+/// A view of an ICMPv6 message: the ICMP view, with the IPv6 pseudo-header sum passed
+/// to its checksum methods.
+pub type Icmpv6Packet<T> = super::icmp::IcmpPacket<T>;
 
 /// A parsed neighbour solicitation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
