@@ -56,7 +56,10 @@ impl Model {
     }
 
     fn queued(&self) -> usize {
-        self.have[self.read.min(LEN)..].iter().filter(|h| **h).count()
+        self.have[self.read.min(LEN)..]
+            .iter()
+            .filter(|h| **h)
+            .count()
     }
 
     fn limit(&self) -> usize {

@@ -9,6 +9,8 @@ use dataplane::port::heap::HeapPool;
 use dataplane::port::mem::{link, LinkConfig, MemPort, SimClock};
 use dataplane::port::{Burst, PacketBuf, Port};
 use dataplane::stats::{counters, Counter, CounterReader};
+use dataplane::tcp::secrets::Secrets;
+use dataplane::tcp::table::TableConfig;
 use dataplane::wire::arp::{self, ArpPacket};
 use dataplane::wire::checksum;
 use dataplane::wire::ethernet::{ethertype, EthernetFrame, EthernetRepr};
@@ -16,8 +18,6 @@ use dataplane::wire::icmpv6::{self, NeighborAdvert};
 use dataplane::wire::ipv4::{Ipv4Packet, Ipv4Repr};
 use dataplane::wire::ipv6::{solicited_node, Ipv6Packet, Ipv6Repr};
 use dataplane::wire::{ip_proto, MacAddr};
-use dataplane::tcp::secrets::Secrets;
-use dataplane::tcp::table::TableConfig;
 use dataplane::worker::{TcpSetup, Worker, WorkerPort};
 use std::net::{Ipv4Addr, Ipv6Addr};
 

@@ -1,5 +1,14 @@
 //! MPTCP above the wire format (RFC 8684). The option formats live in
-//! [`crate::wire::mptcp`]; this module holds the protocol logic, starting with the
-//! cryptography of handshakes, joins and address announcements.
+//! [`crate::wire::mptcp`]; this module holds the protocol logic:
+//! - [`crypto`]: keys, tokens, IDSNs, the MP_JOIN and ADD_ADDR HMACs, the DSS checksum;
+//! - [`token`]: the per-worker table of local tokens, whose bits name the owner worker;
+//! - [`reassembly`]: zero-copy DSN reassembly with the shared receive window and DATA_FIN;
+//! - [`scheduler`]: which subflow sends next (`default`, `roundrobin`, `redundant`,
+//!   `blest`);
+//! - [`coupled`]: the coupled congestion-avoidance increases LIA and OLIA.
 
+pub mod coupled;
 pub mod crypto;
+pub mod reassembly;
+pub mod scheduler;
+pub mod token;
