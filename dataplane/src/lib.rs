@@ -8,7 +8,8 @@
 //! - [`seq`]: TCP sequence numbers and MPTCP data sequence numbers as distinct types;
 //! - [`wire`]: zero-copy views and in-place emitters for Ethernet … TCP and MPTCP options;
 //! - [`tcp`]: the userspace TCP engine (sans-I/O, zero-copy, per core);
-//! - [`mptcp`]: MPTCP keys, tokens, HMACs and checksums;
+//! - [`mptcp`]: MPTCP building blocks: keys, tokens, HMACs, checksums, the token
+//!   table, DSN reassembly, schedulers and coupled congestion control;
 //! - [`host`]: the gateway's own L2/L3 presence (ARP, ICMP echo, neighbour discovery),
 //!   and [`neigh`], the neighbour table it learns into;
 //! - [`egress`]: TCP segments to frames on the right port, payload chained;

@@ -44,7 +44,10 @@ impl SubflowView {
 
 /// A set of subflows, as indices into the slice a decision was given.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Selection(u32);
+pub struct Selection(
+    /// Bit `i` set: the subflow at index `i` is selected (`i` < [`MAX_SUBFLOWS`]).
+    u32,
+);
 
 impl Selection {
     /// No subflow: wait for window or for a subflow to become usable.

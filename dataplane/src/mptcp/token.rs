@@ -55,7 +55,10 @@ pub struct TokenStats {
 /// Multiplicative hashing of a `u32` token: tokens are SHA-256 output, so a cheap mix
 /// that spreads them over the whole `u64` (hashbrown reads the top bits too) suffices.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct TokenHasher(u64);
+pub struct TokenHasher(
+    /// The hash of what was written so far.
+    u64,
+);
 
 impl Hasher for TokenHasher {
     #[inline]
