@@ -57,9 +57,12 @@ impl Default for PortConfig {
                 | u64::from(sys::RTE_ETH_RSS_UDP),
             rx_offloads: u64::from(sys::RTE_ETH_RX_OFFLOAD_CHECKSUM)
                 | u64::from(sys::RTE_ETH_RX_OFFLOAD_RSS_HASH),
+            // MULTI_SEGS: zero-copy TX sends header + chained payload segments; a PMD
+            // without it may pick a TX path that sends only the first segment.
             tx_offloads: u64::from(sys::RTE_ETH_TX_OFFLOAD_IPV4_CKSUM)
                 | u64::from(sys::RTE_ETH_TX_OFFLOAD_TCP_CKSUM)
-                | u64::from(sys::RTE_ETH_TX_OFFLOAD_UDP_CKSUM),
+                | u64::from(sys::RTE_ETH_TX_OFFLOAD_UDP_CKSUM)
+                | u64::from(sys::RTE_ETH_TX_OFFLOAD_MULTI_SEGS),
             promiscuous: false,
             link_wait: Duration::from_secs(3),
         }
@@ -213,7 +216,7 @@ impl EthDev {
             // ethdev rejects the RSS_HASH offload without RSS multi-queue mode.
             rx_offloads &= !u64::from(sys::RTE_ETH_RX_OFFLOAD_RSS_HASH);
         }
-        let tx_offloads = cfg.tx_offloads & info.tx_offload_capa;
+        let tx_offloads = mask_tx_offloads(cfg.tx_offloads, info.tx_offload_capa);
         if let Some(mtu) = cfg.mtu {
             if !(info.min_mtu..=info.max_mtu).contains(&mtu) {
                 return Err(Error::new(
@@ -429,6 +432,15 @@ impl std::fmt::Debug for EthDev {
     }
 }
 
+/// The TX offloads to apply: the wanted ones the device supports, never
+/// `MBUF_FAST_FREE`. Fast free returns sent mbufs with a raw put into the first one's
+/// pool, assuming every mbuf is direct, unshared and from that pool; the safe API sends
+/// indirect segments ([`crate::port::PacketBuf::chain`]) and mbufs from any pool, which
+/// would then go back still attached (aliasing another buffer) or into the wrong pool.
+fn mask_tx_offloads(wanted: u64, capa: u64) -> u64 {
+    wanted & capa & !u64::from(sys::RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE)
+}
+
 /// Reads the device information of `port_id`.
 fn dev_info(port_id: u16) -> Result<DevInfo> {
     let mut di = sys::rte_eth_dev_info::default();
@@ -570,5 +582,18 @@ impl std::fmt::Debug for EthPort {
             .field("port_id", &self.port_id)
             .field("queue_id", &self.queue_id)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_free_is_never_applied() {
+        let fast_free = u64::from(sys::RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE);
+        let cksum = u64::from(sys::RTE_ETH_TX_OFFLOAD_TCP_CKSUM);
+        assert_eq!(mask_tx_offloads(fast_free | cksum, u64::MAX), cksum);
+        assert_eq!(mask_tx_offloads(cksum, 0), 0, "masked by capability");
     }
 }

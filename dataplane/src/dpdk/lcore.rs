@@ -39,7 +39,8 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
 }
 
 /// Runs `f` on worker lcore `lcore_id` (`rte_eal_remote_launch`). Fails if the lcore is
-/// not an enabled worker or is still busy with an earlier launch.
+/// not an enabled worker or is still busy with an earlier launch, or (`EPERM`) when called
+/// from any thread but the main lcore (the one that ran [`super::Eal::init`]).
 pub fn launch(lcore_id: u32, f: impl FnOnce() + Send + 'static) -> Result<LcoreJoin> {
     const OP: &str = "rte_eal_remote_launch";
     let rt = runtime()?;
@@ -50,6 +51,15 @@ pub fn launch(lcore_id: u32, f: impl FnOnce() + Send + 'static) -> Result<LcoreJ
             dpdk_sys::rte_get_main_lcore(),
         )
     };
+    // `rte_eal_remote_launch` is main-lcore only: two threads launching on one worker
+    // race on its unsynchronised `f`/`arg` slots (a leaked job, a hung worker).
+    if current_lcore() != Some(main) {
+        return Err(Error::new(
+            OP,
+            libc::EPERM,
+            "lcore::launch must be called from the main lcore",
+        ));
+    }
     if !enabled || lcore_id == main {
         return Err(Error::new(
             OP,

@@ -252,6 +252,11 @@ impl PacketBuf for Mbuf {
         if end > avail {
             return Err(ChainError::OutOfRange);
         }
+        // The indirect mbuf takes a reference on `src` (a 16-bit count): refuse rather
+        // than let it wrap, which would free the payload under its other holders.
+        if payload.refcount() >= MAX_REFS {
+            return Err(ChainError::TooManyReferences);
+        }
         let head = self.as_ptr();
         // SAFETY: `head` is exclusively ours and live; its pool outlives its mbufs. The
         // new mbuf `mi` is fresh (refcount 1, direct), so attaching it to the live
@@ -297,9 +302,26 @@ pub struct MbufShared(NonNull<rte_mbuf>);
 // by DPDK (`RTE_MBUF_REFCNT_ATOMIC`), so handles may move between threads.
 unsafe impl Send for MbufShared {}
 
+/// Most references this layer lets an mbuf's 16-bit `refcnt` reach. Wrapping it would
+/// free the mbuf while handles remain; the margin below `u16::MAX` covers clones racing on
+/// other threads between the check and the increment (as `Arc`'s limit does).
+const MAX_REFS: u16 = u16::MAX - 1024;
+
+#[cold]
+#[inline(never)]
+#[allow(clippy::panic)] // the only way out of `Clone`; nothing was changed yet
+fn refcount_overflow() -> ! {
+    panic!("MbufShared: mbuf reference count would overflow u16")
+}
+
 impl Clone for MbufShared {
     #[inline]
     fn clone(&self) -> Self {
+        // The first segment carries the highest count of the chain (indirect mbufs
+        // attached to it add to it alone).
+        if self.refcount() >= MAX_REFS {
+            refcount_overflow();
+        }
         // SAFETY: the mbuf is live (we hold a reference); adds one reference to every
         // segment, which the new handle owns.
         unsafe { dpdk_sys::rte_pktmbuf_refcnt_update(self.0.as_ptr(), 1) };

@@ -11,8 +11,9 @@
 //!   [`EthPort`]s (`Send`, `!Sync`) that implement [`crate::port::Port`] for a worker;
 //! - [`lcore::launch`] runs a closure on a worker lcore and reports a panic as an error.
 //!
-//! Nothing here panics: every failure is an [`Error`] carrying the operation, the errno
-//! and DPDK's `rte_strerror` text.
+//! Nothing here panics (except cloning an [`MbufShared`] past its 16-bit reference count,
+//! the way `Arc` aborts on overflow): every failure is an [`Error`] carrying the
+//! operation, the errno and DPDK's `rte_strerror` text.
 
 #![deny(
     clippy::unwrap_used,

@@ -80,6 +80,9 @@ pub enum ChainError {
     /// The packet already has the most segments the port supports.
     #[error("too many segments")]
     TooManySegments,
+    /// The payload buffer already has the most references its counter can hold.
+    #[error("too many references to the payload")]
+    TooManyReferences,
 }
 
 /// A read-only, reference-counted buffer: cloning adds a reference, dropping removes one;
