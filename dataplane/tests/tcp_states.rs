@@ -332,10 +332,57 @@ fn simultaneous_open() {
     let mut g = fx.seg(REMOTE_ISS, L1, SYN | ACK, 29200);
     g.options = syn_opts();
     fx.recv(g);
-    // The peer's SYN-ACK repeats its SYN: challenge-ACKed, handshake completes on ACK.
+    // The peer's SYN-ACK acknowledges our SYN: established, answered with a plain ACK
+    // (not another SYN-ACK, which the peer would answer in kind forever).
+    assert_eq!(fx.c.state(), State::Established);
+    send!(fx, [out(L1, R1, ACK, WIN)]);
     let g = fx.seg(R1, L1, ACK, 1000);
     fx.recv(g);
     assert_eq!(fx.c.state(), State::Established);
+    send!(fx, []);
+}
+
+#[test]
+fn simultaneous_open_between_two_engines_does_not_ping_pong() {
+    let cfg = config();
+    let now = Instant::from_millis(1);
+    let ta = tuple();
+    let tb = FourTuple {
+        local: ta.remote,
+        remote: ta.local,
+    };
+    let mut a: Connection<S> =
+        Connection::connect(&cfg, ta, seq(LOCAL_ISS), 0, Default::default(), now);
+    let mut b: Connection<S> =
+        Connection::connect(&cfg, tb, seq(REMOTE_ISS), 0, Default::default(), now);
+    let (mut to_b, mut to_a) = (Vec::new(), Vec::new());
+    a.flush(now, &mut to_b);
+    b.flush(now, &mut to_a);
+    let mut rounds = 0;
+    while !(to_a.is_empty() && to_b.is_empty()) {
+        rounds += 1;
+        assert!(rounds < 10, "segments ping-pong between the two ends");
+        let (ia, ib) = (std::mem::take(&mut to_a), std::mem::take(&mut to_b));
+        for (_, g) in ia {
+            a.on_segment(as_input(g), now, &mut to_b);
+        }
+        for (_, g) in ib {
+            b.on_segment(as_input(g), now, &mut to_a);
+        }
+    }
+    assert_eq!(a.state(), State::Established);
+    assert_eq!(b.state(), State::Established);
+}
+
+/// A sent segment as the other end receives it (options the engine emits here: MSS,
+/// SACK-permitted and window scale on SYNs).
+fn as_input(g: SegmentOut<S>) -> SegmentIn<S> {
+    let mut i = SegmentIn::bare(g.seq, g.ack, g.flags, g.window);
+    if g.flags.contains(SYN) {
+        i.options = syn_opts();
+    }
+    i.payload = g.payload;
+    i
 }
 
 // ----- SYN-RECEIVED ---------------------------------------------------------------
@@ -586,6 +633,48 @@ fn receive_budget_drives_the_window_and_never_shrinks_it() {
 }
 
 #[test]
+fn tiny_segments_cannot_pin_a_buffer_per_byte_of_the_window() {
+    let mut fx = established();
+    // 300 one-byte segments, in order and in the window, nothing read: each would pin
+    // a packet buffer. Past a budget's worth of per-buffer overhead they are dropped
+    // (and ACKed, so the peer retransmits once the application reads).
+    for i in 0..300 {
+        let g = fx.data(R1 + i, L1, b"x");
+        fx.recv(g);
+    }
+    let held = fx.c.recv_queued();
+    assert!(held < 200, "{held} one-byte payloads held");
+    // The first one over is dropped; those after it wait out of order (bounded there).
+    assert_eq!(fx.c.stats().ooo_dropped_segs, 1);
+    // Reading makes room again: the retransmission fills the hole.
+    while fx.c.recv().is_some() {}
+    let g = fx.data(R1 + held as u32, L1, b"x");
+    fx.recv(g);
+    assert_eq!(fx.c.recv_queued(), 300 - held);
+}
+
+#[test]
+fn bare_fin_is_taken_with_a_zero_window() {
+    let mut fx = established();
+    // Fill the 64 KiB window without reading.
+    let mut s = R1;
+    while s != R1 + 65536 {
+        let n = (R1 + 65536 - s).min(1400);
+        let g = fx.data(s, L1, &vec![7u8; n as usize]);
+        fx.recv(g);
+        s += n;
+    }
+    assert_eq!(fx.c.recv_queued(), 65536);
+    fx.sent();
+    // Data is refused, but a bare FIN at RCV.NXT needs no room.
+    let g = fx.seg(s, L1, FIN | ACK, 1000);
+    fx.recv(g);
+    assert_eq!(fx.c.state(), State::CloseWait);
+    assert!(fx.events().contains(Events::PEER_FIN));
+    send!(fx, [out(L1, s + 1, ACK, 0)]);
+}
+
+#[test]
 fn zero_window_probe() {
     let mut fx = established();
     let g = fx.seg(R1, L1, ACK, 0);
@@ -686,6 +775,36 @@ fn fast_retransmit_after_three_duplicate_acks() {
     // A partial ACK retransmits the next hole (NewReno without SACK here: peer SACK on).
     let g = fx.seg(R1, L1 + 8 * 1400, ACK, 1000);
     fx.recv(g);
+    assert_eq!(fx.c.cwnd(), 5600);
+}
+
+#[test]
+fn rto_during_fast_recovery_does_not_reduce_ssthresh_twice() {
+    let mut fx = established();
+    assert_eq!(send_segments(&mut fx, 8).len(), 8);
+    for _ in 0..3 {
+        let g = fx.seg(R1, L1, ACK, 1000);
+        fx.recv(g);
+    }
+    assert_eq!(fx.c.stats().fast_recoveries, 1);
+    // Fast recovery set ssthresh = cwnd = 8 * 1400 / 2.
+    assert_eq!(fx.c.cwnd(), 5600);
+    for _ in 0..20 {
+        if fx.c.stats().timeouts > 0 {
+            break;
+        }
+        let rto = fx.c.rto();
+        fx.tick(rto);
+    }
+    assert_eq!(fx.c.stats().timeouts, 1);
+    assert_eq!(fx.c.cwnd(), 1400);
+    fx.sent();
+    // Slow start after the timeout runs up to the ssthresh fast recovery chose (RFC
+    // 5681: FlightSize / 2; Linux keeps it), not to half of the reduced window.
+    for i in 1..=3 {
+        let g = fx.seg(R1, L1 + i * 1400, ACK, 1000);
+        fx.recv(g);
+    }
     assert_eq!(fx.c.cwnd(), 5600);
 }
 

@@ -295,3 +295,35 @@ fn syn_flood_engages_cookies_and_memory_stays_flat() {
     let id = t.lookup(&tuple(60_000)).unwrap();
     assert_eq!(t.get_mut(id).unwrap().state(), State::Established);
 }
+
+#[test]
+fn cookies_are_checked_only_while_cookies_are_being_sent() {
+    use dataplane::tcp::cookie::{cookie_isn, COOKIE_VALID};
+    let mut t = table(TableConfig::default());
+    let mut out = Out::new();
+    let secrets = Secrets::new([3; 32]);
+    let now = Instant::from_millis(1_000_000);
+    // A cookie that verifies (as a lucky ACK-flood guess would), with no flood under
+    // way: no cookie was ever sent, so it is not even checked (Linux does the same).
+    let isn = cookie_isn(&secrets, &tuple(9), TcpSeq::new(41), 1460, now);
+    let ack = || SegmentIn::<S>::bare(TcpSeq::new(42), isn + 1, ACK, 500);
+    t.on_segment(tuple(9), ack(), now, &mut out);
+    assert_eq!(t.stats().cookies_accepted, 0);
+    assert!(t.is_empty());
+    // While cookies are being sent, it is accepted; long after the last one, not.
+    let cfg = TableConfig {
+        cookie_watermark: 0,
+        ..TableConfig::default()
+    };
+    let mut t = table(cfg.clone());
+    t.on_segment(tuple(10), syn(1, false), now, &mut out);
+    t.on_segment(tuple(9), ack(), now, &mut out);
+    assert_eq!(t.stats().cookies_accepted, 1);
+    let mut t = table(cfg);
+    t.on_segment(tuple(10), syn(1, false), now, &mut out);
+    let later = now + COOKIE_VALID + Duration::from_secs(1);
+    let isn = cookie_isn(&secrets, &tuple(9), TcpSeq::new(41), 1460, later);
+    let ack = SegmentIn::<S>::bare(TcpSeq::new(42), isn + 1, ACK, 500);
+    t.on_segment(tuple(9), ack, later, &mut out);
+    assert_eq!(t.stats().cookies_accepted, 0);
+}

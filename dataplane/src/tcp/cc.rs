@@ -189,6 +189,13 @@ impl CongestionControl {
         }
         self.cwnd = self.mss;
     }
+
+    /// A retransmission timeout during fast recovery: the window collapses to one
+    /// segment, but the loss was already answered (ssthresh and CUBIC's `W_max` set on
+    /// entry), so it is not reduced a second time (Linux `tcp_enter_loss`).
+    pub fn on_rto_in_recovery(&mut self) {
+        self.cwnd = self.mss;
+    }
 }
 
 impl Cubic {

@@ -45,6 +45,11 @@ const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
 const TLP_MIN: Duration = Duration::from_millis(10);
 /// Extra probe delay when a single segment is in flight (the peer may delay its ACK).
 const TLP_DELACK: Duration = Duration::from_millis(200);
+/// What a held payload costs at least, whatever its length: each pins a whole packet
+/// buffer. Tiny in-order segments past `recv_budget` of such overhead are dropped (the
+/// peer retransmits them), as Linux drops past `rcvbuf` counted in `truesize`;
+/// otherwise one-byte segments would pin a buffer per byte of the window.
+const PAYLOAD_MIN_CHARGE: usize = 512;
 
 /// Counters of one connection. `copied_bytes` counts payload bytes copied; no data
 /// path copies, so it stays 0 (it is here to prove it).
@@ -76,9 +81,10 @@ pub struct ConnStats {
     pub unacceptable: u64,
     /// Payload bytes received again (already acknowledged).
     pub duplicate_bytes: u64,
-    /// Out-of-order segments dropped for lack of room (bytes in `ooo_dropped_bytes`).
+    /// Segments dropped for lack of room: out of order, or tiny in-order ones past the
+    /// buffer-overhead cap (bytes in `ooo_dropped_bytes`).
     pub ooo_dropped_segs: u64,
-    /// Out-of-order bytes dropped for lack of room.
+    /// Bytes of the segments counted in `ooo_dropped_segs`.
     pub ooo_dropped_bytes: u64,
     /// Payload bytes copied (always 0: every data path is zero-copy).
     pub copied_bytes: u64,
@@ -154,6 +160,9 @@ pub struct Connection<S, H = NoHook> {
     delivered: VecDeque<Payload<S>>,
     /// Sum of `delivered` lengths.
     delivered_bytes: usize,
+    /// Sum over `delivered` of what each payload costs beyond its length (see
+    /// [`PAYLOAD_MIN_CHARGE`]).
+    delivered_overhead: usize,
     /// Data received beyond `rcv_nxt`, within `rcv_adv`.
     ooo: Reassembly<S>,
     /// Sequence number of a FIN that arrived out of order.
@@ -252,6 +261,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
             recv_budget: cfg.recv_budget,
             delivered: VecDeque::new(),
             delivered_bytes: 0,
+            delivered_overhead: 0,
             ooo: Reassembly::new(cfg.max_ooo_segments, cfg.recv_budget as usize),
             ooo_fin: None,
             dsack: None,
@@ -469,6 +479,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
     pub fn recv(&mut self) -> Option<Payload<S>> {
         let p = self.delivered.pop_front()?;
         self.delivered_bytes -= p.len();
+        self.delivered_overhead -= PAYLOAD_MIN_CHARGE.saturating_sub(p.len());
         self.consider_window_update();
         Some(p)
     }
@@ -585,6 +596,13 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
             return;
         }
         if self.state == State::SynReceived && f.contains(TcpFlags::SYN) && seg.seq == self.irs {
+            if f.contains(TcpFlags::ACK) && !rst && seg.ack == self.snd_nxt {
+                // Simultaneous open: the peer's SYN-ACK acknowledges our SYN (Linux
+                // passes it too); answering with another SYN-ACK would ping-pong forever.
+                self.establish(&seg, now);
+                self.ack_now = true;
+                return;
+            }
             // The peer did not get our SYN-ACK.
             self.send_syn = true;
             return;
@@ -602,9 +620,13 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
                 }
                 return;
             }
-            // RFC 9293 §3.10.7.4: with a zero window, still take the ACK.
+            // RFC 9293 §3.10.7.4: with a zero window, still take the ACK. A bare FIN
+            // needs no buffer and is taken too (as Linux does): refusing it would make
+            // a peer that sends FIN into a zero window time out while we ACK it.
+            if seg.data_len() > 0 {
+                seg.flags = TcpFlags(seg.flags.0 & !TcpFlags::FIN.0);
+            }
             seg.payload = None;
-            seg.flags = TcpFlags(seg.flags.0 & !TcpFlags::FIN.0);
             self.ack_now = true;
         }
         if rst {
@@ -815,7 +837,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
             && !window_changed
             && !self.sendq.flight_is_empty()
         {
-            self.dupacks += 1;
+            self.dupacks = self.dupacks.saturating_add(1);
         }
         self.detect_loss();
         true
@@ -934,6 +956,15 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
             }
             if !p.is_empty() {
                 if seq == self.rcv_nxt {
+                    let overhead = PAYLOAD_MIN_CHARGE.saturating_sub(p.len());
+                    if overhead > 0
+                        && self.delivered_overhead + overhead > self.recv_budget as usize
+                    {
+                        self.ooo.dropped_segs += 1;
+                        self.ooo.dropped_bytes += p.len() as u64;
+                        self.ack_now = true;
+                        return;
+                    }
                     if !self.deliver(p, out) {
                         return;
                     }
@@ -983,6 +1014,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
         }
         self.rcv_nxt += p.len() as u32;
         self.delivered_bytes += p.len();
+        self.delivered_overhead += PAYLOAD_MIN_CHARGE.saturating_sub(p.len());
         self.delivered.push_back(p);
         self.events |= Events::READABLE;
         true
@@ -1029,6 +1061,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
         self.ooo.clear();
         self.delivered.clear();
         self.delivered_bytes = 0;
+        self.delivered_overhead = 0;
     }
 
     // ----- timers ---------------------------------------------------------------
@@ -1069,7 +1102,11 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
                     return;
                 }
                 self.stats.timeouts += 1;
-                self.cc.on_rto(self.sendq.flight_bytes());
+                if self.recovery.is_some() && !self.after_rto {
+                    self.cc.on_rto_in_recovery();
+                } else {
+                    self.cc.on_rto(self.sendq.flight_bytes());
+                }
                 self.sendq.mark_all_lost();
                 // RFC 6582 §3.2 step 4: no fast retransmit for what was sent before.
                 self.recovery = Some(self.snd_nxt);

@@ -34,6 +34,12 @@ const TS_NO_WSCALE: u32 = 0xf;
 /// SACK-permitted bit in the TSval.
 const TS_SACK: u32 = 1 << 4;
 
+/// How long after the last cookie SYN-ACK a cookie ACK is still worth checking: the
+/// oldest cookie [`check_cookie`] accepts. Linux likewise checks cookies only while it
+/// recently sent some, so an ACK flood cannot guess its way in at other times.
+pub const COOKIE_VALID: std::time::Duration =
+    std::time::Duration::from_secs((MAX_AGE as u64 + 1) * PERIOD_SECS);
+
 fn count(now: Instant) -> u32 {
     (now.as_millis() / 1000 / PERIOD_SECS) as u32
 }

@@ -9,7 +9,7 @@
 
 use super::config::Config;
 use super::conn::Connection;
-use super::cookie::{check_cookie, cookie_syn_ack, restored_options};
+use super::cookie::{check_cookie, cookie_syn_ack, restored_options, COOKIE_VALID};
 use super::hash::SeededHash;
 use super::hook::Hook;
 use super::secrets::Secrets;
@@ -121,6 +121,8 @@ pub struct Table<S, H> {
     ready: VecDeque<ConnId>,
     /// Scratch for fired timers.
     fired: Vec<ConnId>,
+    /// When the last cookie SYN-ACK went out: cookies are checked only shortly after.
+    last_cookie_at: Option<Instant>,
     /// Counters.
     stats: TableStats,
 }
@@ -142,6 +144,7 @@ impl<S: SharedBuf, H: Hook<S> + Default> Table<S, H> {
             half_open: 0,
             ready: VecDeque::new(),
             fired: Vec::new(),
+            last_cookie_at: None,
             stats: TableStats::default(),
         }
     }
@@ -281,6 +284,7 @@ impl<S: SharedBuf, H: Hook<S> + Default> Table<S, H> {
         self.stats.syns += 1;
         if self.cfg.syn_cookies && self.half_open >= self.cfg.cookie_watermark {
             self.stats.cookies_sent += 1;
+            self.last_cookie_at = Some(now);
             out.send(
                 &tuple,
                 cookie_syn_ack(&self.cfg.conn, &self.secrets, &tuple, &seg, now),
@@ -306,7 +310,10 @@ impl<S: SharedBuf, H: Hook<S> + Default> Table<S, H> {
         now: Instant,
         out: &mut impl SegmentSink<S>,
     ) {
-        let mss = if self.cfg.syn_cookies {
+        let recent = self
+            .last_cookie_at
+            .is_some_and(|t| now.since(t) <= COOKIE_VALID);
+        let mss = if self.cfg.syn_cookies && recent {
             check_cookie(&self.secrets, &tuple, &seg, now)
         } else {
             None
