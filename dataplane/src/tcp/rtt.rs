@@ -68,9 +68,10 @@ impl RttEstimator {
             .min(self.max)
     }
 
-    /// Doubles the RTO after a timeout (RFC 6298 §5.5).
+    /// Doubles the RTO after a timeout (RFC 6298 §5.5). The count keeps going past the
+    /// largest shift, so retry limits above it still end the connection.
     pub fn back_off(&mut self) {
-        self.backoff = (self.backoff + 1).min(MAX_BACKOFF);
+        self.backoff = self.backoff.saturating_add(1);
     }
 
     /// Consecutive timeouts since the last sample or [`RttEstimator::reset_backoff`].
@@ -87,6 +88,20 @@ impl RttEstimator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoffs_count_past_the_largest_shift() {
+        let mut e = RttEstimator::new(
+            Duration::from_secs(1),
+            Duration::from_millis(200),
+            Duration::from_secs(60),
+        );
+        for _ in 0..20 {
+            e.back_off();
+        }
+        assert_eq!(e.backoffs(), 20, "a retry limit of 20 must be reachable");
+        assert_eq!(e.rto(), Duration::from_secs(60), "the RTO stays capped");
+    }
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
