@@ -11,7 +11,7 @@ use crate::wire::arp::{self, ArpPacket};
 use crate::wire::ethernet::EthernetFrame;
 use crate::wire::ipv4::Ipv4Packet;
 use crate::wire::ipv6::{self, Ipv6Packet};
-use crate::wire::{classify, icmp, icmpv6, MacAddr, WireError, L3, L4};
+use crate::wire::{classify, icmp, icmpv6, Frame, MacAddr, WireError, L3, L4};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// What the worker does with a frame after [`HostPort::handle`].
@@ -25,8 +25,9 @@ pub enum Verdict {
         /// What kind of reply it is.
         counter: Counter,
     },
-    /// A TCP segment to an own address: hand the frame to the TCP endpoint.
-    Tcp,
+    /// A TCP segment to an own address, classified as this: hand the frame to the TCP
+    /// endpoint.
+    Tcp(Frame),
     /// Drop the frame and count the reason.
     Drop(Counter),
 }
@@ -179,7 +180,7 @@ impl HostPort {
         let mut learn = |ip: IpAddr, mac: MacAddr| neigh.learn(port, ip, mac, now);
         match self.decide(frame, &mut learn) {
             Action::Drop(c) => Verdict::Drop(c),
-            Action::Tcp => Verdict::Tcp,
+            Action::Tcp(f) => Verdict::Tcp(f),
             Action::ArpReply => reply(frame, mac, Counter::ArpReplies, arp::make_reply_in_place),
             Action::EchoReply => reply(
                 frame,
@@ -239,7 +240,7 @@ impl HostPort {
                 Ok(ip) if !self.owns_v4(ip.dst()) => Action::Drop(Counter::DropNotForUs),
                 Ok(_) => match f.l4 {
                     L4::Icmp => Action::EchoReply,
-                    L4::Tcp => Action::Tcp,
+                    L4::Tcp => Action::Tcp(f),
                     L4::Fragment(_) => Action::Drop(Counter::DropFragment),
                     _ => Action::Drop(Counter::DropUnhandled),
                 },
@@ -253,7 +254,7 @@ impl HostPort {
                     return Action::Drop(Counter::DropNotForUs);
                 }
                 match f.l4 {
-                    L4::Tcp if !dst.is_multicast() => Action::Tcp,
+                    L4::Tcp if !dst.is_multicast() => Action::Tcp(f),
                     L4::Icmpv6 => self.decide_icmpv6(f.l4_bytes(frame), &ip.src(), &dst, learn),
                     L4::Fragment(_) => Action::Drop(Counter::DropFragment),
                     _ => Action::Drop(Counter::DropUnhandled),
@@ -302,7 +303,7 @@ enum Action {
     EchoReply,
     Echo6Reply,
     NeighborAdvert,
-    Tcp,
+    Tcp(Frame),
     Drop(Counter),
 }
 

@@ -19,11 +19,11 @@ use crate::neigh::{NeighborConfig, NeighborTable};
 use crate::port::{Burst, PacketBuf, Port};
 use crate::stats::{Counter, CounterWriter};
 use crate::tcp::diag::{DiagMode, DiagService};
-use crate::tcp::ingress::segment_from_frame;
+use crate::tcp::ingress::segment_from_classified;
 use crate::tcp::secrets::Secrets;
 use crate::tcp::table::{Table, TableConfig};
 use crate::tcp::{FourTuple, Instant, NoHook, Payload, SegmentOut};
-use crate::wire::WireError;
+use crate::wire::{Frame, WireError};
 use crossbeam::channel::{Receiver, TryRecvError};
 use std::net::SocketAddr;
 
@@ -261,7 +261,7 @@ impl<S: crate::port::SharedBuf> Rx<'_, S> {
                         let _ = wp.dropped.push(b);
                     }
                 }
-                Verdict::Tcp => self.tcp_in(buf),
+                Verdict::Tcp(f) => self.tcp_in(buf, &f),
                 Verdict::Drop(reason) => {
                     self.counters.inc(reason);
                     let _ = wp.dropped.push(buf);
@@ -272,8 +272,8 @@ impl<S: crate::port::SharedBuf> Rx<'_, S> {
     }
 
     /// Hands a TCP frame to the connection table.
-    fn tcp_in<B: PacketBuf<Shared = S>>(&mut self, buf: B) {
-        match segment_from_frame(buf, true) {
+    fn tcp_in<B: PacketBuf<Shared = S>>(&mut self, buf: B, f: &Frame) {
+        match segment_from_classified(buf, f, true) {
             Ok((tuple, seg)) => {
                 self.counters.inc(Counter::TcpSegmentsIn);
                 self.tcp

@@ -7,7 +7,7 @@ use crate::port::PacketBuf;
 use crate::wire::ipv4::Ipv4Packet;
 use crate::wire::ipv6::Ipv6Packet;
 use crate::wire::tcp::TcpPacket;
-use crate::wire::{checksum, classify, WireError, L3, L4};
+use crate::wire::{checksum, classify, Frame, WireError, L3, L4};
 use std::net::SocketAddr;
 
 /// Decodes a TCP/IP frame addressed to us: the 4-tuple from our side and the segment,
@@ -18,8 +18,18 @@ pub fn segment_from_frame<B: PacketBuf>(
     buf: B,
     verify: bool,
 ) -> Result<(FourTuple, SegmentIn<B::Shared>), WireError> {
+    let f = classify(buf.data())?;
+    segment_from_classified(buf, &f, verify)
+}
+
+/// [`segment_from_frame`] for a frame already classified as `f` (the worker's dispatch
+/// classified it), so the headers are walked once.
+pub fn segment_from_classified<B: PacketBuf>(
+    buf: B,
+    f: &Frame,
+    verify: bool,
+) -> Result<(FourTuple, SegmentIn<B::Shared>), WireError> {
     let frame = buf.data();
-    let f = classify(frame)?;
     if f.l4 != L4::Tcp {
         return Err(WireError::Unsupported);
     }

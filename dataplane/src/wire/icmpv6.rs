@@ -53,7 +53,7 @@ impl NeighborSolicit {
     /// Message length: 24, or 32 with the source link-layer address option.
     #[inline]
     pub fn len(&self) -> usize {
-        ND_BASE_LEN + self.source_lla.map_or(0, |_| LLA_OPT_LEN)
+        nd_len(self.source_lla)
     }
 
     /// Always false: a message is never empty (here for API symmetry with `len`).
@@ -111,12 +111,7 @@ impl NeighborAdvert {
     /// Message length: 24, or 32 with the target link-layer address option.
     #[inline]
     pub fn len(&self) -> usize {
-        ND_BASE_LEN
-            + if self.target_lla.is_some() {
-                LLA_OPT_LEN
-            } else {
-                0
-            }
+        nd_len(self.target_lla)
     }
 
     /// Always false: a message is never empty (here for API symmetry with `len`).
@@ -138,6 +133,12 @@ impl NeighborAdvert {
     }
 }
 
+/// Length of an NS or NA: 24, or 32 with a link-layer address option.
+#[inline]
+fn nd_len(lla: Option<MacAddr>) -> usize {
+    ND_BASE_LEN + lla.map_or(0, |_| LLA_OPT_LEN)
+}
+
 /// Writes an NS or NA (`msg_type`) with `flags`, `target` and an optional link-layer
 /// address option of type `opt`, checksum zero; returns its length.
 fn emit_nd(
@@ -148,7 +149,7 @@ fn emit_nd(
     opt: u8,
     lla: Option<MacAddr>,
 ) -> Result<usize, WireError> {
-    let len = ND_BASE_LEN + lla.map_or(0, |_| LLA_OPT_LEN);
+    let len = nd_len(lla);
     let b = buf.get_mut(..len).ok_or(WireError::NoRoom)?;
     b[..ND_BASE_LEN].fill(0);
     b[0] = msg_type;
