@@ -134,8 +134,9 @@ import socket, time
 held = []
 for i in range(16):
     s = socket.create_connection(("{GW4}", 19)); s.recv(1000); held.append(s)
-extra = socket.create_connection(("{GW4}", 19)); extra.settimeout(5)
 try:
+    # The reset may overtake connect() itself: mpgw accepts, then refuses at once.
+    extra = socket.create_connection(("{GW4}", 19)); extra.settimeout(5)
     print("served" if extra.recv(1000) else "closed")
 except ConnectionResetError:
     print("reset")
