@@ -50,7 +50,16 @@ fn receiver() -> (Connection<S>, TcpSeq, Out) {
         ..Config::default()
     };
     let now = Instant::default();
-    let mut c = Connection::accept(&cfg, tuple(), &syn, TcpSeq::new(1000), 0, NoHook, now);
+    let mut c = Connection::accept(
+        &cfg,
+        tuple(),
+        &syn,
+        TcpSeq::new(1000),
+        0,
+        NoHook,
+        now,
+        &mut (),
+    );
     let mut out = Out::new();
     c.flush(now, &mut out);
     let ack = SegmentIn::bare(TcpSeq::new(101), TcpSeq::new(1001), TcpFlags::ACK, 65535);
@@ -82,6 +91,7 @@ fn drain(
                     0,
                     NoHook,
                     now,
+                    &mut (),
                 ));
                 continue;
             }

@@ -6,7 +6,7 @@ use dataplane::port::heap::{HeapPool, HeapShared};
 use dataplane::port::PacketBuf;
 use dataplane::seq::TcpSeq;
 use dataplane::tcp::{
-    Config, Connection, Events, FourTuple, Hook, Instant, Payload, SegOptions, SegmentIn,
+    Config, Connection, Delivery, Events, FourTuple, Hook, Instant, Payload, SegOptions, SegmentIn,
     SegmentMeta, SegmentOut, State, Verdict,
 };
 use dataplane::wire::tcp::{OptionsBuf, TcpFlags};
@@ -23,26 +23,36 @@ struct Recorder {
 }
 
 impl Hook<S> for Recorder {
+    type Ctx = ();
+
+    fn accept(_: &mut (), _: &FourTuple, _: &SegmentIn<S>) -> Result<Self, OptionsBuf> {
+        Ok(Recorder::default())
+    }
+
+    fn accept_cookie(_: &mut (), _: &FourTuple, _: &SegmentIn<S>) -> Result<Self, OptionsBuf> {
+        Ok(Recorder::default())
+    }
+
     fn option_space(&self) -> usize {
         8
     }
 
-    fn add_options(&mut self, opts: &mut OptionsBuf, meta: &SegmentMeta) {
+    fn add_options(&mut self, _: &mut (), opts: &mut OptionsBuf, meta: &SegmentMeta) {
         assert!(opts.remaining() >= 8 || meta.flags.contains(TcpFlags::SYN));
         self.added += 1;
     }
 
-    fn on_options(&mut self, raw: &[u8], _meta: &SegmentMeta) -> Verdict {
+    fn on_options(&mut self, _: &mut (), raw: &[u8], _meta: &SegmentMeta) -> Verdict {
         self.seen_options.push(raw.to_vec());
         Verdict::Continue
     }
 
-    fn on_data(&mut self, seq: TcpSeq, payload: &Payload<S>) -> Verdict {
+    fn on_data(&mut self, _: &mut (), seq: TcpSeq, payload: Payload<S>) -> Delivery<S> {
         self.data.push((seq, payload.len()));
         if self.reset_on_data {
-            Verdict::Reset
+            Delivery::Reset
         } else {
-            Verdict::Continue
+            Delivery::Deliver(payload)
         }
     }
 }
@@ -67,7 +77,7 @@ fn established(reset_on_data: bool) -> (Connection<S, Recorder>, Out) {
         ..Config::default()
     };
     let now = Instant::default();
-    let mut c = Connection::accept(&cfg, tuple, &syn, TcpSeq::new(9000), 0, hook, now);
+    let mut c = Connection::accept(&cfg, tuple, &syn, TcpSeq::new(9000), 0, hook, now, &mut ());
     let mut out = Vec::new();
     c.flush(now, &mut out);
     let ack = SegmentIn::bare(TcpSeq::new(501), TcpSeq::new(9001), TcpFlags::ACK, 65535);

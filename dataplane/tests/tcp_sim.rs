@@ -55,6 +55,7 @@ impl Host {
                         7,
                         Default::default(),
                         now,
+                        &mut (),
                     );
                     self.conn = Some(c);
                     continue;

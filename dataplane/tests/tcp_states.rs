@@ -167,6 +167,7 @@ fn syn_received_with(cfg: Config, opts: SegOptions) -> Fx {
         0,
         Default::default(),
         now,
+        &mut (),
     );
     let mut fx = Fx {
         c,

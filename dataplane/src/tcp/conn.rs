@@ -3,7 +3,7 @@
 //! Input: parsed segments ([`Connection::on_segment`]), timer expiries
 //! ([`Connection::on_timer`], due at [`Connection::poll_at`]) and application calls
 //! (`send`, `recv`, `close`, `abort`), each with the current [`Instant`]. Output:
-//! segment descriptions written to a [`SegmentSink`] by [`Connection::flush`] (which the
+//! segment descriptions written to a [`super::SegmentSink`] by [`Connection::flush`] (which the
 //! segment and timer entry points call themselves) and [`Events`].
 //!
 //! Design notes:
@@ -23,11 +23,11 @@
 
 use super::cc::CongestionControl;
 use super::config::{Config, DEFAULT_MSS_V4, DEFAULT_MSS_V6, MAX_WINDOW_SCALE, MIN_MSS};
-use super::hook::{Hook, NoHook, Verdict};
+use super::hook::{Delivery, Hook, HookSink, NoHook, Verdict};
 use super::payload::Payload;
 use super::reassembly::Reassembly;
 use super::rtt::RttEstimator;
-use super::segment::{FourTuple, SegOptions, SegmentIn, SegmentMeta, SegmentOut, SegmentSink};
+use super::segment::{FourTuple, SegOptions, SegmentIn, SegmentMeta, SegmentOut};
 use super::send_queue::{SendQueue, Sent, DUP_THRESH};
 use super::state::{Events, State};
 use super::time::{earliest, Instant};
@@ -319,10 +319,11 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
         ts_offset: u32,
         hook: H,
         now: Instant,
+        ctx: &mut H::Ctx,
     ) -> Self {
         let mut c = Self::new(cfg, tuple, iss, ts_offset, hook, now);
         c.state = State::SynReceived;
-        if c.take_syn(syn, now) == Verdict::Reset {
+        if c.take_syn(syn, now, ctx) == Verdict::Reset {
             c.terminate(Events::RESET);
         }
         c
@@ -521,7 +522,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
     }
 
     /// Aborts: sends a RST when synchronised and drops all state.
-    pub fn abort(&mut self, out: &mut impl SegmentSink<S>) {
+    pub fn abort(&mut self, out: &mut impl HookSink<S, H::Ctx>) {
         if self.state.is_synchronized() || self.state == State::SynReceived {
             self.send_rst(self.snd_nxt, out);
         }
@@ -531,7 +532,12 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
     // ----- input ----------------------------------------------------------------
 
     /// Processes one incoming segment for this connection, then flushes.
-    pub fn on_segment(&mut self, seg: SegmentIn<S>, now: Instant, out: &mut impl SegmentSink<S>) {
+    pub fn on_segment(
+        &mut self,
+        seg: SegmentIn<S>,
+        now: Instant,
+        out: &mut impl HookSink<S, H::Ctx>,
+    ) {
         self.stats.segs_in += 1;
         match self.state {
             State::Closed => return,
@@ -545,7 +551,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
         &mut self,
         seg: SegmentIn<S>,
         now: Instant,
-        out: &mut impl SegmentSink<S>,
+        out: &mut impl HookSink<S, H::Ctx>,
     ) {
         let f = seg.flags;
         if f.contains(TcpFlags::ACK) && (seg.ack.before_eq(self.iss) || seg.ack.after(self.snd_nxt))
@@ -564,7 +570,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
         if !f.contains(TcpFlags::SYN) {
             return;
         }
-        if self.take_syn(&seg, now) == Verdict::Reset {
+        if out.with_ctx(|ctx| self.take_syn(&seg, now, ctx)) == Verdict::Reset {
             if f.contains(TcpFlags::ACK) {
                 self.send_rst(seg.ack, out);
             }
@@ -586,7 +592,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
         &mut self,
         mut seg: SegmentIn<S>,
         now: Instant,
-        out: &mut impl SegmentSink<S>,
+        out: &mut impl HookSink<S, H::Ctx>,
     ) {
         let f = seg.flags;
         let rst = f.contains(TcpFlags::RST);
@@ -660,12 +666,13 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
             flags: seg.flags,
             data_len: seg.data_len(),
         };
-        if self.hook.on_options(&seg.raw_options, &meta) == Verdict::Reset {
+        let verdict = out.with_ctx(|ctx| self.hook.on_options(ctx, &seg.raw_options, &meta));
+        if verdict == Verdict::Reset {
             self.abort(out);
             self.events |= Events::RESET;
             return;
         }
-        if !self.process_ack(&seg, now) || self.state == State::Closed {
+        if !self.process_ack(&seg, now, out) || self.state == State::Closed {
             return;
         }
         if self.state == State::TimeWait {
@@ -680,7 +687,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
 
     /// Records the peer's SYN: initial sequence and negotiated options; the hook sees
     /// its options (MP_CAPABLE, MP_JOIN) and may refuse it.
-    fn take_syn(&mut self, syn: &SegmentIn<S>, now: Instant) -> Verdict {
+    fn take_syn(&mut self, syn: &SegmentIn<S>, now: Instant, ctx: &mut H::Ctx) -> Verdict {
         self.irs = syn.seq;
         self.rcv_nxt = syn.seq + 1;
         self.negotiate(&syn.options);
@@ -699,7 +706,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
             flags: syn.flags,
             data_len: syn.data_len(),
         };
-        self.hook.on_options(&syn.raw_options, &meta)
+        self.hook.on_options(ctx, &syn.raw_options, &meta)
     }
 
     /// Settles MSS, window scaling, SACK and timestamps from the peer's SYN options.
@@ -805,7 +812,12 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
 
     /// The ACK field and window (RFC 9293 §3.10.7.4 fifth check, RFC 5961 §5); false
     /// when the segment must be dropped.
-    fn process_ack(&mut self, seg: &SegmentIn<S>, now: Instant) -> bool {
+    fn process_ack(
+        &mut self,
+        seg: &SegmentIn<S>,
+        now: Instant,
+        out: &mut impl HookSink<S, H::Ctx>,
+    ) -> bool {
         let ack = seg.ack;
         if ack.after(self.snd_nxt) || ack.before(self.snd_una - self.max_snd_wnd.max(1)) {
             self.challenge_ack(now);
@@ -831,7 +843,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
             }
         }
         if ack.after(self.snd_una) {
-            self.on_new_ack(seg, now);
+            self.on_new_ack(seg, now, out);
         } else if ack == self.snd_una
             && seg.seg_len() == 0
             && !window_changed
@@ -843,7 +855,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
         true
     }
 
-    fn on_new_ack(&mut self, seg: &SegmentIn<S>, now: Instant) {
+    fn on_new_ack(&mut self, seg: &SegmentIn<S>, now: Instant, out: &mut impl HookSink<S, H::Ctx>) {
         // Window-limited: the flight filled at least half the window when this was sent.
         let cwnd_limited = self.sendq.flight_bytes() >= self.cc.cwnd() / 2;
         let (acked, sent_at) = self.sendq.ack(seg.ack);
@@ -879,7 +891,8 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
             }
             None => {
                 let srtt = self.rtt.srtt();
-                let coupled = self.hook.cc_increase(&self.cc.view(srtt), acked);
+                let view = self.cc.view(srtt);
+                let coupled = out.with_ctx(|ctx| self.hook.cc_increase(ctx, &view, acked));
                 self.cc.on_ack(acked, now, srtt, coupled);
             }
         }
@@ -926,7 +939,12 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
         }
     }
 
-    fn process_data(&mut self, seg: SegmentIn<S>, now: Instant, out: &mut impl SegmentSink<S>) {
+    fn process_data(
+        &mut self,
+        seg: SegmentIn<S>,
+        now: Instant,
+        out: &mut impl HookSink<S, H::Ctx>,
+    ) {
         if !self.state.receives_data() {
             return;
         }
@@ -1005,18 +1023,26 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
         }
     }
 
-    /// Hands an in-order payload up; false when the hook reset the connection.
-    fn deliver(&mut self, p: Payload<S>, out: &mut impl SegmentSink<S>) -> bool {
-        if self.hook.on_data(self.rcv_nxt, &p) == Verdict::Reset {
-            self.abort(out);
-            self.events |= Events::RESET;
-            return false;
+    /// Hands an in-order payload up (to the hook, then the application); false when
+    /// the hook reset the connection.
+    fn deliver(&mut self, p: Payload<S>, out: &mut impl HookSink<S, H::Ctx>) -> bool {
+        let len = p.len();
+        let seq = self.rcv_nxt;
+        match out.with_ctx(|ctx| self.hook.on_data(ctx, seq, p)) {
+            Delivery::Reset => {
+                self.abort(out);
+                self.events |= Events::RESET;
+                return false;
+            }
+            Delivery::Taken => {}
+            Delivery::Deliver(p) => {
+                self.delivered_bytes += len;
+                self.delivered_overhead += PAYLOAD_MIN_CHARGE.saturating_sub(len);
+                self.delivered.push_back(p);
+                self.events |= Events::READABLE;
+            }
         }
-        self.rcv_nxt += p.len() as u32;
-        self.delivered_bytes += p.len();
-        self.delivered_overhead += PAYLOAD_MIN_CHARGE.saturating_sub(p.len());
-        self.delivered.push_back(p);
-        self.events |= Events::READABLE;
+        self.rcv_nxt += len as u32;
         true
     }
 
@@ -1067,7 +1093,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
     // ----- timers ---------------------------------------------------------------
 
     /// Runs the timers due at `now`, then flushes.
-    pub fn on_timer(&mut self, now: Instant, out: &mut impl SegmentSink<S>) {
+    pub fn on_timer(&mut self, now: Instant, out: &mut impl HookSink<S, H::Ctx>) {
         if self.time_wait_until.is_some_and(|t| t <= now) {
             self.terminate(Events::CLOSED);
             return;
@@ -1086,7 +1112,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
         self.flush(now, out);
     }
 
-    fn on_rtx_timer(&mut self, kind: RtxKind, now: Instant, out: &mut impl SegmentSink<S>) {
+    fn on_rtx_timer(&mut self, kind: RtxKind, now: Instant, out: &mut impl HookSink<S, H::Ctx>) {
         match kind {
             RtxKind::Syn => {
                 if self.rtt.backoffs() >= u32::from(self.cfg.syn_retries) {
@@ -1133,7 +1159,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
         }
     }
 
-    fn on_keepalive_timer(&mut self, now: Instant, out: &mut impl SegmentSink<S>) {
+    fn on_keepalive_timer(&mut self, now: Instant, out: &mut impl HookSink<S, H::Ctx>) {
         let Some(idle) = self.cfg.keepalive_idle else {
             self.keepalive_at = None;
             return;
@@ -1209,7 +1235,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
 
     /// Sends whatever is due: handshake segments, retransmissions, new data within the
     /// congestion and receive windows, FIN, and owed ACKs; then arms timers.
-    pub fn flush(&mut self, now: Instant, out: &mut impl SegmentSink<S>) {
+    pub fn flush(&mut self, now: Instant, out: &mut impl HookSink<S, H::Ctx>) {
         match self.state {
             State::Closed => return,
             State::SynSent | State::SynReceived => {
@@ -1266,7 +1292,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
     fn send_new_segment(
         &mut self,
         now: Instant,
-        out: &mut impl SegmentSink<S>,
+        out: &mut impl HookSink<S, H::Ctx>,
         probe: bool,
     ) -> bool {
         let wnd_end = self.snd_una + self.snd_wnd;
@@ -1323,7 +1349,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
         true
     }
 
-    fn retransmit(&mut self, i: usize, now: Instant, out: &mut impl SegmentSink<S>) {
+    fn retransmit(&mut self, i: usize, now: Instant, out: &mut impl HookSink<S, H::Ctx>) {
         if let Some(s) = self.sendq.retransmit(i, now) {
             self.stats.retransmits += 1;
             let mut flags = TcpFlags::ACK;
@@ -1429,7 +1455,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
         }
     }
 
-    fn send_syn_segment(&mut self, now: Instant, out: &mut impl SegmentSink<S>) {
+    fn send_syn_segment(&mut self, now: Instant, out: &mut impl HookSink<S, H::Ctx>) {
         self.syn_sent_at.get_or_insert(now);
         let mut flags = TcpFlags::SYN;
         if self.state == State::SynReceived {
@@ -1438,17 +1464,25 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
         self.emit(self.iss, flags, None, now, out);
     }
 
-    fn send_ack(&mut self, now: Instant, out: &mut impl SegmentSink<S>) {
+    fn send_ack(&mut self, now: Instant, out: &mut impl HookSink<S, H::Ctx>) {
         self.emit(self.snd_nxt, TcpFlags::ACK, None, now, out);
     }
 
     /// A zero-window or keepalive probe: an ACK one byte below `snd_una`.
-    fn send_probe(&mut self, out: &mut impl SegmentSink<S>, now: Instant) {
+    fn send_probe(&mut self, out: &mut impl HookSink<S, H::Ctx>, now: Instant) {
         self.emit(self.snd_una - 1, TcpFlags::ACK, None, now, out);
     }
 
-    fn send_rst(&mut self, seq: TcpSeq, out: &mut impl SegmentSink<S>) {
+    fn send_rst(&mut self, seq: TcpSeq, out: &mut impl HookSink<S, H::Ctx>) {
         self.stats.segs_out += 1;
+        let mut options = OptionsBuf::new();
+        let meta = SegmentMeta {
+            seq,
+            ack: TcpSeq::default(),
+            flags: TcpFlags::RST,
+            data_len: 0,
+        };
+        out.with_ctx(|ctx| self.hook.add_options(ctx, &mut options, &meta));
         out.send(
             &self.tuple,
             SegmentOut {
@@ -1456,7 +1490,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
                 ack: TcpSeq::default(),
                 flags: TcpFlags::RST,
                 window: 0,
-                options: OptionsBuf::new(),
+                options,
                 payload: None,
             },
         );
@@ -1469,7 +1503,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
         flags: TcpFlags,
         payload: Option<Payload<S>>,
         now: Instant,
-        out: &mut impl SegmentSink<S>,
+        out: &mut impl HookSink<S, H::Ctx>,
     ) {
         let syn = flags.contains(TcpFlags::SYN);
         let mut options = self.tcp_options(syn, now);
@@ -1485,7 +1519,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
             flags,
             data_len: payload.as_ref().map_or(0, |p| p.len() as u32),
         };
-        self.hook.add_options(&mut options, &meta);
+        out.with_ctx(|ctx| self.hook.add_options(ctx, &mut options, &meta));
         let window = if syn {
             self.rcv_window().min(u32::from(u16::MAX)) as u16
         } else {

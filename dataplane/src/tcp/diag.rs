@@ -3,9 +3,8 @@
 //! [`Table`]; every mode is zero-copy: echo re-sends the received payload references,
 //! source references one pre-built pattern buffer over and over.
 
-use super::hook::Hook;
+use super::hook::{Hook, HookSink};
 use super::payload::Payload;
-use super::segment::SegmentSink;
 use super::state::{Events, State};
 use super::table::{ConnId, Table};
 use super::time::Instant;
@@ -76,22 +75,17 @@ impl<S: SharedBuf> DiagService<S> {
     }
 
     /// Serves `mode` on `addr`, listening on it in `table`.
-    pub fn add<H: Hook<S> + Default>(
-        &mut self,
-        table: &mut Table<S, H>,
-        addr: SocketAddr,
-        mode: DiagMode,
-    ) {
+    pub fn add<H: Hook<S>>(&mut self, table: &mut Table<S, H>, addr: SocketAddr, mode: DiagMode) {
         self.modes.insert(addr, mode);
         table.listen(addr);
     }
 
     /// Serves every connection of `table` with events.
-    pub fn poll<H: Hook<S> + Default>(
+    pub fn poll<H: Hook<S>>(
         &mut self,
         table: &mut Table<S, H>,
         now: Instant,
-        out: &mut impl SegmentSink<S>,
+        out: &mut impl HookSink<S, H::Ctx>,
     ) {
         while let Some(id) = table.next_ready() {
             let Some(c) = table.get_mut(id) else { continue };

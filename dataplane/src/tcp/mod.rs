@@ -49,7 +49,7 @@ pub mod wheel;
 pub use cc::{CcAlgorithm, CcView};
 pub use config::Config;
 pub use conn::{ConnStats, Connection};
-pub use hook::{Hook, NoHook, Verdict};
+pub use hook::{Delivery, Hook, HookSink, NoHook, Verdict};
 pub use payload::Payload;
 pub use secrets::Secrets;
 pub use segment::{FourTuple, SegOptions, SegmentIn, SegmentMeta, SegmentOut, SegmentSink};

@@ -11,14 +11,14 @@ use super::config::Config;
 use super::conn::Connection;
 use super::cookie::{check_cookie, cookie_syn_ack, restored_options, COOKIE_VALID};
 use super::hash::SeededHash;
-use super::hook::Hook;
+use super::hook::{Hook, HookSink};
 use super::secrets::Secrets;
-use super::segment::{FourTuple, SegmentIn, SegmentSink};
+use super::segment::{FourTuple, SegmentIn, SegmentOut};
 use super::state::State;
 use super::time::Instant;
 use super::wheel::TimerWheel;
 use crate::port::SharedBuf;
-use crate::wire::tcp::TcpFlags;
+use crate::wire::tcp::{OptionsBuf, TcpFlags};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 
@@ -127,7 +127,7 @@ pub struct Table<S, H> {
     stats: TableStats,
 }
 
-impl<S: SharedBuf, H: Hook<S> + Default> Table<S, H> {
+impl<S: SharedBuf, H: Hook<S>> Table<S, H> {
     /// An empty table.
     pub fn new(cfg: TableConfig, secrets: Secrets, now: Instant) -> Self {
         let hash = SeededHash::new(secrets.table_seed());
@@ -214,7 +214,7 @@ impl<S: SharedBuf, H: Hook<S> + Default> Table<S, H> {
         tuple: FourTuple,
         hook: H,
         now: Instant,
-        out: &mut impl SegmentSink<S>,
+        out: &mut impl HookSink<S, H::Ctx>,
     ) -> Option<ConnId> {
         if self.by_tuple.contains_key(&tuple) || self.len() >= self.cfg.max_conns {
             return None;
@@ -222,7 +222,7 @@ impl<S: SharedBuf, H: Hook<S> + Default> Table<S, H> {
         let iss = self.secrets.isn(&tuple, now);
         let ts = self.secrets.ts_offset(&tuple);
         let conn = Connection::connect(&self.cfg.conn, tuple, iss, ts, hook, now);
-        let id = self.insert(conn, false);
+        let id = self.insert(conn, false, out);
         self.flush(id, now, out);
         Some(id)
     }
@@ -230,13 +230,13 @@ impl<S: SharedBuf, H: Hook<S> + Default> Table<S, H> {
     /// Transmits for `id`, re-arms its timer, and frees it when closed. Events the
     /// application left untaken are not queued again (no busy loop on a careless
     /// caller); they are reported with the connection's next change.
-    pub fn flush(&mut self, id: ConnId, now: Instant, out: &mut impl SegmentSink<S>) {
+    pub fn flush(&mut self, id: ConnId, now: Instant, out: &mut impl HookSink<S, H::Ctx>) {
         if let Some(e) = self.entry_mut(id) {
             e.conn.flush(now, out);
             if e.conn.state() == State::Closed {
-                self.remove(id);
+                self.remove(id, out);
             } else {
-                self.settle(id, false);
+                self.settle(id, false, out);
             }
         }
     }
@@ -247,21 +247,21 @@ impl<S: SharedBuf, H: Hook<S> + Default> Table<S, H> {
         tuple: FourTuple,
         seg: SegmentIn<S>,
         now: Instant,
-        out: &mut impl SegmentSink<S>,
+        out: &mut impl HookSink<S, H::Ctx>,
     ) {
         let bare_syn = seg.flags.contains(TcpFlags::SYN) && !seg.flags.contains(TcpFlags::ACK);
         if let Some(id) = self.lookup(&tuple) {
             let Some(e) = self.entry_mut(id) else { return };
             if !(bare_syn && e.conn.time_wait_accepts(&seg)) {
                 e.conn.on_segment(seg, now, out);
-                self.settle(id, true);
+                self.settle(id, true, out);
                 return;
             }
             // A new incarnation replaces the TIME-WAIT connection (RFC 6191).
-            self.remove(id);
+            self.remove(id, out);
         }
         if !self.listeners.contains(&tuple.local) {
-            self.reset(&tuple, &seg, out);
+            self.reset(&tuple, &seg, OptionsBuf::new(), out);
             return;
         }
         if seg.flags.contains(TcpFlags::RST) {
@@ -279,7 +279,7 @@ impl<S: SharedBuf, H: Hook<S> + Default> Table<S, H> {
         tuple: FourTuple,
         seg: SegmentIn<S>,
         now: Instant,
-        out: &mut impl SegmentSink<S>,
+        out: &mut impl HookSink<S, H::Ctx>,
     ) {
         self.stats.syns += 1;
         if self.cfg.syn_cookies && self.half_open >= self.cfg.cookie_watermark {
@@ -292,14 +292,23 @@ impl<S: SharedBuf, H: Hook<S> + Default> Table<S, H> {
             return;
         }
         let full = self.half_open >= self.cfg.max_half_open || self.len() >= self.cfg.max_conns;
-        if full && !self.evict_half_open() {
+        if full && !self.evict_half_open(out) {
             self.stats.syns_dropped += 1;
             return;
         }
+        let hook = match out.with_ctx(|ctx| H::accept(ctx, &tuple, &seg)) {
+            Ok(hook) => hook,
+            Err(options) => {
+                self.reset(&tuple, &seg, options, out);
+                return;
+            }
+        };
         let iss = self.secrets.isn(&tuple, now);
         let ts = self.secrets.ts_offset(&tuple);
-        let conn = Connection::accept(&self.cfg.conn, tuple, &seg, iss, ts, H::default(), now);
-        let id = self.insert(conn, true);
+        let cfg = &self.cfg.conn;
+        let conn =
+            out.with_ctx(|ctx| Connection::accept(cfg, tuple, &seg, iss, ts, hook, now, ctx));
+        let id = self.insert(conn, true, out);
         self.flush(id, now, out);
     }
 
@@ -308,7 +317,7 @@ impl<S: SharedBuf, H: Hook<S> + Default> Table<S, H> {
         tuple: FourTuple,
         seg: SegmentIn<S>,
         now: Instant,
-        out: &mut impl SegmentSink<S>,
+        out: &mut impl HookSink<S, H::Ctx>,
     ) {
         let recent = self
             .last_cookie_at
@@ -320,31 +329,43 @@ impl<S: SharedBuf, H: Hook<S> + Default> Table<S, H> {
         };
         let Some(mss) = mss.filter(|_| self.len() < self.cfg.max_conns) else {
             self.stats.cookies_rejected += u64::from(self.cfg.syn_cookies);
-            self.reset(&tuple, &seg, out);
+            self.reset(&tuple, &seg, OptionsBuf::new(), out);
             return;
+        };
+        let hook = match out.with_ctx(|ctx| H::accept_cookie(ctx, &tuple, &seg)) {
+            Ok(hook) => hook,
+            Err(options) => {
+                self.reset(&tuple, &seg, options, out);
+                return;
+            }
         };
         self.stats.cookies_accepted += 1;
         let opts = restored_options(mss, &seg);
         let ts = self.secrets.ts_offset(&tuple);
-        let conn =
-            Connection::from_cookie(&self.cfg.conn, tuple, &seg, &opts, ts, H::default(), now);
-        let id = self.insert(conn, false);
+        let conn = Connection::from_cookie(&self.cfg.conn, tuple, &seg, &opts, ts, hook, now);
+        let id = self.insert(conn, false, out);
         // The ACK may carry data.
         if let Some(e) = self.entry_mut(id) {
             e.conn.on_segment(seg, now, out);
         }
-        self.settle(id, true);
+        self.settle(id, true, out);
     }
 
-    fn reset(&mut self, tuple: &FourTuple, seg: &SegmentIn<S>, out: &mut impl SegmentSink<S>) {
+    fn reset(
+        &mut self,
+        tuple: &FourTuple,
+        seg: &SegmentIn<S>,
+        options: OptionsBuf,
+        out: &mut impl HookSink<S, H::Ctx>,
+    ) {
         if let Some(rst) = seg.reset_reply() {
             self.stats.resets_sent += 1;
-            out.send(tuple, rst);
+            out.send(tuple, SegmentOut { options, ..rst });
         }
     }
 
     /// Runs every connection timer due at `now`.
-    pub fn on_timers(&mut self, now: Instant, out: &mut impl SegmentSink<S>) {
+    pub fn on_timers(&mut self, now: Instant, out: &mut impl HookSink<S, H::Ctx>) {
         let mut fired = std::mem::take(&mut self.fired);
         self.wheel.advance(now, |id| fired.push(id));
         for id in fired.drain(..) {
@@ -357,7 +378,7 @@ impl<S: SharedBuf, H: Hook<S> + Default> Table<S, H> {
             if e.conn.poll_at().is_some_and(|t| t <= now) {
                 e.conn.on_timer(now, out);
             }
-            self.settle(id, true);
+            self.settle(id, true, out);
         }
         self.fired = fired;
     }
@@ -369,7 +390,12 @@ impl<S: SharedBuf, H: Hook<S> + Default> Table<S, H> {
             .filter(|e| e.generation == id.generation)
     }
 
-    fn insert(&mut self, conn: Connection<S, H>, half_open: bool) -> ConnId {
+    fn insert(
+        &mut self,
+        mut conn: Connection<S, H>,
+        half_open: bool,
+        out: &mut impl HookSink<S, H::Ctx>,
+    ) -> ConnId {
         let index = self.free.pop().unwrap_or_else(|| {
             self.slots.push(None);
             self.generations.push(0);
@@ -377,6 +403,8 @@ impl<S: SharedBuf, H: Hook<S> + Default> Table<S, H> {
         });
         let generation = self.generations[index as usize];
         self.generations[index as usize] = generation.wrapping_add(1);
+        let id = ConnId { index, generation };
+        out.with_ctx(|ctx| conn.hook_mut().attach(ctx, id));
         self.by_tuple.insert(*conn.tuple(), index);
         self.slots[index as usize] = Some(Entry {
             conn,
@@ -385,7 +413,6 @@ impl<S: SharedBuf, H: Hook<S> + Default> Table<S, H> {
             ready: false,
             half_open,
         });
-        let id = ConnId { index, generation };
         if half_open {
             self.half_open += 1;
             self.half_open_order.push_back(id);
@@ -402,13 +429,14 @@ impl<S: SharedBuf, H: Hook<S> + Default> Table<S, H> {
         id
     }
 
-    /// Frees `id` silently.
-    fn remove(&mut self, id: ConnId) {
+    /// Frees `id` silently (its hook is told).
+    fn remove(&mut self, id: ConnId, out: &mut impl HookSink<S, H::Ctx>) {
         let Some(slot) = self.slots.get_mut(id.index as usize) else {
             return;
         };
         if slot.as_ref().is_some_and(|e| e.generation == id.generation) {
-            if let Some(e) = slot.take() {
+            if let Some(mut e) = slot.take() {
+                out.with_ctx(|ctx| e.conn.hook_mut().release(ctx));
                 if e.half_open {
                     self.half_open -= 1;
                 }
@@ -420,10 +448,10 @@ impl<S: SharedBuf, H: Hook<S> + Default> Table<S, H> {
     }
 
     /// Evicts the oldest half-open connection; false when there is none.
-    fn evict_half_open(&mut self) -> bool {
+    fn evict_half_open(&mut self, out: &mut impl HookSink<S, H::Ctx>) -> bool {
         while let Some(id) = self.half_open_order.pop_front() {
             if self.entry_mut(id).is_some_and(|e| e.half_open) {
-                self.remove(id);
+                self.remove(id, out);
                 self.stats.half_open_evicted += 1;
                 return true;
             }
@@ -433,7 +461,7 @@ impl<S: SharedBuf, H: Hook<S> + Default> Table<S, H> {
 
     /// Bookkeeping after a connection ran: half-open count, readiness (when `notify`),
     /// timer, freeing.
-    fn settle(&mut self, id: ConnId, notify: bool) {
+    fn settle(&mut self, id: ConnId, notify: bool, out: &mut impl HookSink<S, H::Ctx>) {
         let Some(e) = self
             .slots
             .get_mut(id.index as usize)
@@ -451,7 +479,7 @@ impl<S: SharedBuf, H: Hook<S> + Default> Table<S, H> {
         }
         if e.conn.state() == State::Closed {
             if !e.ready {
-                self.remove(id);
+                self.remove(id, out);
             }
             return;
         }
