@@ -50,16 +50,7 @@ fn receiver() -> (Connection<S>, TcpSeq, Out) {
         ..Config::default()
     };
     let now = Instant::default();
-    let mut c = Connection::accept(
-        &cfg,
-        tuple(),
-        &syn,
-        TcpSeq::new(1000),
-        0,
-        NoHook,
-        now,
-        &mut (),
-    );
+    let mut c = Connection::accept(&cfg, tuple(), &syn, TcpSeq::new(1000), 0, NoHook, now);
     let mut out = Out::new();
     c.flush(now, &mut out);
     let ack = SegmentIn::bare(TcpSeq::new(101), TcpSeq::new(1001), TcpFlags::ACK, 65535);
@@ -91,7 +82,6 @@ fn drain(
                     0,
                     NoHook,
                     now,
-                    &mut (),
                 ));
                 continue;
             }

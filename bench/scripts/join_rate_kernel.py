@@ -5,25 +5,30 @@ Two namespaces (jrk-cli, jrk-srv) joined by two veth pairs:
 
     jrk-cli  jc0 192.0.2.2/24     <-->  js0 192.0.2.1/24     jrk-srv
              jc1 198.51.100.2/24  <-->  js1 198.51.100.1/24
-             (+ 198.51.100.3.. for --joins-per-conn > 1)
+             (+ 198.51.100.3.. with --joins-per-conn > 1)
 
-A kernel MPTCP server (IPPROTO_MPTCP, one process pinned to --server-cpu) listens on
-192.0.2.1. Client worker processes (pinned to --client-cpus) keep --concurrency
-connections each in flight: connect to 192.0.2.1 (MP_CAPABLE via jc0), send one byte;
-the client's in-kernel path manager opens one join per `subflow` endpoint on jc1. The
-server answers the byte only once its side of the connection counts all expected joins
-(MPTCP_INFO mptcpi_subflows), or after 1 s; the client then closes with SO_LINGER 0
-(MP_FASTCLOSE/RST, so no TIME_WAIT eats ports) and opens the next connection.
+A kernel MPTCP server (IPPROTO_MPTCP, one Python process pinned to --server-cpu)
+listens on 192.0.2.1. Client worker processes (pinned to --client-cpus) keep
+--concurrency connections each in flight: connect to 192.0.2.1 (MP_CAPABLE via jc0) and
+send one byte; the client's in-kernel path manager then opens one MP_JOIN per `subflow`
+endpoint on jc1 (to 192.0.2.1 via 198.51.100.1, policy-routed). The server echoes the
+byte once its side of the connection counts all expected joins (MPTCP_INFO
+mptcpi_subflows; a join raises no socket event, so pending connections are polled every
+0.5 ms) or after 1 s; the client then closes with SO_LINGER 0 (MP_FASTCLOSE + RST, so
+no TIME_WAIT eats ports) and opens the next connection.
 
 Counted over a fixed wall-clock window from `nstat -az` absolute counters: completed
-joins = server MPTcpExtMPJoinAckRx (also shown: server MPJoinSynRx, client
-MPJoinSynAckRx), connections = server MPTcpExtMPCapableACKRX. /proc/stat gives the
-busy time of every CPU in the window, so joins per busy CPU-second is reported too
-(note: that CPU time covers BOTH ends, client and server, and the Python drivers).
+joins = server MPTcpExtMPJoinAckRx (shown beside it: server MPJoinSynRx, client
+MPJoinSynTx/MPJoinSynAckRx), connections = server MPTcpExtMPCapableACKRX. CPU use in
+the window comes from /proc/stat (per core) and the drivers' /proc/<pid>/stat: kernel
+CPU per join = (drivers' sys time + all softirq time) / joins. That covers BOTH ends
+(client and server share this machine) and the per-connection work (MP_CAPABLE
+handshake, fastclose), so the server-only cost of a join is below it.
 
 Last line: kernel_joins_per_sec=<N> kernel_mpc_conns_per_sec=<M>
 
-Run as root. Namespaces are removed on exit and leftovers (jrk-*) at start.
+Run as root. Namespaces are removed on exit and leftovers (jrk-*) at start; two runs
+at once are not supported (fixed namespace names).
 """
 
 import argparse
@@ -106,6 +111,7 @@ def run_client(concurrency: int, hold: float) -> None:
     held = collections.deque()  # (close-at, sock), in deadline order
 
     def open_one():
+        """Starts one non-blocking MPTCP connect."""
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM, IPPROTO_MPTCP)
         s.setblocking(False)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER0)
@@ -310,29 +316,32 @@ def measure(args) -> None:
                                  g(dc, "MPFastcloseTx")))
     print("cpu: " + ", ".join(f"cpu{i} busy {b * 100:.0f}% (user {u * 100:.0f}%, softirq "
                               f"{q * 100:.0f}%)" for i, (b, q, u) in enumerate(busy)))
-    print(f"joins per busy CPU-second: {joins / busy_cpu_s if busy_cpu_s else 0:.0f} "
-          f"(all CPU time); per non-user CPU-second: "
-          f"{joins / kern_cpu_s if kern_cpu_s else 0:.0f} (kernel time of both ends, incl. "
-          f"the drivers' syscalls)")
     hz = os.sysconf("SC_CLK_TCK")
     softirq_s = sum(q1 - q0 for (_, _, q0, _), (_, _, q1, _) in zip(cpu0, cpu1)) / hz
     du, dk = p1[0] - p0[0], p1[1] - p0[1]
-    kern = dk + softirq_s
-    print(f"drivers: user {du:.2f} CPU-s, sys {dk:.2f} CPU-s; softirq (all) {softirq_s:.2f} "
-          f"CPU-s; kernel CPU per completed join (sys+softirq, both ends, per-connection "
-          f"work included) {kern / joins * 1e6 if joins else 0:.1f} us"
-          f" = {joins / kern if kern else 0:.0f} joins per kernel CPU-second")
+    print(f"drivers: user {du:.2f} CPU-s, sys {dk:.2f} CPU-s; softirq {softirq_s:.2f} "
+          f"CPU-s; kernel threads and others {busy_cpu_s - du - dk - softirq_s:.2f} CPU-s "
+          f"(the MPTCP workqueue creates the joins in kworkers); all busy "
+          f"{busy_cpu_s:.2f} CPU-s")
+    print(f"joins per busy CPU-second: {joins / busy_cpu_s if busy_cpu_s else 0:.0f}; "
+          f"kernel CPU (all non-user time, both ends, per-connection work included): "
+          f"{kern_cpu_s / joins * 1e6 if joins else 0:.1f} us per completed join = "
+          f"{joins / kern_cpu_s if kern_cpu_s else 0:.0f} joins per kernel CPU-second")
     jps, cps = joins / dt, conns / dt
     user_share = sum(u for _, _, u in busy) / max(1e-9, sum(b for b, _, _ in busy))
-    other = busy_cpu_s - (du + dk + softirq_s)
-    if all(b > 0.9 for b, _, _ in busy):
-        limit = (f"CPU: all cores busy; {user_share * 100:.0f}% of it is user space (the "
-                 f"Python drivers), the rest is kernel work of client + server")
+    other_user = sum(u for _, _, u in busy) * dt - du
+    hot = [f"cpu{i}" for i, (b, _, _) in enumerate(busy) if b > 0.9]
+    if hot:
+        limit = (f"CPU: {', '.join(hot)} saturated; {user_share * 100:.0f}% of all busy "
+                 f"time is user space (the Python drivers), the rest is kernel work of "
+                 f"client + server. veth delivers a packet in the sender's softirq, so "
+                 f"the server's receive-side work for client packets runs on the client "
+                 f"cpus, not on --server-cpu")
     else:
-        limit = "not CPU-saturated: raise --workers/--concurrency"
-    if other > 0.2 * busy_cpu_s:
-        limit += (f"; other processes on this machine took {other:.1f} of "
-                  f"{busy_cpu_s:.1f} busy CPU-s (contention: raw rates are low)")
+        limit = "no core saturated: raise --workers/--concurrency"
+    if other_user > 0.1 * busy_cpu_s:
+        limit += (f"; other processes took {other_user:.1f} of {busy_cpu_s:.1f} busy "
+                  f"CPU-s in user space (contention: raw rates are low)")
     print(f"limited by: {limit}")
     print(f"kernel_joins_per_sec={jps:.0f} kernel_mpc_conns_per_sec={cps:.0f}")
 

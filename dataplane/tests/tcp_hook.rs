@@ -25,15 +25,18 @@ struct Recorder {
 impl Hook<S> for Recorder {
     type Ctx = ();
 
-    fn accept(_: &mut (), _: &FourTuple, _: &SegmentIn<S>) -> Result<Self, OptionsBuf> {
-        Ok(Recorder::default())
+    fn accept(_: &mut (), _: &FourTuple, syn: &SegmentIn<S>) -> Result<Self, OptionsBuf> {
+        Ok(Recorder {
+            seen_options: vec![syn.raw_options.to_vec()],
+            ..Recorder::default()
+        })
     }
 
     fn accept_cookie(_: &mut (), _: &FourTuple, _: &SegmentIn<S>) -> Result<Self, OptionsBuf> {
         Ok(Recorder::default())
     }
 
-    fn option_space(&self) -> usize {
+    fn option_space(&self, _data: bool) -> usize {
         8
     }
 
@@ -68,16 +71,15 @@ fn established(reset_on_data: bool) -> (Connection<S, Recorder>, Out) {
         ..SegOptions::default()
     };
     syn.raw_options.extend([30u8, 4, 0x01, 0x81]);
-    let hook = Recorder {
-        reset_on_data,
-        ..Recorder::default()
-    };
+    // As a listener would: the hook sees the SYN when it is made.
+    let mut hook = <Recorder as Hook<S>>::accept(&mut (), &tuple, &syn).unwrap();
+    hook.reset_on_data = reset_on_data;
     let cfg = Config {
         timestamps: false,
         ..Config::default()
     };
     let now = Instant::default();
-    let mut c = Connection::accept(&cfg, tuple, &syn, TcpSeq::new(9000), 0, hook, now, &mut ());
+    let mut c = Connection::accept(&cfg, tuple, &syn, TcpSeq::new(9000), 0, hook, now);
     let mut out = Vec::new();
     c.flush(now, &mut out);
     let ack = SegmentIn::bare(TcpSeq::new(501), TcpSeq::new(9001), TcpFlags::ACK, 65535);

@@ -55,7 +55,6 @@ impl Host {
                         7,
                         Default::default(),
                         now,
-                        &mut (),
                     );
                     self.conn = Some(c);
                     continue;

@@ -167,7 +167,6 @@ fn syn_received_with(cfg: Config, opts: SegOptions) -> Fx {
         0,
         Default::default(),
         now,
-        &mut (),
     );
     let mut fx = Fx {
         c,

@@ -58,6 +58,81 @@ pub fn generate_key() -> Result<u64, getrandom::Error> {
     }
 }
 
+/// A per-worker generator of keys and MP_JOIN nonces: HMAC-SHA-256 over a counter,
+/// keyed once from the OS CSPRNG. One system call per worker instead of one per key
+/// keeps the join path free of syscalls; each HMAC yields four 64-bit values.
+pub struct KeySource {
+    /// The keyed PRF.
+    prf: HmacSha256,
+    /// Blocks drawn so far.
+    counter: u64,
+    /// Values of the current block not handed out yet.
+    pool: [u64; 4],
+    /// How many of `pool` are left.
+    left: usize,
+}
+
+impl std::fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeySource(..)")
+    }
+}
+
+impl KeySource {
+    /// A generator keyed from the OS CSPRNG.
+    pub fn from_os() -> Result<Self, getrandom::Error> {
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed)?;
+        Ok(Self::from_seed(seed))
+    }
+
+    /// A generator keyed with `seed` (deterministic: for tests and simulations).
+    pub fn from_seed(seed: [u8; 32]) -> Self {
+        // Zero-padded to the block, as in `keyed`: the infallible constructor applies.
+        let mut block = [0u8; 64];
+        block[..32].copy_from_slice(&seed);
+        KeySource {
+            prf: <HmacSha256 as KeyInit>::new(&block.into()),
+            counter: 0,
+            pool: [0; 4],
+            left: 0,
+        }
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        if self.left == 0 {
+            let mut m = self.prf.clone();
+            m.update(&self.counter.to_be_bytes());
+            self.counter = self.counter.wrapping_add(1);
+            let out: [u8; 32] = m.finalize().into_bytes().into();
+            for (v, c) in self.pool.iter_mut().zip(out.chunks_exact(8)) {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(c);
+                *v = u64::from_be_bytes(b);
+            }
+            self.left = 4;
+        }
+        self.left -= 1;
+        self.pool[self.left]
+    }
+
+    /// A key: never zero.
+    pub fn key(&mut self) -> u64 {
+        loop {
+            let k = self.next_u64();
+            if k != 0 {
+                return k;
+            }
+        }
+    }
+
+    /// A 32-bit MP_JOIN nonce.
+    pub fn nonce(&mut self) -> u32 {
+        self.next_u64() as u32
+    }
+}
+
 /// The HMAC key states of one MPTCP connection, built once from both keys.
 ///
 /// "Local" is this host, "remote" the peer; nonces are the local and remote MP_JOIN

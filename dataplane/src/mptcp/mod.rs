@@ -5,10 +5,16 @@
 //! - [`reassembly`]: zero-copy DSN reassembly with the shared receive window and DATA_FIN;
 //! - [`scheduler`]: which subflow sends next (`default`, `roundrobin`, `redundant`,
 //!   `blest`);
-//! - [`coupled`]: the coupled congestion-avoidance increases LIA and OLIA.
+//! - [`coupled`]: the coupled congestion-avoidance increases LIA and OLIA;
+//! - [`stack`]: the per-core MPTCP stack — connections ([`msk`]) over subflows
+//!   ([`subflow`], a TCP hook), both roles, with MIB counters ([`mib`]).
 
 pub mod coupled;
 pub mod crypto;
+pub mod mib;
+pub mod msk;
 pub mod reassembly;
 pub mod scheduler;
+pub mod stack;
+pub mod subflow;
 pub mod token;

@@ -191,6 +191,12 @@ impl<S: SharedBuf> Reassembly<S> {
         &self.stats
     }
 
+    /// Length of the payload [`Self::pop`] would return next.
+    #[inline]
+    pub fn peek_len(&self) -> Option<usize> {
+        self.ready.front().map(Payload::len)
+    }
+
     /// Takes the next in-order payload, if any.
     #[inline]
     pub fn pop(&mut self) -> Option<Payload<S>> {

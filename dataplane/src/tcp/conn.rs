@@ -310,7 +310,8 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
     }
 
     /// Passive open from a listener's SYN: a connection in SYN-RECEIVED whose SYN-ACK
-    /// goes out on the first [`Connection::flush`].
+    /// goes out on the first [`Connection::flush`]. The hook already saw the SYN's
+    /// options in [`Hook::accept`].
     pub fn accept(
         cfg: &Config,
         tuple: FourTuple,
@@ -319,13 +320,10 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
         ts_offset: u32,
         hook: H,
         now: Instant,
-        ctx: &mut H::Ctx,
     ) -> Self {
         let mut c = Self::new(cfg, tuple, iss, ts_offset, hook, now);
         c.state = State::SynReceived;
-        if c.take_syn(syn, now, ctx) == Verdict::Reset {
-            c.terminate(Events::RESET);
-        }
+        c.take_syn(syn, now);
         c
     }
 
@@ -424,6 +422,53 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
     /// Whether SACK and timestamps were negotiated.
     pub fn sack_and_timestamps(&self) -> (bool, bool) {
         (self.sack_ok, self.ts_ok)
+    }
+
+    /// Smoothed RTT, `None` before the first sample.
+    pub fn srtt(&self) -> Option<Duration> {
+        self.rtt.srtt()
+    }
+
+    /// Oldest unacknowledged sequence number.
+    pub fn snd_una(&self) -> TcpSeq {
+        self.snd_una
+    }
+
+    /// Bytes sent and not yet acknowledged.
+    pub fn flight_bytes(&self) -> u32 {
+        self.sendq.flight_bytes()
+    }
+
+    /// Bytes new data may take now: the free congestion window within the peer's
+    /// window, less what is queued and not sent yet.
+    pub fn send_room(&self) -> u32 {
+        let wnd_end = self.snd_una + self.snd_wnd;
+        let usable = if wnd_end.after(self.snd_nxt) {
+            wnd_end.offset_from(self.snd_nxt)
+        } else {
+            0
+        };
+        let cwnd_room = self.cc.cwnd().saturating_sub(self.pipe());
+        usable
+            .min(cwnd_room)
+            .saturating_sub(self.sendq.unsent_bytes() as u32)
+    }
+
+    /// The sequence number the next byte given to [`Connection::send`] will have.
+    pub fn send_seq_end(&self) -> TcpSeq {
+        self.snd_nxt + self.sendq.unsent_bytes() as u32
+    }
+
+    /// Retransmission timeouts in a row without progress (0 after any new ACK).
+    pub fn backoffs(&self) -> u32 {
+        self.rtt.backoffs()
+    }
+
+    /// Asks for an ACK on the next [`Connection::flush`] (to carry new hook options).
+    pub fn ack_soon(&mut self) {
+        if self.state.is_synchronized() {
+            self.ack_now = true;
+        }
     }
 
     /// True when events are waiting for [`Connection::take_events`].
@@ -570,7 +615,9 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
         if !f.contains(TcpFlags::SYN) {
             return;
         }
-        if out.with_ctx(|ctx| self.take_syn(&seg, now, ctx)) == Verdict::Reset {
+        let meta = self.take_syn(&seg, now);
+        let verdict = out.with_ctx(|ctx| self.hook.on_options(ctx, &seg.raw_options, &meta));
+        if verdict == Verdict::Reset {
             if f.contains(TcpFlags::ACK) {
                 self.send_rst(seg.ack, out);
             }
@@ -665,12 +712,16 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
             ack: seg.ack,
             flags: seg.flags,
             data_len: seg.data_len(),
+            window: u32::from(seg.window) << self.snd_wscale,
         };
-        let verdict = out.with_ctx(|ctx| self.hook.on_options(ctx, &seg.raw_options, &meta));
-        if verdict == Verdict::Reset {
-            self.abort(out);
-            self.events |= Events::RESET;
-            return;
+        match out.with_ctx(|ctx| self.hook.on_options(ctx, &seg.raw_options, &meta)) {
+            Verdict::Continue => {}
+            Verdict::AckNow => self.ack_now = true,
+            Verdict::Reset => {
+                self.abort(out);
+                self.events |= Events::RESET;
+                return;
+            }
         }
         if !self.process_ack(&seg, now, out) || self.state == State::Closed {
             return;
@@ -685,9 +736,9 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
         self.process_data(seg, now, out);
     }
 
-    /// Records the peer's SYN: initial sequence and negotiated options; the hook sees
-    /// its options (MP_CAPABLE, MP_JOIN) and may refuse it.
-    fn take_syn(&mut self, syn: &SegmentIn<S>, now: Instant, ctx: &mut H::Ctx) -> Verdict {
+    /// Records the peer's SYN (or SYN-ACK): initial sequence and negotiated options.
+    /// Returns what the hook is shown with its options.
+    fn take_syn(&mut self, syn: &SegmentIn<S>, now: Instant) -> SegmentMeta {
         self.irs = syn.seq;
         self.rcv_nxt = syn.seq + 1;
         self.negotiate(&syn.options);
@@ -700,13 +751,13 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
         self.max_snd_wnd = self.snd_wnd;
         self.snd_wl1 = syn.seq;
         self.rcv_adv = self.rcv_nxt + self.rcv_window().min(u32::from(u16::MAX));
-        let meta = SegmentMeta {
+        SegmentMeta {
             seq: syn.seq,
             ack: syn.ack,
             flags: syn.flags,
             data_len: syn.data_len(),
-        };
-        self.hook.on_options(ctx, &syn.raw_options, &meta)
+            window: u32::from(syn.window),
+        }
     }
 
     /// Settles MSS, window scaling, SACK and timestamps from the peer's SYN options.
@@ -1362,8 +1413,8 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
 
     /// Most payload bytes per segment after this segment's TCP and hook options.
     fn max_data_len(&self, syn: bool) -> usize {
-        let opts =
-            self.tcp_options(syn, Instant::default()).padded_len() + self.hook.option_space();
+        let opts = self.tcp_options(syn, true, Instant::default()).padded_len()
+            + self.hook.option_space(true);
         (self.snd_mss as usize).saturating_sub(opts).max(1)
     }
 
@@ -1372,8 +1423,9 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
         (now.as_millis() as u32).wrapping_add(self.ts_offset)
     }
 
-    /// TCP's own options for a segment (the hook adds its own afterwards).
-    fn tcp_options(&self, syn: bool, now: Instant) -> OptionsBuf {
+    /// TCP's own options for a segment (the hook adds its own afterwards); `data`
+    /// when it carries payload (the hook may need more room then).
+    fn tcp_options(&self, syn: bool, data: bool, now: Instant) -> OptionsBuf {
         let mut o = OptionsBuf::new();
         // Every push below fits the 40-byte budget in this order, so results are ignored.
         if syn {
@@ -1404,7 +1456,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
         }
         if self.sack_ok && (!self.ooo.is_empty() || self.dsack.is_some()) {
             // Leave the hook its space (Linux also trims SACK blocks for MPTCP).
-            let room = o.remaining().saturating_sub(self.hook.option_space());
+            let room = o.remaining().saturating_sub(self.hook.option_space(data));
             let max = room.saturating_sub(4) / 8;
             // A D-SACK block goes first (RFC 2883 §4), the others after it.
             let mut blocks = ArrayVec::<(TcpSeq, TcpSeq), 4>::new();
@@ -1481,6 +1533,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
             ack: TcpSeq::default(),
             flags: TcpFlags::RST,
             data_len: 0,
+            window: 0,
         };
         out.with_ctx(|ctx| self.hook.add_options(ctx, &mut options, &meta));
         out.send(
@@ -1506,7 +1559,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
         out: &mut impl HookSink<S, H::Ctx>,
     ) {
         let syn = flags.contains(TcpFlags::SYN);
-        let mut options = self.tcp_options(syn, now);
+        let mut options = self.tcp_options(syn, payload.is_some(), now);
         let has_ack = flags.contains(TcpFlags::ACK);
         let ack = if has_ack {
             self.rcv_nxt
@@ -1518,13 +1571,18 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
             ack,
             flags,
             data_len: payload.as_ref().map_or(0, |p| p.len() as u32),
+            window: 0,
         };
-        out.with_ctx(|ctx| self.hook.add_options(ctx, &mut options, &meta));
         let window = if syn {
             self.rcv_window().min(u32::from(u16::MAX)) as u16
         } else {
             self.advertise()
         };
+        let meta = SegmentMeta {
+            window: u32::from(window) << self.rcv_wscale,
+            ..meta
+        };
+        out.with_ctx(|ctx| self.hook.add_options(ctx, &mut options, &meta));
         if has_ack {
             self.dsack = None;
             self.ack_now = false;

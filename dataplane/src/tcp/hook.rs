@@ -21,6 +21,8 @@ pub enum Verdict {
     /// Go on as plain TCP would.
     #[default]
     Continue,
+    /// Go on, and acknowledge the segment at once (e.g. the MP_JOIN fourth ACK).
+    AckNow,
     /// Reset the connection (sends a RST and reports [`super::Events::RESET`]).
     Reset,
 }
@@ -82,10 +84,10 @@ pub trait Hook<S>: Sized {
     #[inline]
     fn release(&mut self, _ctx: &mut Self::Ctx) {}
 
-    /// Option bytes the hook may add to a data segment; TCP leaves them free when it
-    /// sizes payloads.
+    /// Option bytes the hook may add to a segment with data (`data`) or to a pure ACK;
+    /// TCP leaves them free when it sizes payloads and SACK blocks.
     #[inline]
-    fn option_space(&self) -> usize {
+    fn option_space(&self, _data: bool) -> usize {
         0
     }
 

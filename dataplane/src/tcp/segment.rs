@@ -214,6 +214,9 @@ pub struct SegmentMeta {
     pub flags: TcpFlags,
     /// Payload length.
     pub data_len: u32,
+    /// Window in bytes: the peer's (scaled; unscaled on a SYN) on a received segment,
+    /// ours on a sent one.
+    pub window: u32,
 }
 
 impl<S> fmt::Debug for SegmentIn<S> {

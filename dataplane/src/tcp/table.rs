@@ -30,6 +30,13 @@ pub struct ConnId {
     generation: u32,
 }
 
+impl ConnId {
+    /// The slot index: unique among live connections (not over time).
+    pub fn index(self) -> u32 {
+        self.index
+    }
+}
+
 /// Table limits and SYN-flood defence.
 #[derive(Clone, Debug)]
 pub struct TableConfig {
@@ -305,9 +312,7 @@ impl<S: SharedBuf, H: Hook<S>> Table<S, H> {
         };
         let iss = self.secrets.isn(&tuple, now);
         let ts = self.secrets.ts_offset(&tuple);
-        let cfg = &self.cfg.conn;
-        let conn =
-            out.with_ctx(|ctx| Connection::accept(cfg, tuple, &seg, iss, ts, hook, now, ctx));
+        let conn = Connection::accept(&self.cfg.conn, tuple, &seg, iss, ts, hook, now);
         let id = self.insert(conn, true, out);
         self.flush(id, now, out);
     }

@@ -94,12 +94,16 @@ _TRANSFER = textwrap.dedent(r"""
     s.connect((host, port))
     sent, got = hashlib.sha256(), hashlib.sha256()
     res = {"bytes_sent": 0, "bytes_received": 0, "eof": False}
-    def info():
+    def info():                              # struct mptcp_info (uapi/linux/mptcp.h)
         try:
-            b = s.getsockopt(284, 1, 4)      # SOL_MPTCP, MPTCP_INFO
-            return {"subflows": b[0], "subflows_max": b[3]}
+            b = s.getsockopt(284, 1, 96)     # SOL_MPTCP, MPTCP_INFO
         except OSError as e:
-            return {"error": e.strerror}     # e.g. the connection fell back to TCP
+            return {"error": e.strerror}
+        d = {"subflows": b[0], "subflows_max": b[3], "add_addr_accepted": b[2],
+             "fallback": bool(b[8] & 1), "token": "%08x" % struct.unpack_from("I", b, 12)[0]}
+        if len(b) > 42:
+            d["csum_enabled"] = b[42]
+        return d
     def writer():
         rng, left = random.Random(seed), n
         try:
@@ -144,8 +148,11 @@ def mptcp_transfer(lab, host, port, nbytes, mode="echo", seed=1, timeout=120) ->
     EOF up to `timeout` (a silent peer is tolerated, data from it is an error).
 
     Returns {"bytes_sent", "bytes_received", "sha256_sent", "sha256_received",
-    "elapsed" (s), "eof", "mptcp_info": {"subflows", "subflows_max"} read just before
-    the half-close, or {"error"} if the connection fell back to plain TCP}.
+    "elapsed" (s), "eof", "mptcp_info"}: mptcp_info is read from MPTCP_INFO just before
+    the half-close: {"subflows" (additional ones, attempts in progress included),
+    "subflows_max", "add_addr_accepted",
+    "fallback" (fell back to plain TCP), "token", "csum_enabled" (DSS checksums
+    negotiated; bookworm's ss 6.1 does not show it and no MIB counts it)}.
     Raises RuntimeError (with the snippet's stderr) on any failure or mismatch."""
     assert mode in ("echo", "discard"), mode
     cmd = (f"python3 -c {shlex.quote(_TRANSFER)} {shlex.quote(host)} {int(port)} "
@@ -198,7 +205,11 @@ def ss_subflows(lab, ns, port=None) -> list:
     peer_port, dev (e.g. "c1" for an endpoint bound with `dev c1`), flags (ss letters:
     M/m MP_CAPABLE, J/j JOIN, e fully established, ...), token, remote_id, local_id and
     info (the raw -i text). `port` keeps only subflows whose local or peer port it is.
-    Group by token to count the subflows of one connection."""
+    Group by token to count the subflows of one connection. A join still in SYN-SENT
+    is listed too (state != ESTAB): count state == "ESTAB" and "e" in flags for joins
+    that completed. (Neither the client's MPJoinSynAckRx nor its MPTCP_INFO subflows
+    proves a join: a peer that rejects the join still answers the SYN, and subflows
+    counts attempts.)"""
     subs = []
     for s in _ss(lab, ns, "t"):
         if "tcp-ulp-mptcp" not in s["info"]:

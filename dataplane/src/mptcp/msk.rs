@@ -1,0 +1,340 @@
+//! One MPTCP connection at the data level ("msk" in Linux): keys, the subflows it
+//! owns, the connection-level send queue numbered by DSN, DATA_ACK and the shared
+//! window, the DSN reassembly, and DATA_FIN in both directions.
+//!
+//! It holds no TCP state of its own: each subflow is a [`crate::tcp::Connection`] in
+//! the stack's table whose hook ([`super::subflow::Subflow`]) reaches this state
+//! through the stack context. Everything here is plain bookkeeping the stack and the
+//! hooks call into; nothing sends.
+
+use super::coupled::Carry;
+use super::crypto::{derive, ConnKeys};
+use super::reassembly::{Limits, Reassembly};
+use super::scheduler::Scheduler;
+use crate::port::SharedBuf;
+use crate::seq::Dsn;
+use crate::tcp::{ConnId, Events, Instant, Payload};
+use arrayvec::ArrayVec;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+/// Most subflows of one connection (Linux's limit is 8 additional ones).
+pub const MAX_SUBFLOWS: usize = 9;
+
+/// A connection's handle: slot and generation, so a stale handle finds nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MskId {
+    pub(super) index: u32,
+    pub(super) generation: u32,
+}
+
+/// Where a connection stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// The first subflow's handshake is running.
+    Connecting,
+    /// Data may flow.
+    Established,
+    /// Both DATA_FINs were exchanged, or the connection was reset.
+    Closed,
+}
+
+/// Our DATA_FIN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum SendFin {
+    /// The application has not closed, or data is still unmapped.
+    None,
+    /// Sent (on pure ACKs) at this DSN, not yet acknowledged.
+    Sent(Dsn),
+    /// Acknowledged by a DATA_ACK.
+    Acked,
+}
+
+/// One subflow as the connection sees it.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct SfEntry {
+    /// The subflow's TCP connection.
+    pub id: ConnId,
+    /// MPTCP-established: it may carry data.
+    pub established: bool,
+    /// The peer asked us to use it as backup only (MP_JOIN B flag or MP_PRIO).
+    pub backup: bool,
+    /// Marked stale after `stale_loss_cnt` timeouts: not scheduled until it recovers.
+    pub stale: bool,
+    /// Joined (not the initial subflow).
+    pub join: bool,
+    /// The peer's address id of the subflow's remote address.
+    pub remote_id: u8,
+    /// Congestion window at the last scheduling pass (for coupled increases).
+    pub cwnd: u32,
+    /// Sender MSS at the last scheduling pass.
+    pub mss: u32,
+    /// Smoothed RTT at the last scheduling pass, microseconds.
+    pub srtt_us: u32,
+    /// Fractional coupled increases not applied yet.
+    pub carry: Carry,
+}
+
+impl SfEntry {
+    /// A subflow not established yet.
+    pub fn new(id: ConnId, join: bool, backup: bool, remote_id: u8) -> Self {
+        SfEntry {
+            id,
+            established: false,
+            backup,
+            stale: false,
+            join,
+            remote_id,
+            cwnd: 0,
+            mss: 0,
+            srtt_us: 0,
+            carry: Carry::default(),
+        }
+    }
+}
+
+/// One MPTCP connection.
+pub struct Msk<S> {
+    /// Where it stands.
+    pub(super) phase: Phase,
+    /// Addresses of the initial subflow.
+    pub(super) local: SocketAddr,
+    /// Remote address of the initial subflow.
+    pub(super) remote: SocketAddr,
+    /// Our key.
+    pub(super) local_key: u64,
+    /// Our token (names this connection in the peer's MP_JOINs).
+    pub(super) local_token: u32,
+    /// Our IDSN.
+    pub(super) local_idsn: Dsn,
+    /// The peer's key, 0 until known.
+    pub(super) remote_key: u64,
+    /// The peer's token.
+    pub(super) remote_token: u32,
+    /// HMAC states, once both keys are known.
+    pub(super) keys: Option<ConnKeys>,
+    /// DSS checksums in use.
+    pub(super) csum: bool,
+    /// Fell back to plain TCP: one subflow, bytes mapped one to one.
+    pub(super) fallback: bool,
+    /// The subflows.
+    pub(super) subflows: ArrayVec<SfEntry, MAX_SUBFLOWS>,
+    /// MP_JOIN handshakes accepted and not yet completed.
+    pub(super) half_open_joins: u8,
+    /// A join ever completed (infinite-mapping fallback is then impossible).
+    pub(super) joined: bool,
+    /// The scheduler and its state.
+    pub(super) scheduler: Scheduler,
+
+    /// Data not yet DATA_ACKed, contiguous from `snd_una`.
+    pub(super) sendq: VecDeque<(Dsn, Payload<S>)>,
+    /// Bytes in `sendq`.
+    pub(super) send_queued: usize,
+    /// Oldest DSN not DATA_ACKed.
+    pub(super) snd_una: Dsn,
+    /// Next DSN never mapped to a subflow.
+    pub(super) snd_nxt: Dsn,
+    /// Next DSN the application's data gets.
+    pub(super) snd_end: Dsn,
+    /// Reinjection: data from here up to `snd_nxt` is sent again on other subflows.
+    pub(super) retrans_nxt: Option<Dsn>,
+    /// The peer's window: DSNs before this may be sent.
+    pub(super) wnd_end: Dsn,
+    /// Our DATA_FIN.
+    pub(super) fin: SendFin,
+    /// The peer sent a 64-bit DSN: our DATA_ACKs are 64-bit too.
+    pub(super) peer_dsn64: bool,
+    /// The peer acknowledged data at the connection level at least once.
+    pub(super) data_ack_seen: bool,
+
+    /// Incoming data by DSN, once the peer's IDSN is known.
+    pub(super) rcv: Option<Reassembly<S>>,
+    /// Receive buffer, bytes.
+    pub(super) recv_window: u32,
+    /// The peer's DATA_FIN was reported to the application.
+    pub(super) peer_fin_reported: bool,
+
+    /// The application closed its sending direction.
+    pub(super) app_closed: bool,
+    /// Events for the application.
+    pub(super) events: Events,
+    /// Queued in the stack's ready list.
+    pub(super) ready: bool,
+    /// Queued in the stack's to-do list.
+    pub(super) dirty: bool,
+    /// The connection-level retransmission timer.
+    pub(super) timer_at: Option<Instant>,
+    /// Timer expiries without DATA_ACK progress.
+    pub(super) backoffs: u32,
+    /// `snd_una` when the timer was armed (progress check).
+    pub(super) timer_una: Dsn,
+    /// Bytes reinjected.
+    pub(super) reinjected_bytes: u64,
+    /// Aborting with MP_FASTCLOSE: RSTs on its subflows carry the peer's key.
+    pub(super) fastclose: bool,
+    /// A subflow was reset or timed out (the connection did not end cleanly).
+    pub(super) subflow_failed: bool,
+}
+
+impl<S: SharedBuf> Msk<S> {
+    /// A connection whose first subflow runs between `local` and `remote`, with our
+    /// key `local_key` (0 for a fallback connection that never speaks MPTCP).
+    pub(super) fn new(
+        local: SocketAddr,
+        remote: SocketAddr,
+        local_key: u64,
+        scheduler: Scheduler,
+        recv_window: u32,
+    ) -> Self {
+        let ids = derive(local_key);
+        let start = ids.idsn + 1;
+        Msk {
+            phase: Phase::Connecting,
+            local,
+            remote,
+            local_key,
+            local_token: ids.token,
+            local_idsn: ids.idsn,
+            remote_key: 0,
+            remote_token: 0,
+            keys: None,
+            csum: false,
+            fallback: false,
+            subflows: ArrayVec::new(),
+            half_open_joins: 0,
+            joined: false,
+            scheduler,
+            sendq: VecDeque::new(),
+            send_queued: 0,
+            snd_una: start,
+            snd_nxt: start,
+            snd_end: start,
+            retrans_nxt: None,
+            wnd_end: start,
+            fin: SendFin::None,
+            peer_dsn64: false,
+            data_ack_seen: false,
+            rcv: None,
+            recv_window,
+            peer_fin_reported: false,
+            app_closed: false,
+            events: Events::NONE,
+            ready: false,
+            dirty: false,
+            timer_at: None,
+            backoffs: 0,
+            timer_una: start,
+            reinjected_bytes: 0,
+            fastclose: false,
+            subflow_failed: false,
+        }
+    }
+
+    /// Records the peer's key: HMAC states, token, and the receive side starting at
+    /// its IDSN + 1.
+    pub(super) fn set_remote_key(&mut self, key: u64) {
+        let ids = derive(key);
+        self.remote_key = key;
+        self.remote_token = ids.token;
+        self.keys = Some(ConnKeys::new(self.local_key, key));
+        self.start_receiving(ids.idsn + 1);
+    }
+
+    /// Starts the receive side at `start` (a fallback connection picks any start).
+    pub(super) fn start_receiving(&mut self, start: Dsn) {
+        let limits = Limits {
+            buffer: self.recv_window,
+            ..Limits::default()
+        };
+        self.rcv = Some(Reassembly::new(start, limits));
+    }
+
+    /// Falls back to plain TCP on the one subflow.
+    pub(super) fn fall_back(&mut self) {
+        self.fallback = true;
+        if self.rcv.is_none() {
+            self.start_receiving(Dsn::new(0));
+        }
+    }
+
+    /// The DATA_ACK to send, once receiving.
+    pub(super) fn data_ack(&self) -> Option<Dsn> {
+        self.rcv.as_ref().map(Reassembly::rcv_nxt)
+    }
+
+    /// Adds `ev` for the application.
+    pub(super) fn notify(&mut self, ev: Events) {
+        self.events |= ev;
+    }
+
+    /// A DATA_ACK `ack` with window `window` arrived: frees acknowledged data, moves
+    /// the send window's right edge (never back). An ACK beyond what was sent is
+    /// ignored.
+    pub(super) fn on_data_ack(&mut self, ack: Dsn, window: u32) {
+        let sent_end = match self.fin {
+            SendFin::Sent(dsn) => dsn + 1,
+            _ => self.snd_nxt,
+        };
+        if ack.after(sent_end) || ack.before(self.snd_una) {
+            return;
+        }
+        self.data_ack_seen = true;
+        self.wnd_end = self.wnd_end.latest(ack + u64::from(window));
+        if ack == self.snd_una {
+            return;
+        }
+        let data_end = ack.earliest(self.snd_end);
+        while let Some((dsn, p)) = self.sendq.front_mut() {
+            let end = *dsn + p.len() as u64;
+            if end.before_eq(data_end) {
+                self.send_queued -= p.len();
+                self.sendq.pop_front();
+            } else {
+                if dsn.before(data_end) {
+                    let cut = data_end.offset_from(*dsn) as usize;
+                    p.advance(cut);
+                    self.send_queued -= cut;
+                    *dsn = data_end;
+                }
+                break;
+            }
+        }
+        self.snd_una = data_end;
+        if let SendFin::Sent(dsn) = self.fin {
+            if ack.after(dsn) {
+                self.fin = SendFin::Acked;
+            }
+        }
+        if self.retrans_nxt.is_some_and(|r| r.before(self.snd_una)) {
+            self.retrans_nxt = Some(self.snd_una);
+        }
+        self.backoffs = 0;
+        self.notify(Events::WRITABLE);
+    }
+
+    /// The queued payload holding `dsn`, sliced to start there.
+    pub(super) fn payload_at(&self, dsn: Dsn) -> Option<Payload<S>> {
+        let i = self
+            .sendq
+            .partition_point(|(d, p)| (*d + p.len() as u64).before_eq(dsn));
+        let (d, p) = self.sendq.get(i)?;
+        let off = dsn.offset_from(*d) as usize;
+        (off < p.len()).then(|| {
+            let mut q = p.clone();
+            q.advance(off);
+            q
+        })
+    }
+
+    /// Reinjects everything not yet DATA_ACKed (a subflow died or went stale).
+    pub(super) fn reinject_all(&mut self) {
+        if self.snd_una.before(self.snd_nxt) {
+            self.retrans_nxt = Some(self.snd_una);
+        }
+    }
+
+    /// True when the subflow `id` belongs to this connection.
+    pub(super) fn entry_mut(&mut self, id: ConnId) -> Option<&mut SfEntry> {
+        self.subflows.iter_mut().find(|e| e.id == id)
+    }
+}

@@ -1,0 +1,1142 @@
+//! The per-core MPTCP stack: a TCP [`Table`] whose connections are subflows
+//! ([`Subflow`] hooks) plus the connection-level state they share ([`Ctx`]: the
+//! connections, the token table, the key source, the MIB counters).
+//!
+//! The application sees connections ([`MskId`]), not subflows: the same loop as over a
+//! TCP table — [`Stack::next_ready`], then `take_events` / `recv` / `send` / `close`,
+//! then [`Stack::flush`]. A listener accepts MPTCP and plain TCP alike; a plain or
+//! fallen-back connection is a connection with one subflow whose bytes map one to one.
+//!
+//! After every input the stack settles what changed: subflow events (handshake done,
+//! FIN, gone), then each connection marked by its hooks — schedule data onto subflows,
+//! DATA_FIN, the shared window, closing — then flushes the subflows it touched.
+
+use super::coupled::{lia_increase, olia_increase, PathView};
+use super::crypto::KeySource;
+use super::mib::{Mib, MibCounters};
+use super::msk::{Msk, MskId, Phase, SendFin, MAX_SUBFLOWS};
+use super::scheduler::{Blest, RoundRobin, Scheduler, SendContext, SubflowView};
+use super::subflow::Subflow;
+use super::token::{Rejected, TokenTable};
+use crate::port::SharedBuf;
+use crate::tcp::wheel::TimerWheel;
+use crate::tcp::{
+    CcView, ConnId, Events, FourTuple, HookSink, Instant, Payload, Secrets, SegmentOut,
+    SegmentSink, State, Table, TableConfig,
+};
+use crate::wire::mptcp::{reset_reason, MpCapable, MpJoin, MpcVariant, MptcpOption};
+use crate::wire::tcp::OptionsBuf;
+use arrayvec::ArrayVec;
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+/// The scheduler a connection uses (`scheduler` in the configuration).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SchedulerKind {
+    /// Lowest RTT with space; backups only when nothing else is usable.
+    #[default]
+    Default,
+    /// In turn.
+    RoundRobin,
+    /// Every segment on every subflow.
+    Redundant,
+    /// Lowest RTT, skipping subflows that would block the window (BLEST).
+    Blest,
+}
+
+impl SchedulerKind {
+    fn scheduler(self) -> Scheduler {
+        match self {
+            SchedulerKind::Default => Scheduler::Default,
+            SchedulerKind::RoundRobin => Scheduler::RoundRobin(RoundRobin::default()),
+            SchedulerKind::Redundant => Scheduler::Redundant,
+            SchedulerKind::Blest => Scheduler::Blest(Blest::default()),
+        }
+    }
+}
+
+/// Congestion control across the subflows of a connection.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Coupling {
+    /// Each subflow on its own (CUBIC or NewReno as the TCP configuration says).
+    #[default]
+    None,
+    /// LIA (RFC 6356).
+    Lia,
+    /// OLIA.
+    Olia,
+}
+
+/// MPTCP settings (Linux sysctl and `ip mptcp limits` names where they exist).
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Listeners answer MP_CAPABLE (otherwise every connection is plain TCP).
+    pub enabled: bool,
+    /// Ask for DSS checksums (`checksum_enabled`); used if either side asks.
+    pub checksum: bool,
+    /// Additional subflows per connection (`subflows` limit).
+    pub subflows: u8,
+    /// MP_JOIN handshakes in progress per connection.
+    pub half_open_joins: u8,
+    /// Connection-level receive buffer, bytes (the shared window's size).
+    pub recv_window: u32,
+    /// Connection-level send buffer, bytes.
+    pub send_budget: u32,
+    /// The scheduler.
+    pub scheduler: SchedulerKind,
+    /// Coupled congestion control.
+    pub coupling: Coupling,
+    /// SYN retransmissions with MP_CAPABLE before trying without.
+    pub syn_retrans_before_tcp_fallback: u8,
+    /// Connection-level timeouts without progress before a subflow with unacknowledged
+    /// data counts as stale.
+    pub stale_loss_cnt: u8,
+    /// Most connections.
+    pub max_conns: usize,
+    /// Floor of the connection-level retransmission timer.
+    pub rtx_min: Duration,
+}
+
+impl Default for Config {
+    /// Linux's defaults: checksums off, 2 additional subflows, 2 SYN retransmissions
+    /// before fallback, `stale_loss_cnt` 4; 4 MiB buffers.
+    fn default() -> Self {
+        Config {
+            enabled: true,
+            checksum: false,
+            subflows: 2,
+            half_open_joins: 4,
+            recv_window: 4 << 20,
+            send_budget: 4 << 20,
+            scheduler: SchedulerKind::Default,
+            coupling: Coupling::None,
+            syn_retrans_before_tcp_fallback: 2,
+            stale_loss_cnt: 4,
+            max_conns: 65_536,
+            rtx_min: Duration::from_millis(200),
+        }
+    }
+}
+
+/// What a listener accepted a SYN as.
+pub(super) enum Accepted {
+    /// An MP_CAPABLE initial subflow.
+    Capable,
+    /// A plain TCP connection.
+    Plain,
+    /// An MP_JOIN subflow of an existing connection.
+    Join {
+        remote_nonce: u32,
+        local_nonce: u32,
+        local_id: u8,
+        remote_id: u8,
+        backup: bool,
+    },
+}
+
+/// The connection-level state the subflow hooks share.
+pub struct Ctx<S> {
+    /// Settings.
+    pub(super) cfg: Config,
+    /// Connections by slot.
+    slots: Vec<Option<Msk<S>>>,
+    /// Generation of each slot's next occupant.
+    generations: Vec<u32>,
+    /// Free slots.
+    free: Vec<u32>,
+    /// Our tokens.
+    tokens: TokenTable<MskId>,
+    /// Keys and nonces.
+    keys: KeySource,
+    /// Address ids of our addresses (MP_JOIN, ADD_ADDR); unknown addresses get 0.
+    addr_ids: HashMap<IpAddr, u8>,
+    /// MIB counters.
+    pub(super) mib: MibCounters,
+    /// MPTCP options that failed to parse.
+    pub(super) bad_options: u64,
+    /// Connections to settle.
+    dirty: VecDeque<MskId>,
+    /// Connections with events for the application.
+    ready: VecDeque<MskId>,
+}
+
+impl<S: SharedBuf> Ctx<S> {
+    /// The connection `id`.
+    pub(super) fn msk(&self, id: MskId) -> Option<&Msk<S>> {
+        self.slots
+            .get(id.index as usize)?
+            .as_ref()
+            .filter(|_| self.generations[id.index as usize] == id.generation.wrapping_add(1))
+    }
+
+    /// The connection `id`, writable.
+    pub(super) fn msk_mut(&mut self, id: MskId) -> Option<&mut Msk<S>> {
+        let gen_ok = self
+            .generations
+            .get(id.index as usize)
+            .is_some_and(|g| *g == id.generation.wrapping_add(1));
+        self.slots
+            .get_mut(id.index as usize)?
+            .as_mut()
+            .filter(|_| gen_ok)
+    }
+
+    /// The connection `id` beside the counters and settings (split borrows).
+    pub(super) fn split(&mut self, id: MskId) -> Option<(&mut Msk<S>, &mut MibCounters, &Config)> {
+        let gen_ok = self
+            .generations
+            .get(id.index as usize)
+            .is_some_and(|g| *g == id.generation.wrapping_add(1));
+        let m = self
+            .slots
+            .get_mut(id.index as usize)?
+            .as_mut()
+            .filter(|_| gen_ok)?;
+        Some((m, &mut self.mib, &self.cfg))
+    }
+
+    /// Queues `id` to be settled.
+    pub(super) fn mark(&mut self, id: MskId) {
+        if let Some(m) = self.msk_mut(id) {
+            if !m.dirty {
+                m.dirty = true;
+                self.dirty.push_back(id);
+            }
+        }
+    }
+
+    /// A connection slot for `msk`, `None` when the table is full.
+    fn insert(&mut self, msk: Msk<S>) -> Option<MskId> {
+        if self.slots.len() - self.free.len() >= self.cfg.max_conns {
+            return None;
+        }
+        let index = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.generations.push(0);
+            (self.slots.len() - 1) as u32
+        });
+        let generation = self.generations[index as usize];
+        self.generations[index as usize] = generation.wrapping_add(1);
+        self.slots[index as usize] = Some(msk);
+        Some(MskId { index, generation })
+    }
+
+    /// A new connection with a fresh key whose token is unique and names this worker;
+    /// a plain (fallback) connection when no token can be had.
+    fn new_msk(&mut self, local: SocketAddr, remote: SocketAddr) -> Option<(MskId, bool)> {
+        let scheduler = self.cfg.scheduler.scheduler();
+        let window = self.cfg.recv_window;
+        let id = self.insert(Msk::new(local, remote, 0, scheduler, window))?;
+        for _ in 0..64 {
+            let key = self.keys.key();
+            match self.tokens.try_insert(key, id) {
+                Ok(_) => {
+                    if let Some(m) = self.msk_mut(id) {
+                        *m = Msk::new(local, remote, key, scheduler, window);
+                    }
+                    return Some((id, true));
+                }
+                Err(Rejected::Redraw) => continue,
+                Err(Rejected::Full) => break,
+            }
+        }
+        self.mib.inc(Mib::MPFallbackTokenInit);
+        Some((id, false))
+    }
+
+    /// Frees connection `id` and its token.
+    fn remove(&mut self, id: MskId) {
+        let Some(m) = self.msk(id) else { return };
+        let token = m.local_token;
+        if m.local_key != 0 && self.tokens.lookup(token) == Some(id) {
+            self.tokens.remove(token);
+        }
+        self.slots[id.index as usize] = None;
+        self.free.push(id.index);
+    }
+
+    /// Decides on a listener's SYN with MPTCP options `opts`.
+    pub(super) fn accept(
+        &mut self,
+        tuple: &FourTuple,
+        opts: &[MptcpOption],
+    ) -> Result<(MskId, Accepted), OptionsBuf> {
+        let join = opts.iter().find_map(|o| match o {
+            MptcpOption::MpJoin(MpJoin::Syn {
+                backup,
+                addr_id,
+                token,
+                nonce,
+            }) => Some((*backup, *addr_id, *token, *nonce)),
+            _ => None,
+        });
+        if let Some((backup, remote_id, token, remote_nonce)) = join {
+            self.mib.inc(Mib::MPJoinSynRx);
+            if backup {
+                self.mib.inc(Mib::MPJoinSynBackupRx);
+            }
+            return self.accept_join(tuple, token, remote_nonce, remote_id, backup);
+        }
+        let capable = opts.iter().find_map(|o| match o {
+            MptcpOption::MpCapable(MpCapable {
+                variant: MpcVariant::Syn,
+                checksum_required,
+                ..
+            }) => Some(*checksum_required),
+            _ => None,
+        });
+        match capable {
+            Some(csum) if self.cfg.enabled => {
+                self.mib.inc(Mib::MPCapableSYNRX);
+                let (id, mptcp) = self
+                    .new_msk(tuple.local, tuple.remote)
+                    .ok_or_else(OptionsBuf::new)?;
+                let checksum = self.cfg.checksum;
+                let m = self.msk_mut(id).ok_or_else(OptionsBuf::new)?;
+                if mptcp {
+                    m.csum = checksum || csum;
+                    Ok((id, Accepted::Capable))
+                } else {
+                    m.fall_back();
+                    Ok((id, Accepted::Plain))
+                }
+            }
+            _ => {
+                let scheduler = self.cfg.scheduler.scheduler();
+                let mut m = Msk::new(
+                    tuple.local,
+                    tuple.remote,
+                    0,
+                    scheduler,
+                    self.cfg.recv_window,
+                );
+                m.fall_back();
+                let id = self.insert(m).ok_or_else(OptionsBuf::new)?;
+                Ok((id, Accepted::Plain))
+            }
+        }
+    }
+
+    fn accept_join(
+        &mut self,
+        tuple: &FourTuple,
+        token: u32,
+        remote_nonce: u32,
+        remote_id: u8,
+        backup: bool,
+    ) -> Result<(MskId, Accepted), OptionsBuf> {
+        let refuse = |reason| {
+            let mut o = OptionsBuf::new();
+            let _ = o.push_mptcp(&MptcpOption::MpTcpRst { flags: 0, reason });
+            o
+        };
+        let Some(id) = self.tokens.lookup(token) else {
+            self.mib.inc(Mib::MPJoinNoTokenFound);
+            self.mib.inc(Mib::MPRstTx);
+            return Err(refuse(reset_reason::MPTCP_ERROR));
+        };
+        let limit = 1 + usize::from(self.cfg.subflows);
+        let half_open_limit = self.cfg.half_open_joins;
+        let Some(m) = self.msk_mut(id) else {
+            self.mib.inc(Mib::MPJoinNoTokenFound);
+            return Err(refuse(reset_reason::MPTCP_ERROR));
+        };
+        if m.phase != Phase::Established || m.fallback || m.keys.is_none() {
+            self.mib.inc(Mib::MPJoinNotEstablished);
+            self.mib.inc(Mib::MPRstTx);
+            return Err(refuse(reset_reason::PROHIBITED));
+        }
+        if m.subflows.len() >= limit.min(MAX_SUBFLOWS) || m.half_open_joins >= half_open_limit {
+            self.mib.inc(Mib::MPJoinRejected);
+            self.mib.inc(Mib::MPRstTx);
+            return Err(refuse(reset_reason::NO_RESOURCES));
+        }
+        m.half_open_joins += 1;
+        let local_id = self.addr_ids.get(&tuple.local.ip()).copied().unwrap_or(0);
+        let local_nonce = self.keys.nonce();
+        Ok((
+            id,
+            Accepted::Join {
+                remote_nonce,
+                local_nonce,
+                local_id,
+                remote_id,
+                backup,
+            },
+        ))
+    }
+
+    /// Subflow `sf` of `id` was freed; `half_open` when it was a join not yet
+    /// established, `had_data` when it still held unacknowledged mappings.
+    pub(super) fn subflow_gone(&mut self, id: MskId, sf: ConnId, half_open: bool, had_data: bool) {
+        let Some(m) = self.msk_mut(id) else { return };
+        m.subflows.retain(|e| e.id != sf);
+        if half_open {
+            m.half_open_joins = m.half_open_joins.saturating_sub(1);
+        }
+        if had_data {
+            m.reinject_all();
+        }
+        if m.subflows.is_empty() && m.phase != Phase::Closed {
+            m.phase = Phase::Closed;
+            // A plain connection ended cleanly once both FINs were exchanged and all
+            // data acknowledged, whatever happened to the subflow afterwards (a RST in
+            // TIME-WAIT after a retransmitted FIN is not a failure).
+            let finished = m.app_closed && m.peer_fin_reported && m.snd_una == m.snd_end;
+            let clean = m.fallback && (finished || !m.subflow_failed && m.peer_fin_reported);
+            m.notify(if clean { Events::CLOSED } else { Events::RESET });
+        }
+        self.mark(id);
+    }
+
+    /// The peer's key for an MP_FASTCLOSE, when `id` is being aborted.
+    pub(super) fn fastclose_key(&self, id: MskId) -> Option<u64> {
+        self.msk(id)
+            .filter(|m| m.fastclose && m.keys.is_some())
+            .map(|m| m.remote_key)
+    }
+
+    /// The coupled increase for subflow `sf` of `id`, if coupling is configured.
+    pub(super) fn coupled_increase(
+        &mut self,
+        id: MskId,
+        sf: ConnId,
+        view: &CcView,
+        acked: u32,
+    ) -> Option<u32> {
+        let coupling = self.cfg.coupling;
+        if coupling == Coupling::None {
+            return None;
+        }
+        let m = self.msk_mut(id)?;
+        let i = m.subflows.iter().position(|e| e.id == sf)?;
+        let e = &mut m.subflows[i];
+        e.cwnd = view.cwnd;
+        e.mss = view.mss;
+        e.srtt_us = view
+            .srtt
+            .map_or(0, |d| d.as_micros().min(u128::from(u32::MAX)) as u32);
+        let paths: ArrayVec<PathView, MAX_SUBFLOWS> = m
+            .subflows
+            .iter()
+            .filter(|e| e.established)
+            .map(|e| PathView {
+                cwnd: e.cwnd,
+                mss: e.mss,
+                srtt_us: e.srtt_us,
+                inter_loss_bytes: u64::from(e.cwnd),
+            })
+            .collect();
+        let j = m
+            .subflows
+            .iter()
+            .filter(|e| e.established)
+            .position(|e| e.id == sf)?;
+        let inc = match coupling {
+            Coupling::Lia => lia_increase(&paths, j, acked),
+            Coupling::Olia => olia_increase(&paths, j, acked),
+            Coupling::None => return None,
+        };
+        Some(m.subflows[i].carry.add(inc))
+    }
+}
+
+/// A segment sink that lends the stack context to the subflow hooks.
+struct Out<'a, S, O> {
+    sink: &'a mut O,
+    ctx: &'a mut Ctx<S>,
+}
+
+impl<S, O: SegmentSink<S>> SegmentSink<S> for Out<'_, S, O> {
+    #[inline]
+    fn send(&mut self, tuple: &FourTuple, seg: SegmentOut<S>) {
+        self.sink.send(tuple, seg);
+    }
+}
+
+impl<S, O: SegmentSink<S>> HookSink<S, Ctx<S>> for Out<'_, S, O> {
+    #[inline]
+    fn with_ctx<R>(&mut self, f: impl FnOnce(&mut Ctx<S>) -> R) -> R {
+        f(self.ctx)
+    }
+}
+
+/// Facts about a connection for the application and operators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MskInfo {
+    /// Where it stands.
+    pub phase: Phase,
+    /// Local address of the initial subflow.
+    pub local: SocketAddr,
+    /// Remote address of the initial subflow.
+    pub remote: SocketAddr,
+    /// Our token (0 for a plain connection).
+    pub token: u32,
+    /// Fell back to (or always was) plain TCP.
+    pub fallback: bool,
+    /// DSS checksums in use.
+    pub checksum: bool,
+    /// Subflows (established or not).
+    pub subflows: usize,
+    /// Bytes reinjected at the connection level.
+    pub reinjected_bytes: u64,
+}
+
+/// Where an additional subflow runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JoinPath {
+    /// Our address and port.
+    pub local: SocketAddr,
+    /// The peer's address and port.
+    pub remote: SocketAddr,
+    /// Our address id for `local`.
+    pub local_id: u8,
+    /// Ask the peer to use the subflow as backup only.
+    pub backup: bool,
+}
+
+/// The per-core MPTCP stack.
+pub struct Stack<S> {
+    tcp: Table<S, Subflow<S>>,
+    ctx: Ctx<S>,
+    timers: TimerWheel<MskId>,
+    fired: Vec<MskId>,
+}
+
+impl<S: SharedBuf> Stack<S> {
+    /// A stack for worker `worker` of `workers` (tokens name their owner).
+    pub fn new(
+        tcp: TableConfig,
+        secrets: Secrets,
+        cfg: Config,
+        keys: KeySource,
+        (worker, workers): (u16, u16),
+        now: Instant,
+    ) -> Self {
+        let tokens = TokenTable::new(worker, workers, cfg.max_conns);
+        let wheel_slots = tcp.wheel_slots;
+        Stack {
+            tcp: Table::new(tcp, secrets, now),
+            ctx: Ctx {
+                cfg,
+                slots: Vec::new(),
+                generations: Vec::new(),
+                free: Vec::new(),
+                tokens,
+                keys,
+                addr_ids: HashMap::new(),
+                mib: MibCounters::default(),
+                bad_options: 0,
+                dirty: VecDeque::new(),
+                ready: VecDeque::new(),
+            },
+            timers: TimerWheel::new(wheel_slots, now),
+            fired: Vec::new(),
+        }
+    }
+
+    /// The subflow table (for statistics).
+    pub fn tcp(&self) -> &Table<S, Subflow<S>> {
+        &self.tcp
+    }
+
+    /// MIB counters.
+    pub fn mib(&self) -> &MibCounters {
+        &self.ctx.mib
+    }
+
+    /// MPTCP options that failed to parse.
+    pub fn bad_options(&self) -> u64 {
+        self.ctx.bad_options
+    }
+
+    /// Connections held.
+    pub fn len(&self) -> usize {
+        self.ctx.slots.len() - self.ctx.free.len()
+    }
+
+    /// True when no connection is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Names our address `ip` with address id `id` in MP_JOIN and ADD_ADDR.
+    pub fn set_address_id(&mut self, ip: IpAddr, id: u8) {
+        self.ctx.addr_ids.insert(ip, id);
+    }
+
+    /// Accepts connections on `addr`.
+    pub fn listen(&mut self, addr: SocketAddr) {
+        self.tcp.listen(addr);
+    }
+
+    /// Facts about connection `m`.
+    pub fn info(&self, m: MskId) -> Option<MskInfo> {
+        let k = self.ctx.msk(m)?;
+        Some(MskInfo {
+            phase: k.phase,
+            local: k.local,
+            remote: k.remote,
+            token: if k.local_key == 0 { 0 } else { k.local_token },
+            fallback: k.fallback,
+            checksum: k.csum,
+            subflows: k.subflows.len(),
+            reinjected_bytes: k.reinjected_bytes,
+        })
+    }
+
+    /// Opens an MPTCP connection from `local` to `remote`; its SYN goes out now.
+    pub fn connect(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        now: Instant,
+        out: &mut impl SegmentSink<S>,
+    ) -> Option<MskId> {
+        let (m, mptcp) = self.ctx.new_msk(local, remote)?;
+        let hook = Subflow::capable(m);
+        if !mptcp {
+            if let Some(k) = self.ctx.msk_mut(m) {
+                k.fall_back();
+            }
+        }
+        let tuple = FourTuple { local, remote };
+        let mut o = Out {
+            sink: out,
+            ctx: &mut self.ctx,
+        };
+        if self.tcp.connect(tuple, hook, now, &mut o).is_none() {
+            self.ctx.remove(m);
+            return None;
+        }
+        Some(m)
+    }
+
+    /// Adds an MP_JOIN subflow to `m` on `path`. False when the connection cannot take
+    /// one (not established, fallen back, at its subflow limit) or the tuple is taken.
+    pub fn join(
+        &mut self,
+        m: MskId,
+        path: &JoinPath,
+        now: Instant,
+        out: &mut impl SegmentSink<S>,
+    ) -> bool {
+        let JoinPath {
+            local,
+            remote,
+            local_id,
+            backup,
+        } = *path;
+        let limit = (1 + usize::from(self.ctx.cfg.subflows)).min(MAX_SUBFLOWS);
+        let ok = self.ctx.msk(m).is_some_and(|k| {
+            k.phase == Phase::Established
+                && !k.fallback
+                && k.keys.is_some()
+                && k.subflows.len() < limit
+        });
+        if !ok {
+            return false;
+        }
+        let nonce = self.ctx.keys.nonce();
+        let hook = Subflow::join(m, nonce, local_id, backup);
+        let mut o = Out {
+            sink: out,
+            ctx: &mut self.ctx,
+        };
+        self.tcp
+            .connect(FourTuple { local, remote }, hook, now, &mut o)
+            .is_some()
+    }
+
+    /// Processes a received segment for `tuple`.
+    pub fn on_segment(
+        &mut self,
+        tuple: FourTuple,
+        seg: crate::tcp::SegmentIn<S>,
+        now: Instant,
+        out: &mut impl SegmentSink<S>,
+    ) {
+        let mut o = Out {
+            sink: out,
+            ctx: &mut self.ctx,
+        };
+        self.tcp.on_segment(tuple, seg, now, &mut o);
+        self.settle(now, out);
+    }
+
+    /// Runs the subflow and connection timers due at `now`.
+    pub fn on_timers(&mut self, now: Instant, out: &mut impl SegmentSink<S>) {
+        let mut o = Out {
+            sink: out,
+            ctx: &mut self.ctx,
+        };
+        self.tcp.on_timers(now, &mut o);
+        let mut fired = std::mem::take(&mut self.fired);
+        self.timers.advance(now, |m| fired.push(m));
+        for m in fired.drain(..) {
+            self.on_msk_timer(m, now);
+        }
+        self.fired = fired;
+        self.settle(now, out);
+    }
+
+    /// The next connection with events for the application.
+    pub fn next_ready(&mut self) -> Option<MskId> {
+        while let Some(m) = self.ctx.ready.pop_front() {
+            if let Some(k) = self.ctx.msk_mut(m) {
+                k.ready = false;
+                return Some(m);
+            }
+        }
+        None
+    }
+
+    /// Takes the events of `m` since the last call.
+    pub fn take_events(&mut self, m: MskId) -> Events {
+        self.ctx
+            .msk_mut(m)
+            .map_or(Events::NONE, |k| std::mem::take(&mut k.events))
+    }
+
+    /// The next in-order payload of `m`. Call [`Stack::flush`] afterwards (the window
+    /// may have opened).
+    pub fn recv(&mut self, m: MskId) -> Option<Payload<S>> {
+        let k = self.ctx.msk_mut(m)?;
+        let p = k.rcv.as_mut()?.pop()?;
+        self.ctx.mark(m);
+        Some(p)
+    }
+
+    /// Length of the payload [`Stack::recv`] would return next.
+    pub fn peek_recv_len(&self, m: MskId) -> Option<usize> {
+        self.ctx.msk(m)?.rcv.as_ref()?.peek_len()
+    }
+
+    /// Bytes [`Stack::send`] still accepts for `m`.
+    pub fn send_space(&self, m: MskId) -> usize {
+        self.ctx.msk(m).map_or(0, |k| {
+            if k.app_closed || k.phase == Phase::Closed {
+                0
+            } else {
+                (self.ctx.cfg.send_budget as usize).saturating_sub(k.send_queued)
+            }
+        })
+    }
+
+    /// Queues `p` on `m` (zero copy); gives it back when the connection no longer
+    /// sends or its send buffer is full. Call [`Stack::flush`] to transmit.
+    pub fn send(&mut self, m: MskId, p: Payload<S>) -> Result<(), Payload<S>> {
+        if p.len() > self.send_space(m) {
+            return Err(p);
+        }
+        let Some(k) = self.ctx.msk_mut(m) else {
+            return Err(p);
+        };
+        let len = p.len();
+        if len == 0 {
+            return Ok(());
+        }
+        k.sendq.push_back((k.snd_end, p));
+        k.send_queued += len;
+        k.snd_end += len as u64;
+        self.ctx.mark(m);
+        Ok(())
+    }
+
+    /// True once the peer's DATA_FIN (or the plain subflow's FIN) was reached.
+    pub fn peer_closed(&self, m: MskId) -> bool {
+        self.ctx.msk(m).is_some_and(|k| k.peer_fin_reported)
+    }
+
+    /// Closes our sending direction: a DATA_FIN (or FIN) follows the queued data.
+    pub fn close(&mut self, m: MskId) {
+        if let Some(k) = self.ctx.msk_mut(m) {
+            k.app_closed = true;
+            self.ctx.mark(m);
+        }
+    }
+
+    /// Aborts `m`: every subflow is reset, with MP_FASTCLOSE once keys are known.
+    pub fn abort(&mut self, m: MskId, now: Instant, out: &mut impl SegmentSink<S>) {
+        let Some(k) = self.ctx.msk_mut(m) else { return };
+        k.fastclose = true;
+        k.app_closed = true;
+        k.phase = Phase::Closed;
+        let ids: ArrayVec<ConnId, MAX_SUBFLOWS> = k.subflows.iter().map(|e| e.id).collect();
+        let mut o = Out {
+            sink: out,
+            ctx: &mut self.ctx,
+        };
+        for id in ids {
+            if let Some(c) = self.tcp.get_mut(id) {
+                c.abort(&mut o);
+            }
+            self.tcp.flush(id, now, &mut o);
+        }
+        self.ctx.mark(m);
+        self.settle(now, out);
+    }
+
+    /// Transmits what `m` has to send and frees it once closed and unused.
+    pub fn flush(&mut self, m: MskId, now: Instant, out: &mut impl SegmentSink<S>) {
+        self.ctx.mark(m);
+        self.settle(now, out);
+    }
+
+    /// Settles everything that changed: subflow events, then marked connections.
+    fn settle(&mut self, now: Instant, out: &mut impl SegmentSink<S>) {
+        // Each round handles what the previous one caused; a handful always suffices,
+        // the bound only guards against a bug turning this into a busy loop.
+        for _ in 0..8 {
+            let mut busy = false;
+            while let Some(id) = self.tcp.next_ready() {
+                busy = true;
+                self.on_subflow_events(id, now, out);
+            }
+            while let Some(m) = self.ctx.dirty.pop_front() {
+                busy = true;
+                self.run(m, now, out);
+            }
+            if !busy {
+                break;
+            }
+        }
+    }
+
+    fn on_subflow_events(&mut self, id: ConnId, now: Instant, out: &mut impl SegmentSink<S>) {
+        let Some(c) = self.tcp.get_mut(id) else {
+            return;
+        };
+        let ev = c.take_events();
+        let usable = c.hook().usable();
+        let m = c.hook().msk();
+        if let Some(k) = self.ctx.msk_mut(m) {
+            if ev.contains(Events::CONNECTED) {
+                if k.fallback && k.phase == Phase::Connecting {
+                    k.phase = Phase::Established;
+                }
+                let initial = k.entry_mut(id).is_some_and(|e| {
+                    e.established |= usable;
+                    !e.join
+                });
+                if initial {
+                    k.notify(Events::CONNECTED | Events::WRITABLE);
+                }
+            }
+            if ev.contains(Events::PEER_FIN) {
+                if k.fallback {
+                    if let Some(r) = k.rcv.as_mut() {
+                        let at = r.rcv_nxt();
+                        let _ = r.set_fin(at);
+                    }
+                } else if let Some(e) = k.entry_mut(id) {
+                    // A subflow FIN closes only that subflow.
+                    e.established = false;
+                    c.close();
+                    k.reinject_all();
+                }
+            }
+            if ev.contains(Events::RESET) || ev.contains(Events::TIMED_OUT) {
+                k.subflow_failed = true;
+            }
+        }
+        self.ctx.mark(m);
+        let mut o = Out {
+            sink: out,
+            ctx: &mut self.ctx,
+        };
+        self.tcp.flush(id, now, &mut o);
+    }
+
+    /// Settles connection `m`: schedules data, DATA_FIN, window, close, events.
+    fn run(&mut self, m: MskId, now: Instant, out: &mut impl SegmentSink<S>) {
+        let Some(k) = self.ctx.msk_mut(m) else { return };
+        k.dirty = false;
+        if k.phase == Phase::Established {
+            self.push(m);
+        }
+        self.data_fin(m);
+        self.sync_window(m);
+        self.check_closed(m);
+        let Some(k) = self.ctx.msk_mut(m) else { return };
+        let ids: ArrayVec<ConnId, MAX_SUBFLOWS> = k.subflows.iter().map(|e| e.id).collect();
+        let outstanding = k.snd_una.before(k.snd_nxt) || matches!(k.fin, SendFin::Sent(_));
+        if outstanding && k.timer_at.is_none() {
+            let at = now + self.rtx_interval(m);
+            if let Some(k) = self.ctx.msk_mut(m) {
+                k.timer_at = Some(at);
+                k.timer_una = k.snd_una;
+            }
+            self.timers.schedule(m, at);
+        }
+        let mut o = Out {
+            sink: out,
+            ctx: &mut self.ctx,
+        };
+        for id in ids {
+            self.tcp.flush(id, now, &mut o);
+        }
+        let Some(k) = self.ctx.msk_mut(m) else { return };
+        if !k.events.is_empty() && !k.ready {
+            k.ready = true;
+            self.ctx.ready.push_back(m);
+        } else if k.phase == Phase::Closed
+            && k.subflows.is_empty()
+            && !k.ready
+            && k.events.is_empty()
+        {
+            self.ctx.remove(m);
+        }
+    }
+
+    /// Maps queued data onto subflows as the scheduler picks them.
+    fn push(&mut self, m: MskId) {
+        let Stack { tcp, ctx, .. } = self;
+        let mib = &mut ctx.mib;
+        let Some(k) = ctx.slots.get_mut(m.index as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        if k.fallback {
+            // One subflow, bytes in order: hand everything over as it fits.
+            let Some(e) = k.subflows.first() else { return };
+            let Some(c) = tcp.get_mut(e.id) else { return };
+            while k.snd_nxt.before(k.snd_end) {
+                let Some(p) = k.payload_at(k.snd_nxt) else {
+                    break;
+                };
+                let p = trim_to(p, c.send_space());
+                if p.is_empty() {
+                    break;
+                }
+                let seq = c.send_seq_end();
+                let len = p.len();
+                if !c.hook_mut().record_tx(seq, k.snd_nxt, &p, false) || c.send(p).is_err() {
+                    break;
+                }
+                k.snd_nxt += len as u64;
+            }
+            return;
+        }
+        loop {
+            let (dsn, retrans) = match k.retrans_nxt {
+                Some(r) if r.before(k.snd_nxt) => (r, true),
+                _ => {
+                    k.retrans_nxt = None;
+                    if k.snd_nxt.before(k.snd_end) && k.snd_nxt.before(k.wnd_end) {
+                        (k.snd_nxt, false)
+                    } else {
+                        break;
+                    }
+                }
+            };
+            let Some(mut chunk) = k.payload_at(dsn) else {
+                break;
+            };
+            let mut limit = usize::from(u16::MAX);
+            if retrans {
+                limit = limit.min(k.snd_nxt.offset_from(dsn) as usize);
+            } else {
+                limit = limit.min(k.wnd_end.offset_from(dsn) as usize);
+            }
+            chunk.truncate(limit);
+            let mut views = ArrayVec::<SubflowView, MAX_SUBFLOWS>::new();
+            for e in k.subflows.iter_mut() {
+                let Some(c) = tcp.get_mut(e.id) else {
+                    views.push(SubflowView::default());
+                    continue;
+                };
+                if e.stale && c.backoffs() == 0 {
+                    e.stale = false;
+                    mib.inc(Mib::SubflowRecover);
+                }
+                e.cwnd = c.cwnd();
+                e.mss = c.mss();
+                e.srtt_us = c
+                    .srtt()
+                    .map_or(0, |d| d.as_micros().min(u128::from(u32::MAX)) as u32);
+                let room = c.send_room().min(c.send_space() as u32);
+                let want = (chunk.len() as u32).min(e.mss);
+                let usable = e.established
+                    && !e.stale
+                    && c.state().sends_data()
+                    && c.state() != State::SynSent
+                    && c.hook().usable();
+                views.push(SubflowView {
+                    id: e.id.index(),
+                    srtt_us: e.srtt_us,
+                    cwnd: e.cwnd,
+                    inflight: c.flight_bytes(),
+                    space: if room >= want { room } else { 0 },
+                    mss: e.mss,
+                    backup: e.backup,
+                    usable,
+                });
+            }
+            let ctx_send = SendContext {
+                send_window: k.wnd_end.offset_from(k.snd_una),
+                seg_len: chunk.len() as u32,
+            };
+            let sel = k.scheduler.pick(&views, &ctx_send);
+            let Some(first) = sel.first() else { break };
+            let space = sel.iter().map(|i| views[i].space).min().unwrap_or(0) as usize;
+            chunk.truncate(space.max(1).min(views[first].space as usize));
+            if chunk.is_empty() {
+                break;
+            }
+            let len = chunk.len();
+            let mut sent = false;
+            for i in sel.iter() {
+                let Some(c) = tcp.get_mut(k.subflows[i].id) else {
+                    continue;
+                };
+                let seq = c.send_seq_end();
+                if c.send(chunk.clone()).is_ok() {
+                    sent |= c.hook_mut().record_tx(seq, dsn, &chunk, k.csum);
+                }
+            }
+            if !sent {
+                break;
+            }
+            if retrans {
+                k.retrans_nxt = Some(dsn + len as u64);
+                k.reinjected_bytes += len as u64;
+                mib.inc(Mib::MPTCPRetrans);
+            } else {
+                k.snd_nxt = dsn + len as u64;
+            }
+        }
+    }
+
+    /// Sends the DATA_FIN once the application closed and all data is mapped (a FIN
+    /// on the one subflow of a plain connection).
+    fn data_fin(&mut self, m: MskId) {
+        let Some(k) = self.ctx.msk_mut(m) else { return };
+        if !k.app_closed || k.phase == Phase::Connecting {
+            return;
+        }
+        if k.fallback {
+            if k.snd_nxt == k.snd_end {
+                for e in &k.subflows {
+                    if let Some(c) = self.tcp.get_mut(e.id) {
+                        c.close();
+                    }
+                }
+            }
+            return;
+        }
+        if k.fin == SendFin::None && k.snd_nxt == k.snd_end && k.phase == Phase::Established {
+            k.fin = SendFin::Sent(k.snd_end);
+            for e in &k.subflows {
+                if let Some(c) = self.tcp.get_mut(e.id) {
+                    c.ack_soon();
+                }
+            }
+        }
+    }
+
+    /// Offers the shared receive window on every subflow.
+    fn sync_window(&mut self, m: MskId) {
+        let Some(k) = self.ctx.msk_mut(m) else { return };
+        let Some(r) = k.rcv.as_mut() else { return };
+        let free = (k.recv_window as usize).saturating_sub(r.queued_bytes()) as u32;
+        r.set_window(free);
+        for e in &k.subflows {
+            if let Some(c) = self.tcp.get_mut(e.id) {
+                c.set_recv_budget(free);
+            }
+        }
+    }
+
+    /// Reports the peer's DATA_FIN and ends the connection once both are done.
+    fn check_closed(&mut self, m: MskId) {
+        let Some(k) = self.ctx.msk_mut(m) else { return };
+        let peer_done = k.rcv.as_ref().is_some_and(|r| r.fin_reached());
+        if peer_done && !k.peer_fin_reported {
+            k.peer_fin_reported = true;
+            k.notify(Events::PEER_FIN);
+        }
+        if !k.fallback && k.phase == Phase::Established && peer_done && k.fin == SendFin::Acked {
+            k.phase = Phase::Closed;
+            k.notify(Events::CLOSED);
+            for e in &k.subflows {
+                if let Some(c) = self.tcp.get_mut(e.id) {
+                    c.close();
+                }
+            }
+        }
+    }
+
+    /// The connection-level retransmission interval: the largest subflow RTO, at
+    /// least `rtx_min`, backed off.
+    fn rtx_interval(&mut self, m: MskId) -> Duration {
+        let Some(k) = self.ctx.msk(m) else {
+            return self.ctx.cfg.rtx_min;
+        };
+        let rto = k
+            .subflows
+            .iter()
+            .filter_map(|e| self.tcp.get_mut(e.id).map(|c| c.rto()))
+            .max()
+            .unwrap_or_default()
+            .max(self.ctx.cfg.rtx_min);
+        rto * (1u32 << k.backoffs.min(6))
+    }
+
+    /// The connection-level timer: retransmits the DATA_FIN, marks stuck subflows
+    /// stale and reinjects their data elsewhere.
+    fn on_msk_timer(&mut self, m: MskId, now: Instant) {
+        let stale_after = u32::from(self.ctx.cfg.stale_loss_cnt);
+        let Some(k) = self.ctx.msk_mut(m) else { return };
+        if k.timer_at.is_none_or(|t| t > now) {
+            return;
+        }
+        k.timer_at = None;
+        let progressed = k.snd_una != k.timer_una;
+        if !progressed {
+            k.backoffs += 1;
+        }
+        if let SendFin::Sent(_) = k.fin {
+            for e in &k.subflows {
+                if let Some(c) = self.tcp.get_mut(e.id) {
+                    c.ack_soon();
+                }
+            }
+        }
+        if !progressed && k.snd_una.before(k.snd_nxt) {
+            let mut newly_stale = 0;
+            let usable_others = k
+                .subflows
+                .iter()
+                .filter(|e| e.established && !e.stale)
+                .count();
+            for e in k.subflows.iter_mut() {
+                let Some(c) = self.tcp.get_mut(e.id) else {
+                    continue;
+                };
+                if !e.stale
+                    && c.flight_bytes() > 0
+                    && c.backoffs() >= stale_after
+                    && usable_others > 1
+                {
+                    e.stale = true;
+                    newly_stale += 1;
+                }
+            }
+            for _ in 0..newly_stale {
+                self.ctx.mib.inc(Mib::SubflowStale);
+            }
+            let Some(k) = self.ctx.msk_mut(m) else { return };
+            if newly_stale > 0 || k.backoffs >= 2 {
+                k.reinject_all();
+            }
+        }
+        self.ctx.mark(m);
+    }
+}
+
+/// `p` cut to at most `n` bytes.
+fn trim_to<S: SharedBuf>(mut p: Payload<S>, n: usize) -> Payload<S> {
+    p.truncate(n);
+    p
+}

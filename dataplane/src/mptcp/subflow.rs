@@ -1,0 +1,995 @@
+//! The MPTCP subflow: the [`Hook`] that turns a TCP connection of the stack's table
+//! into a subflow of an [`Msk`](super::msk::Msk). It runs the MP_CAPABLE and MP_JOIN
+//! handshakes in both roles, writes DSS (DATA_ACK, mappings, DATA_FIN) on every
+//! segment, reads the peer's options, and hands in-order payload to the connection's
+//! reassembly under the DSN its mapping gives (zero copy: payloads are split by
+//! reference at mapping boundaries).
+//!
+//! Mappings are kept per subflow: sent ones by subflow sequence until the subflow
+//! acknowledges them (a retransmitted segment carries its original mapping), received
+//! ones until their bytes are delivered in order. With DSS checksums, a mapping's
+//! bytes are held until the mapping is complete and its checksum is verified.
+
+use super::crypto::{dss_checksum, dss_checksum_ok};
+use super::mib::Mib;
+use super::msk::{MskId, Phase, SendFin, SfEntry};
+use super::stack::Ctx;
+use crate::port::SharedBuf;
+use crate::seq::{Dsn, TcpSeq};
+use crate::tcp::{
+    CcView, ConnId, Delivery, Events, FourTuple, Hook, Payload, SegmentIn, SegmentMeta, Verdict,
+};
+use crate::wire::checksum;
+use crate::wire::mptcp::{
+    reset_reason, DsnField, Dss, Mapping, MpCapable, MpJoin, MpcVariant, MptcpOption,
+};
+use crate::wire::tcp::{OptionsBuf, TcpFlags, TcpOption, TcpOptions};
+use arrayvec::ArrayVec;
+use std::collections::VecDeque;
+
+/// Received mappings kept per subflow: the in-order one and those of out-of-order
+/// segments (bounded like the TCP out-of-order queue, which holds at most a few
+/// thousand segments). Beyond this the furthest is forgotten; its data, if it comes
+/// before the mapping is sent again, resets the subflow.
+const RX_MAPS: usize = 4096;
+/// Sent mappings kept per subflow: one per payload handed to the subflow, bounded by
+/// its send budget; the bound only guards against a budget misconfigured to millions.
+const TX_MAPS: usize = 16_384;
+
+/// Option bytes a data segment needs at most: DSS with a 64-bit DATA_ACK, a 64-bit
+/// DSN mapping and a checksum (28), or MP_CAPABLE with data (24).
+const DATA_OPTION_SPACE: usize = 28;
+/// Option bytes a pure ACK needs at most: DSS with a 64-bit DATA_ACK (12).
+const ACK_OPTION_SPACE: usize = 12;
+
+/// Which handshake the subflow started with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    /// The initial subflow, MP_CAPABLE.
+    Capable,
+    /// An additional subflow, MP_JOIN.
+    Join,
+    /// Plain TCP (the listener does not speak MPTCP, the peer did not, or fallback).
+    Plain,
+}
+
+/// Handshake progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// Our SYN is out (active).
+    SynSent,
+    /// The peer's SYN was accepted, our SYN/ACK is out (passive).
+    SynReceived,
+    /// Active MP_JOIN: the SYN/ACK was verified; our third ACK repeats until the
+    /// peer's fourth ACK arrives.
+    AwaitFourthAck,
+    /// MPTCP established on this subflow.
+    Established,
+}
+
+/// A mapping we sent: subflow bytes `[seq, seq + len)` carry DSNs `[dsn, dsn + len)`.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct TxMap {
+    /// Absolute subflow sequence of the first byte.
+    pub seq: TcpSeq,
+    /// DSN of the first byte.
+    pub dsn: Dsn,
+    /// Length in bytes.
+    pub len: u32,
+    /// DSS checksum, when checksums are in use.
+    pub csum: Option<u16>,
+}
+
+/// A mapping received, with absolute subflow sequence numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct RxMap {
+    seq: TcpSeq,
+    dsn: Dsn,
+    len: u32,
+    csum: Option<u16>,
+}
+
+impl RxMap {
+    fn end(&self) -> TcpSeq {
+        self.seq + self.len
+    }
+
+    fn covers(&self, seq: TcpSeq) -> bool {
+        seq.after_eq(self.seq) && seq.before(self.end())
+    }
+}
+
+/// The bytes of a checksummed mapping received so far, held until it is complete.
+#[derive(Debug)]
+struct CsumPending<S> {
+    map: RxMap,
+    pieces: ArrayVec<(Dsn, Payload<S>), 64>,
+    /// Folded one's-complement sum of the bytes so far.
+    sum: u16,
+    /// Bytes so far.
+    got: u32,
+}
+
+/// The MPTCP hook of one subflow.
+pub struct Subflow<S> {
+    /// The connection it belongs to.
+    msk: MskId,
+    /// Its TCP connection, once attached.
+    id: Option<ConnId>,
+    role: Role,
+    stage: Stage,
+    /// Our initial sequence number (seen on our SYN or SYN/ACK).
+    iss: TcpSeq,
+    /// The peer's initial sequence number.
+    irs: TcpSeq,
+    /// MP_JOIN nonces.
+    local_nonce: u32,
+    remote_nonce: u32,
+    /// Our address id on this subflow (MP_JOIN).
+    local_id: u8,
+    /// The peer's address id (MP_JOIN SYN, passive).
+    remote_id: u8,
+    /// The peer asked for this subflow to be a backup (MP_JOIN SYN, passive).
+    peer_backup: bool,
+    /// We ask the peer to treat this subflow as backup.
+    backup: bool,
+    /// SYNs sent (active MP_CAPABLE falls back after too many).
+    syns_sent: u8,
+    /// The peer showed that it saw our keys (active MP_CAPABLE).
+    fully_established: bool,
+    /// Sent mappings not yet acknowledged by the subflow.
+    pub(super) tx: VecDeque<TxMap>,
+    /// Received mappings not yet fully delivered, sorted by subflow sequence.
+    rx: VecDeque<RxMap>,
+    /// A checksummed mapping being collected.
+    pending: Option<CsumPending<S>>,
+    /// MP_TCPRST reason for our next RST.
+    reset_reason: Option<u8>,
+}
+
+impl<S: SharedBuf> Subflow<S> {
+    fn new(msk: MskId, role: Role, stage: Stage) -> Self {
+        Subflow {
+            msk,
+            id: None,
+            role,
+            stage,
+            iss: TcpSeq::default(),
+            irs: TcpSeq::default(),
+            local_nonce: 0,
+            remote_nonce: 0,
+            local_id: 0,
+            remote_id: 0,
+            peer_backup: false,
+            backup: false,
+            syns_sent: 0,
+            fully_established: false,
+            tx: VecDeque::new(),
+            rx: VecDeque::new(),
+            pending: None,
+            reset_reason: None,
+        }
+    }
+
+    /// The hook of an active MP_CAPABLE subflow (a new connection).
+    pub(super) fn capable(msk: MskId) -> Self {
+        Self::new(msk, Role::Capable, Stage::SynSent)
+    }
+
+    /// The hook of an active MP_JOIN subflow with address id `local_id`.
+    pub(super) fn join(msk: MskId, local_nonce: u32, local_id: u8, backup: bool) -> Self {
+        Subflow {
+            local_nonce,
+            local_id,
+            backup,
+            ..Self::new(msk, Role::Join, Stage::SynSent)
+        }
+    }
+
+    /// The connection it belongs to.
+    pub fn msk(&self) -> MskId {
+        self.msk
+    }
+
+    /// True once it may carry connection data (MPTCP established, or plain TCP).
+    pub fn usable(&self) -> bool {
+        self.role == Role::Plain || self.stage == Stage::Established
+    }
+
+    /// Records a payload of `len` bytes handed to the subflow at `seq` for `dsn`.
+    pub(super) fn record_tx(&mut self, seq: TcpSeq, dsn: Dsn, p: &Payload<S>, csum: bool) -> bool {
+        if self.tx.len() >= TX_MAPS {
+            return false;
+        }
+        let len = p.len() as u32;
+        let csum = csum.then(|| {
+            let ssn = seq.offset_from(self.iss);
+            dss_checksum(dsn, ssn, len as u16, checksum::sum(p.bytes()))
+        });
+        self.tx.push_back(TxMap {
+            seq,
+            dsn,
+            len,
+            csum,
+        });
+        true
+    }
+
+    /// The sent mapping covering `seq`.
+    fn tx_map(&self, seq: TcpSeq) -> Option<&TxMap> {
+        let i = self.tx.partition_point(|m| (m.seq + m.len).before_eq(seq));
+        self.tx.get(i).filter(|m| seq.after_eq(m.seq))
+    }
+
+    /// Resets the subflow with MP_TCPRST `reason`.
+    fn reset(&mut self, reason: u8) -> Verdict {
+        self.reset_reason = Some(reason);
+        Verdict::Reset
+    }
+
+    /// The peer's SYN/ACK arrived (active).
+    fn on_syn_ack(&mut self, ctx: &mut Ctx<S>, opts: &[MptcpOption]) -> Verdict {
+        let Some((msk, mib, cfg)) = ctx.split(self.msk) else {
+            return Verdict::Reset;
+        };
+        match self.role {
+            Role::Capable => {
+                let key = opts.iter().find_map(|o| match o {
+                    MptcpOption::MpCapable(MpCapable {
+                        variant: MpcVariant::SynAck { sender_key },
+                        checksum_required,
+                        ..
+                    }) => Some((*sender_key, *checksum_required)),
+                    _ => None,
+                });
+                match key {
+                    Some((key, csum))
+                        if self.syns_sent <= cfg.syn_retrans_before_tcp_fallback + 1 =>
+                    {
+                        msk.set_remote_key(key);
+                        msk.csum = cfg.checksum || csum;
+                        msk.phase = Phase::Established;
+                        self.stage = Stage::Established;
+                        mib.inc(Mib::MPCapableSYNACKRX);
+                    }
+                    _ => {
+                        msk.fall_back();
+                        msk.phase = Phase::Established;
+                        self.role = Role::Plain;
+                        mib.inc(Mib::MPCapableFallbackSYNACK);
+                    }
+                }
+                Verdict::Continue
+            }
+            Role::Join => {
+                let synack = opts.iter().find_map(|o| match o {
+                    MptcpOption::MpJoin(MpJoin::SynAck {
+                        backup,
+                        addr_id,
+                        hmac,
+                        nonce,
+                    }) => Some((*backup, *addr_id, *hmac, *nonce)),
+                    _ => None,
+                });
+                let Some((backup, addr_id, hmac, nonce)) = synack else {
+                    return self.reset(reset_reason::MPTCP_ERROR);
+                };
+                mib.inc(Mib::MPJoinSynAckRx);
+                let ok = msk
+                    .keys
+                    .as_ref()
+                    .is_some_and(|k| k.verify_synack_hmac(self.local_nonce, nonce, hmac));
+                if !ok {
+                    mib.inc(Mib::MPJoinSynAckHMacFailure);
+                    return self.reset(reset_reason::MPTCP_ERROR);
+                }
+                self.remote_nonce = nonce;
+                self.stage = Stage::AwaitFourthAck;
+                if let Some(e) = self.id.and_then(|id| msk.entry_mut(id)) {
+                    e.backup = backup;
+                    e.remote_id = addr_id;
+                }
+                Verdict::Continue
+            }
+            Role::Plain => Verdict::Continue,
+        }
+    }
+
+    /// The ACK that completes a passive handshake.
+    fn on_third_ack(
+        &mut self,
+        ctx: &mut Ctx<S>,
+        opts: &[MptcpOption],
+        meta: &SegmentMeta,
+    ) -> Verdict {
+        let id = self.id;
+        let msk_id = self.msk;
+        let Some((msk, mib, _)) = ctx.split(msk_id) else {
+            return Verdict::Reset;
+        };
+        match self.role {
+            Role::Capable => {
+                let keys = opts.iter().find_map(|o| match o {
+                    MptcpOption::MpCapable(c) => match c.variant {
+                        MpcVariant::Ack {
+                            sender_key,
+                            receiver_key,
+                        } => Some((sender_key, receiver_key, c.checksum_required, None)),
+                        MpcVariant::AckData {
+                            sender_key,
+                            receiver_key,
+                            data_len,
+                            checksum,
+                        } => Some((
+                            sender_key,
+                            receiver_key,
+                            c.checksum_required,
+                            Some((data_len, checksum)),
+                        )),
+                        _ => None,
+                    },
+                    _ => None,
+                });
+                let Some((sender_key, receiver_key, csum, data)) = keys else {
+                    msk.fall_back();
+                    msk.phase = Phase::Established;
+                    self.role = Role::Plain;
+                    mib.inc(Mib::MPCapableFallbackACK);
+                    return Verdict::Continue;
+                };
+                if receiver_key != msk.local_key {
+                    return self.reset(reset_reason::MPTCP_ERROR);
+                }
+                msk.set_remote_key(sender_key);
+                msk.csum |= csum;
+                msk.phase = Phase::Established;
+                self.stage = Stage::Established;
+                self.fully_established = true;
+                mib.inc(Mib::MPCapableACKRX);
+                if let (Some((len, csum)), Some(ack)) = (data, msk.data_ack()) {
+                    if len > 0 {
+                        self.add_rx_map(RxMap {
+                            seq: meta.seq,
+                            dsn: ack,
+                            len: u32::from(len),
+                            csum,
+                        });
+                    }
+                }
+                Verdict::Continue
+            }
+            Role::Join => {
+                let hmac = opts.iter().find_map(|o| match o {
+                    MptcpOption::MpJoin(MpJoin::Ack { hmac }) => Some(*hmac),
+                    _ => None,
+                });
+                let Some(hmac) = hmac else {
+                    return self.reset(reset_reason::MPTCP_ERROR);
+                };
+                mib.inc(Mib::MPJoinAckRx);
+                let ok = msk
+                    .keys
+                    .as_ref()
+                    .is_some_and(|k| k.verify_ack_hmac(self.local_nonce, self.remote_nonce, &hmac));
+                if !ok {
+                    mib.inc(Mib::MPJoinAckHMacFailure);
+                    return self.reset(reset_reason::MPTCP_ERROR);
+                }
+                self.stage = Stage::Established;
+                self.fully_established = true;
+                msk.half_open_joins = msk.half_open_joins.saturating_sub(1);
+                msk.joined = true;
+                if let Some(e) = id.and_then(|id| msk.entry_mut(id)) {
+                    e.established = true;
+                }
+                // The fourth ACK tells the joiner it may send.
+                Verdict::AckNow
+            }
+            Role::Plain => Verdict::Continue,
+        }
+    }
+
+    fn add_rx_map(&mut self, m: RxMap) {
+        let i = self.rx.partition_point(|r| r.seq.before(m.seq));
+        if self.rx.get(i).is_some_and(|r| r.seq == m.seq) {
+            // A retransmission repeats its mapping; a different one for the same
+            // bytes is caught when they are delivered.
+            return;
+        }
+        if self.rx.len() >= RX_MAPS {
+            if i == self.rx.len() {
+                return;
+            }
+            self.rx.pop_back();
+        }
+        self.rx.insert(i, m);
+    }
+
+    /// The index of the received mapping covering `seq`.
+    fn rx_map(&self, seq: TcpSeq) -> Option<usize> {
+        let i = self.rx.partition_point(|r| r.end().before_eq(seq));
+        self.rx.get(i).filter(|r| r.covers(seq)).map(|_| i)
+    }
+
+    /// Options of an established MPTCP subflow: DSS and signals.
+    fn on_established_options(
+        &mut self,
+        ctx: &mut Ctx<S>,
+        opts: &[MptcpOption],
+        meta: &SegmentMeta,
+    ) -> Verdict {
+        let msk_id = self.msk;
+        let id = self.id;
+        let Some(msk) = ctx.msk_mut(msk_id) else {
+            return Verdict::Reset;
+        };
+        let mut mapped = false;
+        let mut verdict = Verdict::Continue;
+        let mut bumps = ArrayVec::<Mib, 8>::new();
+        for o in opts {
+            match *o {
+                MptcpOption::Dss(dss) => {
+                    self.fully_established = true;
+                    if let Some(ack) = dss.data_ack {
+                        let ack = ack.expand(msk.snd_una);
+                        msk.on_data_ack(ack, meta.window);
+                    }
+                    let Some(m) = dss.mapping else { continue };
+                    mapped = true;
+                    let Some(rcv_nxt) = msk.data_ack() else {
+                        continue;
+                    };
+                    if matches!(m.dsn, DsnField::Bits64(_)) {
+                        msk.peer_dsn64 = true;
+                    }
+                    let dsn = m.dsn.expand(rcv_nxt);
+                    if m.data_len == 0 {
+                        let _ = bumps.try_push(Mib::InfiniteMapRx);
+                        if !msk.joined && msk.subflows.len() == 1 {
+                            msk.fall_back();
+                            self.role = Role::Plain;
+                        }
+                        continue;
+                    }
+                    let fin = u32::from(dss.data_fin);
+                    let data_len = u32::from(m.data_len) - fin;
+                    if dss.data_fin {
+                        let fin_dsn = dsn + u64::from(data_len);
+                        if let Some(r) = msk.rcv.as_mut() {
+                            if r.set_fin(fin_dsn).is_err() {
+                                let _ = bumps.try_push(Mib::DSSNotMatching);
+                            }
+                        }
+                    }
+                    if data_len > 0 {
+                        self.add_rx_map(RxMap {
+                            seq: self.irs + m.ssn,
+                            dsn,
+                            len: data_len,
+                            csum: m.checksum,
+                        });
+                    }
+                }
+                MptcpOption::MpFastclose { receiver_key } if receiver_key == msk.local_key => {
+                    let _ = bumps.try_push(Mib::MPFastcloseRx);
+                    msk.phase = Phase::Closed;
+                    msk.notify(Events::RESET);
+                    verdict = Verdict::Reset;
+                }
+                MptcpOption::MpPrio { backup } => {
+                    let _ = bumps.try_push(Mib::MPPrioRx);
+                    if let Some(e) = id.and_then(|id| msk.entry_mut(id)) {
+                        e.backup = backup;
+                    }
+                }
+                MptcpOption::MpFail { .. } => {
+                    let _ = bumps.try_push(Mib::MPFailRx);
+                }
+                MptcpOption::AddAddr(a) => {
+                    if a.is_echo() {
+                        let _ = bumps.try_push(Mib::EchoAdd);
+                    } else if msk.keys.as_ref().is_some_and(|k| k.verify_add_addr(&a)) {
+                        let _ = bumps.try_push(Mib::AddAddr);
+                    } else {
+                        let _ = bumps.try_push(Mib::AddAddrDrop);
+                    }
+                }
+                MptcpOption::RemoveAddr(r) => {
+                    let _ = bumps.try_push(Mib::RmAddr);
+                    let gone = msk
+                        .subflows
+                        .iter()
+                        .filter(|e| r.ids().contains(&e.remote_id))
+                        .count();
+                    if gone > 0
+                        && id.is_some_and(|id| {
+                            msk.subflows
+                                .iter()
+                                .any(|e| e.id == id && r.ids().contains(&e.remote_id))
+                        })
+                    {
+                        let _ = bumps.try_push(Mib::RmSubflow);
+                        verdict = Verdict::Reset;
+                    }
+                }
+                _ => {}
+            }
+        }
+        // Data without any DSS before the peer ever sent a DATA_ACK, on the only
+        // subflow: a middlebox strips the options, fall back (RFC 8684 §3.7).
+        if meta.data_len > 0
+            && !mapped
+            && !msk.data_ack_seen
+            && !msk.joined
+            && msk.subflows.len() == 1
+            && self.rx_map(meta.seq).is_none()
+        {
+            msk.fall_back();
+            self.role = Role::Plain;
+            let _ = bumps.try_push(Mib::DssFallback);
+        }
+        for m in bumps {
+            ctx.mib.inc(m);
+        }
+        ctx.mark(msk_id);
+        verdict
+    }
+
+    /// Hands `p` (starting at subflow sequence `seq`) to the connection by its mappings.
+    fn deliver(&mut self, ctx: &mut Ctx<S>, mut seq: TcpSeq, p: Payload<S>) -> Delivery<S> {
+        let msk_id = self.msk;
+        let mut rest = Some(p);
+        while let Some(mut p) = rest.take() {
+            let Some(i) = self.rx_map(seq) else {
+                ctx.mib.inc(Mib::DSSNoMatchTCP);
+                self.reset_reason = Some(reset_reason::MPTCP_ERROR);
+                return Delivery::Reset;
+            };
+            let m = self.rx[i];
+            let off = seq.offset_from(m.seq);
+            let take = (m.len - off).min(p.len() as u32);
+            let piece = if (take as usize) < p.len() {
+                let front = p.split_to(take as usize);
+                rest = Some(p);
+                front
+            } else {
+                p
+            };
+            let dsn = m.dsn + u64::from(off);
+            seq += take;
+            if seq == m.end() {
+                self.rx.remove(i);
+            }
+            // Mappings wholly behind the delivery point are stale retransmissions.
+            while self.rx.front().is_some_and(|r| r.end().before_eq(seq)) {
+                self.rx.pop_front();
+            }
+            if m.csum.is_some() {
+                if !self.collect_checksummed(ctx, m, off, dsn, piece) {
+                    ctx.mib.inc(Mib::DataCsumErr);
+                    self.reset_reason = Some(reset_reason::MIDDLEBOX);
+                    return Delivery::Reset;
+                }
+            } else {
+                push_data(ctx, msk_id, dsn, piece);
+            }
+        }
+        Delivery::Taken
+    }
+
+    /// Adds a piece of a checksummed mapping; once the mapping is complete, verifies
+    /// it and hands its pieces over. False on a checksum failure.
+    fn collect_checksummed(
+        &mut self,
+        ctx: &mut Ctx<S>,
+        m: RxMap,
+        off: u32,
+        dsn: Dsn,
+        piece: Payload<S>,
+    ) -> bool {
+        let fresh = self.pending.as_ref().is_none_or(|c| c.map != m);
+        if fresh {
+            self.pending = Some(CsumPending {
+                map: m,
+                pieces: ArrayVec::new(),
+                sum: 0,
+                got: 0,
+            });
+        }
+        let Some(c) = self.pending.as_mut() else {
+            return false;
+        };
+        if off != c.got || c.pieces.is_full() {
+            return false;
+        }
+        let mut s = checksum::sum(piece.bytes());
+        if off % 2 == 1 {
+            // A piece starting at an odd offset adds its bytes in swapped lanes.
+            s = s.swap_bytes();
+        }
+        c.sum = checksum::combine(c.sum, s);
+        c.got += piece.len() as u32;
+        c.pieces.push((dsn, piece));
+        if c.got < m.len {
+            return true;
+        }
+        let Some(c) = self.pending.take() else {
+            return false;
+        };
+        let ssn = m.seq.offset_from(self.irs);
+        let ok = m
+            .csum
+            .is_some_and(|received| dss_checksum_ok(m.dsn, ssn, m.len as u16, received, c.sum));
+        if ok {
+            for (dsn, p) in c.pieces {
+                push_data(ctx, self.msk, dsn, p);
+            }
+        }
+        ok
+    }
+
+    /// Pushes the handshake option of a SYN we send.
+    fn syn_option(&mut self, ctx: &mut Ctx<S>, opts: &mut OptionsBuf) {
+        let Some((msk, mib, cfg)) = ctx.split(self.msk) else {
+            return;
+        };
+        let opt = match self.role {
+            Role::Capable => {
+                self.syns_sent = self.syns_sent.saturating_add(1);
+                if self.syns_sent > cfg.syn_retrans_before_tcp_fallback + 1 {
+                    if self.syns_sent == cfg.syn_retrans_before_tcp_fallback + 2 {
+                        mib.inc(Mib::MPCapableSYNTXDrop);
+                    }
+                    return;
+                }
+                mib.inc(Mib::MPCapableSYNTX);
+                MptcpOption::MpCapable(MpCapable::new(MpcVariant::Syn, cfg.checksum, false))
+            }
+            Role::Join => {
+                mib.inc(Mib::MPJoinSynTx);
+                MptcpOption::MpJoin(MpJoin::Syn {
+                    backup: self.backup,
+                    addr_id: self.local_id,
+                    token: msk.remote_token,
+                    nonce: self.local_nonce,
+                })
+            }
+            Role::Plain => return,
+        };
+        let _ = opts.push_mptcp(&opt);
+    }
+
+    /// Pushes the handshake option of a SYN/ACK we send.
+    fn syn_ack_option(&self, ctx: &Ctx<S>, opts: &mut OptionsBuf) {
+        let Some(msk) = ctx.msk(self.msk) else { return };
+        let opt = match self.role {
+            Role::Capable => MptcpOption::MpCapable(MpCapable::new(
+                MpcVariant::SynAck {
+                    sender_key: msk.local_key,
+                },
+                msk.csum,
+                false,
+            )),
+            Role::Join => {
+                let Some(keys) = msk.keys.as_ref() else {
+                    return;
+                };
+                MptcpOption::MpJoin(MpJoin::SynAck {
+                    backup: self.backup,
+                    addr_id: self.local_id,
+                    hmac: keys.synack_hmac(self.local_nonce, self.remote_nonce),
+                    nonce: self.local_nonce,
+                })
+            }
+            Role::Plain => return,
+        };
+        let _ = opts.push_mptcp(&opt);
+    }
+
+    /// Pushes the options of an ACK-bearing segment after the handshake.
+    fn established_option(&self, ctx: &Ctx<S>, opts: &mut OptionsBuf, meta: &SegmentMeta) {
+        let Some(msk) = ctx.msk(self.msk) else { return };
+        if self.role == Role::Plain || msk.fallback {
+            return;
+        }
+        let map = (meta.data_len > 0)
+            .then(|| self.tx_map(meta.seq))
+            .flatten()
+            .copied();
+        if self.stage == Stage::AwaitFourthAck {
+            let Some(keys) = msk.keys.as_ref() else {
+                return;
+            };
+            let hmac = keys.ack_hmac(self.local_nonce, self.remote_nonce);
+            let _ = opts.push_mptcp(&MptcpOption::MpJoin(MpJoin::Ack { hmac }));
+            return;
+        }
+        if self.stage != Stage::Established {
+            return;
+        }
+        if self.role == Role::Capable && !self.fully_established {
+            // Until the peer shows it has our keys, repeat them: on the first data as
+            // MP_CAPABLE with data, on ACKs as the third-ACK form.
+            let first_data = map.filter(|m| m.dsn == msk.local_idsn + 1);
+            let variant = match first_data {
+                Some(m) => MpcVariant::AckData {
+                    sender_key: msk.local_key,
+                    receiver_key: msk.remote_key,
+                    data_len: m.len as u16,
+                    checksum: m.csum,
+                },
+                None if meta.data_len == 0 => MpcVariant::Ack {
+                    sender_key: msk.local_key,
+                    receiver_key: msk.remote_key,
+                },
+                None => return self.push_dss(msk, opts, map, meta),
+            };
+            let _ = opts.push_mptcp(&MptcpOption::MpCapable(MpCapable::new(
+                variant, msk.csum, false,
+            )));
+            return;
+        }
+        self.push_dss(msk, opts, map, meta);
+    }
+
+    fn push_dss(
+        &self,
+        msk: &super::msk::Msk<S>,
+        opts: &mut OptionsBuf,
+        map: Option<TxMap>,
+        meta: &SegmentMeta,
+    ) {
+        let data_ack = msk
+            .data_ack()
+            .map(|a| DsnField::data_ack(a, msk.peer_dsn64));
+        let dss = match (map, msk.fin) {
+            (Some(m), _) => Dss {
+                data_ack,
+                mapping: Some(Mapping::new(
+                    m.dsn,
+                    m.seq.offset_from(self.iss),
+                    m.len as u16,
+                    m.csum,
+                )),
+                data_fin: false,
+            },
+            (None, SendFin::Sent(fin)) if meta.data_len == 0 => {
+                let csum = msk.csum.then(|| dss_checksum(fin, 0, 1, 0));
+                Dss::data_fin_only(fin, data_ack, csum)
+            }
+            (None, _) => match data_ack {
+                Some(a) => Dss::ack(a),
+                None => return,
+            },
+        };
+        let _ = opts.push_mptcp(&MptcpOption::Dss(dss));
+    }
+
+    /// The DSN a plain-TCP subflow's acknowledgement `ack` stands for.
+    fn plain_data_ack(&self, ack: TcpSeq) -> Option<Dsn> {
+        let i = self.tx.partition_point(|m| (m.seq + m.len).before_eq(ack));
+        match self.tx.get(i) {
+            Some(m) if ack.after(m.seq) => Some(m.dsn + u64::from(ack.offset_from(m.seq))),
+            Some(m) => Some(m.dsn),
+            None => self.tx.back().map(|m| m.dsn + u64::from(m.len)),
+        }
+    }
+
+    /// Drops sent mappings the subflow acknowledged up to `ack`.
+    fn prune_tx(&mut self, ack: TcpSeq) {
+        while self
+            .tx
+            .front()
+            .is_some_and(|m| (m.seq + m.len).before_eq(ack))
+        {
+            self.tx.pop_front();
+        }
+    }
+}
+
+/// Hands `p` at `dsn` to the connection's reassembly.
+fn push_data<S: SharedBuf>(ctx: &mut Ctx<S>, msk: MskId, dsn: Dsn, p: Payload<S>) {
+    let Some(m) = ctx.msk_mut(msk) else { return };
+    let Some(r) = m.rcv.as_mut() else { return };
+    let before = r.rcv_nxt();
+    let res = r.push(dsn, p);
+    let ooo = res.stored > 0 && !res.advanced && dsn.after(before);
+    if res.advanced {
+        m.notify(Events::READABLE);
+    }
+    let dup = res.stored == 0 && res.duplicate > 0;
+    let beyond = res.dropped > 0;
+    for (hit, mib) in [
+        (ooo, Mib::OFOQueue),
+        (dup, Mib::DuplicateData),
+        (beyond, Mib::NoDSSInWindow),
+    ] {
+        if hit {
+            ctx.mib.inc(mib);
+        }
+    }
+    ctx.mark(msk);
+}
+
+/// The MPTCP options of a segment, decoded; malformed ones are counted and skipped.
+fn mptcp_options<S: SharedBuf>(ctx: &mut Ctx<S>, raw: &[u8]) -> ArrayVec<MptcpOption, 4> {
+    let mut out = ArrayVec::new();
+    for o in TcpOptions::new(raw) {
+        match o {
+            Ok(TcpOption::Mptcp(bytes)) => match MptcpOption::parse(bytes) {
+                Ok(opt) => {
+                    let _ = out.try_push(opt);
+                }
+                Err(_) => ctx.bad_options += 1,
+            },
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+impl<S: SharedBuf> Hook<S> for Subflow<S> {
+    type Ctx = Ctx<S>;
+
+    fn accept(ctx: &mut Ctx<S>, tuple: &FourTuple, syn: &SegmentIn<S>) -> Result<Self, OptionsBuf> {
+        let opts = mptcp_options(ctx, &syn.raw_options);
+        ctx.accept(tuple, &opts).map(|(msk, kind)| {
+            let mut sf = match kind {
+                super::stack::Accepted::Capable => {
+                    Self::new(msk, Role::Capable, Stage::SynReceived)
+                }
+                super::stack::Accepted::Plain => Self::new(msk, Role::Plain, Stage::Established),
+                super::stack::Accepted::Join {
+                    remote_nonce,
+                    local_nonce,
+                    local_id,
+                    remote_id,
+                    backup,
+                } => Subflow {
+                    remote_nonce,
+                    local_nonce,
+                    local_id,
+                    remote_id,
+                    peer_backup: backup,
+                    ..Self::new(msk, Role::Join, Stage::SynReceived)
+                },
+            };
+            sf.irs = syn.seq;
+            sf
+        })
+    }
+
+    fn accept_cookie(
+        ctx: &mut Ctx<S>,
+        tuple: &FourTuple,
+        _ack: &SegmentIn<S>,
+    ) -> Result<Self, OptionsBuf> {
+        ctx.accept(tuple, &[]).map(|(msk, _)| {
+            let mut sf = Self::new(msk, Role::Plain, Stage::Established);
+            sf.irs = _ack.seq - 1;
+            sf
+        })
+    }
+
+    fn attach(&mut self, ctx: &mut Ctx<S>, id: ConnId) {
+        self.id = Some(id);
+        let join = self.role == Role::Join;
+        if let Some(msk) = ctx.msk_mut(self.msk) {
+            let entry = SfEntry::new(id, join, self.peer_backup, self.remote_id);
+            // Room was checked when the subflow was admitted.
+            let _ = msk.subflows.try_push(entry);
+        }
+    }
+
+    fn release(&mut self, ctx: &mut Ctx<S>) {
+        let half_open = self.role == Role::Join && self.stage != Stage::Established;
+        let Some(id) = self.id else { return };
+        ctx.subflow_gone(self.msk, id, half_open, !self.tx.is_empty());
+    }
+
+    fn option_space(&self, data: bool) -> usize {
+        match (self.role, data) {
+            (Role::Plain, _) => 0,
+            (_, true) => DATA_OPTION_SPACE,
+            (_, false) => ACK_OPTION_SPACE,
+        }
+    }
+
+    fn add_options(&mut self, ctx: &mut Ctx<S>, opts: &mut OptionsBuf, meta: &SegmentMeta) {
+        let f = meta.flags;
+        if f.contains(TcpFlags::RST) {
+            if let Some(reason) = self.reset_reason {
+                ctx.mib.inc(Mib::MPRstTx);
+                let _ = opts.push_mptcp(&MptcpOption::MpTcpRst { flags: 0, reason });
+            }
+            if let Some(key) = ctx.fastclose_key(self.msk) {
+                ctx.mib.inc(Mib::MPFastcloseTx);
+                let _ = opts.push_mptcp(&MptcpOption::MpFastclose { receiver_key: key });
+            }
+            return;
+        }
+        if f.contains(TcpFlags::SYN) {
+            self.iss = meta.seq;
+            if f.contains(TcpFlags::ACK) {
+                self.syn_ack_option(ctx, opts);
+            } else {
+                self.syn_option(ctx, opts);
+            }
+            return;
+        }
+        self.established_option(ctx, opts, meta);
+    }
+
+    fn on_options(&mut self, ctx: &mut Ctx<S>, raw: &[u8], meta: &SegmentMeta) -> Verdict {
+        let f = meta.flags;
+        if f.contains(TcpFlags::SYN) && !f.contains(TcpFlags::ACK) {
+            // The peer's SYN (passive): `accept` already read its options.
+            self.irs = meta.seq;
+            return Verdict::Continue;
+        }
+        let opts = mptcp_options(ctx, raw);
+        if f.contains(TcpFlags::SYN) {
+            self.irs = meta.seq;
+            return self.on_syn_ack(ctx, &opts);
+        }
+        if self.role == Role::Plain {
+            // Plain TCP: the subflow's ACK is the data-level ACK.
+            if let Some(ack) = self.plain_data_ack(meta.ack) {
+                if let Some(msk) = ctx.msk_mut(self.msk) {
+                    msk.on_data_ack(ack, meta.window);
+                }
+                ctx.mark(self.msk);
+            }
+        }
+        self.prune_tx(meta.ack);
+        let verdict = match self.stage {
+            Stage::SynReceived => {
+                let v = self.on_third_ack(ctx, &opts, meta);
+                if v == Verdict::Reset {
+                    return v;
+                }
+                if self.role != Role::Plain && self.stage == Stage::Established {
+                    // The third ACK may also carry a DSS (data-on-third-ACK forms).
+                    let w = self.on_established_options(ctx, &opts, meta);
+                    if w == Verdict::Reset {
+                        return w;
+                    }
+                }
+                v
+            }
+            Stage::AwaitFourthAck => {
+                // Any ACK from the listener after our third ACK is the fourth ACK.
+                self.stage = Stage::Established;
+                if let Some(msk) = ctx.msk_mut(self.msk) {
+                    msk.joined = true;
+                    if let Some(e) = self.id.and_then(|id| msk.entry_mut(id)) {
+                        e.established = true;
+                    }
+                }
+                self.on_established_options(ctx, &opts, meta)
+            }
+            Stage::Established if self.role != Role::Plain => {
+                self.on_established_options(ctx, &opts, meta)
+            }
+            _ => Verdict::Continue,
+        };
+        verdict
+    }
+
+    fn on_data(&mut self, ctx: &mut Ctx<S>, seq: TcpSeq, payload: Payload<S>) -> Delivery<S> {
+        let fallback = self.role == Role::Plain || ctx.msk(self.msk).is_none_or(|m| m.fallback);
+        if fallback {
+            let Some(dsn) = ctx.msk(self.msk).and_then(|m| m.data_ack()) else {
+                return Delivery::Reset;
+            };
+            push_data(ctx, self.msk, dsn, payload);
+            return Delivery::Taken;
+        }
+        self.deliver(ctx, seq, payload)
+    }
+
+    fn cc_increase(&mut self, ctx: &mut Ctx<S>, view: &CcView, acked: u32) -> Option<u32> {
+        ctx.coupled_increase(self.msk, self.id?, view, acked)
+    }
+}
