@@ -36,6 +36,77 @@ pub struct Config {
     /// Diagnostic TCP services (discard, echo, source) for testing a path.
     #[serde(default)]
     pub diag: Vec<DiagConfig>,
+    /// MPTCP settings.
+    #[serde(default)]
+    pub mptcp: MptcpConfig,
+}
+
+/// `[mptcp]`: MPTCP settings, named like Linux's `net.mptcp.*` sysctls and
+/// `ip mptcp limits`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MptcpConfig {
+    /// Listeners accept MPTCP (`net.mptcp.enabled`); otherwise everything is plain TCP.
+    pub enabled: bool,
+    /// Ask for DSS checksums (`net.mptcp.checksum_enabled`); used if either side asks.
+    pub checksum_enabled: bool,
+    /// Additional subflows per connection (`ip mptcp limits set subflows`), 0..=8.
+    pub subflows: u8,
+    /// `default`, `roundrobin`, `redundant` or `blest`.
+    pub scheduler: SchedulerConfig,
+    /// Coupled congestion control across subflows: `none` (each subflow CUBIC), `lia`
+    /// or `olia`.
+    pub coupled_cc: CouplingConfig,
+    /// SYNs with MP_CAPABLE before retrying without it.
+    pub syn_retrans_before_tcp_fallback: u8,
+    /// Connection-level timeouts before a subflow counts as stale.
+    pub stale_loss_cnt: u8,
+    /// Connection-level receive buffer (the shared window), bytes.
+    pub recv_buffer: u32,
+    /// Connection-level send buffer, bytes.
+    pub send_buffer: u32,
+}
+
+impl Default for MptcpConfig {
+    fn default() -> Self {
+        MptcpConfig {
+            enabled: true,
+            checksum_enabled: false,
+            subflows: 2,
+            scheduler: SchedulerConfig::Default,
+            coupled_cc: CouplingConfig::None,
+            syn_retrans_before_tcp_fallback: 2,
+            stale_loss_cnt: 4,
+            recv_buffer: 4 << 20,
+            send_buffer: 4 << 20,
+        }
+    }
+}
+
+/// The packet schedulers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SchedulerConfig {
+    /// Lowest RTT with room; backups only when nothing else is usable.
+    Default,
+    /// In turn.
+    Roundrobin,
+    /// Every segment on every subflow.
+    Redundant,
+    /// Lowest RTT, skipping subflows that would block the window.
+    Blest,
+}
+
+/// Coupled congestion control choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CouplingConfig {
+    /// Each subflow on its own.
+    None,
+    /// LIA (RFC 6356).
+    Lia,
+    /// OLIA.
+    Olia,
 }
 
 /// `[[diag]]`: a diagnostic TCP service on one of the gateway's addresses.
@@ -402,6 +473,21 @@ impl Config {
             }
         }
         let mut listens = HashMap::new();
+        let m = &self.mptcp;
+        if m.subflows > 8 {
+            bail!(key_err("mptcp.subflows", "at most 8 additional subflows"));
+        }
+        if m.stale_loss_cnt == 0 {
+            bail!(key_err("mptcp.stale_loss_cnt", "must be at least 1"));
+        }
+        for (key, v) in [
+            ("mptcp.recv_buffer", m.recv_buffer),
+            ("mptcp.send_buffer", m.send_buffer),
+        ] {
+            if !(64 << 10..=1 << 30).contains(&v) {
+                bail!(key_err(key, "must be between 65536 and 1073741824 bytes"));
+            }
+        }
         for (i, d) in self.diag.iter().enumerate() {
             let key = format!("diag[{i}].listen");
             if !addrs.contains_key(&d.listen.ip()) {

@@ -95,15 +95,19 @@ mod imp {
     use super::*;
     use crate::admin::AdminServer;
     use anyhow::Context;
+    use dataplane::diag::DiagMode;
     use dataplane::dpdk::{lcore, Eal, EthDev, Mempool, PortConfig as DevConfig};
     use dataplane::host::{HostPort, IfAddr};
+    use dataplane::mptcp::crypto::KeySource;
+    use dataplane::mptcp::mib::Mib;
+    use dataplane::mptcp::stack::{Config as MptcpSettings, Coupling, SchedulerKind};
     use dataplane::stats::{self, Counter, CounterReader};
-    use dataplane::tcp::diag::DiagMode;
     use dataplane::tcp::secrets::Secrets;
     use dataplane::tcp::table::TableConfig;
     use dataplane::wire::ethernet::MacAddr;
     use dataplane::worker::{Command, TcpSetup, Worker, WorkerPort};
     use serde_json::{json, Map, Value};
+    use std::net::IpAddr;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
     use std::time::Duration;
@@ -189,7 +193,13 @@ mod imp {
                     prefix: n.prefix_len(),
                 }))
                 .collect();
-            let host = HostPort::new(mac, &addrs, pc.gateway4, pc.gateway6);
+            let mut host = HostPort::new(mac, &addrs, pc.gateway4, pc.gateway6);
+            host.accept_also(cfg.ports.iter().flat_map(|p| {
+                p.ipv4
+                    .iter()
+                    .map(|n| IpAddr::from(n.addr()))
+                    .chain(p.ipv6.iter().map(|n| IpAddr::from(n.addr())))
+            }));
             for (w, q) in dev.take_queues()?.into_iter().take(n_workers).enumerate() {
                 per_worker[w].push(WorkerPort::new(q, host.clone()));
             }
@@ -211,9 +221,13 @@ mod imp {
         for (&lcore_id, wports) in cfg.dataplane.workers.iter().zip(per_worker) {
             let (writer, reader) = stats::counters();
             let (tx, rx) = crossbeam::channel::bounded(16);
+            let keys = KeySource::from_os().context("no randomness for MPTCP keys")?;
             let tcp = TcpSetup {
                 table: tcp_table_config(cfg),
                 secrets: secrets.clone(),
+                mptcp: mptcp_config(&cfg.mptcp),
+                keys,
+                worker: (workers.len() as u16, cfg.dataplane.workers.len() as u16),
                 diag: cfg
                     .diag
                     .iter()
@@ -276,6 +290,31 @@ mod imp {
         t
     }
 
+    fn mptcp_config(m: &crate::config::MptcpConfig) -> MptcpSettings {
+        use crate::config::{CouplingConfig as C, SchedulerConfig as K};
+        MptcpSettings {
+            enabled: m.enabled,
+            checksum: m.checksum_enabled,
+            subflows: m.subflows,
+            scheduler: match m.scheduler {
+                K::Default => SchedulerKind::Default,
+                K::Roundrobin => SchedulerKind::RoundRobin,
+                K::Redundant => SchedulerKind::Redundant,
+                K::Blest => SchedulerKind::Blest,
+            },
+            coupling: match m.coupled_cc {
+                C::None => Coupling::None,
+                C::Lia => Coupling::Lia,
+                C::Olia => Coupling::Olia,
+            },
+            syn_retrans_before_tcp_fallback: m.syn_retrans_before_tcp_fallback,
+            stale_loss_cnt: m.stale_loss_cnt,
+            recv_window: m.recv_buffer,
+            send_budget: m.send_buffer,
+            ..MptcpSettings::default()
+        }
+    }
+
     fn diag_mode(m: crate::config::DiagModeConfig) -> DiagMode {
         use crate::config::DiagModeConfig as C;
         match m {
@@ -313,6 +352,11 @@ mod imp {
                 })
             })
             .collect();
-        json!({ "total": counter_map(&total), "workers": per_worker, "ports": ports })
+        let mib: Map<String, Value> = Mib::ALL
+            .iter()
+            .zip(stats::merge_mib(workers.iter().map(|w| &w.counters)))
+            .map(|(m, v)| (format!("MPTcpExt{}", m.name()), json!(v)))
+            .collect();
+        json!({ "total": counter_map(&total), "mptcp_mib": mib, "workers": per_worker, "ports": ports })
     }
 }

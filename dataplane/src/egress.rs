@@ -1,7 +1,8 @@
 //! From TCP segment descriptions to frames on the right port.
 //!
-//! For each segment: the port is the one owning the connection's local address; the
-//! neighbour is the remote address when it is on-link, else the port's next hop; its MAC
+//! For each segment: the port is the one the remote address is on-link on, else the one
+//! owning the connection's local address; the neighbour is the remote address when it
+//! is on-link, else the port's next hop; its MAC
 //! comes from the worker's neighbour table, which is asked to resolve what it lacks
 //! (ARP request or neighbour solicitation). The Ethernet/IP/TCP headers are written into
 //! a fresh small buffer and the payload is chained behind it by reference — zero copy:
@@ -68,8 +69,16 @@ pub(crate) fn transmit<P: Port>(
 }
 
 /// The port that owns the connection's local address, and the neighbour to send to.
+/// The port and next hop towards `tuple.remote`: the port on whose subnet it lies,
+/// else the port owning the local address (through its gateway). The source address
+/// stays the connection's, whichever port carries it (a client may reach any gateway
+/// address over any path).
 fn route<P: Port>(ports: &[WorkerPort<P>], tuple: &FourTuple) -> Option<(usize, IpAddr)> {
-    let index = ports.iter().position(|p| p.host.owns(tuple.local.ip()))?;
+    let remote = tuple.remote.ip();
+    let index = ports
+        .iter()
+        .position(|p| p.host.on_link(remote))
+        .or_else(|| ports.iter().position(|p| p.host.owns(tuple.local.ip())))?;
     let hop = ports[index].host.next_hop(tuple.remote.ip())?;
     Some((index, hop))
 }

@@ -71,6 +71,11 @@ pub struct HostPort {
     subnets: Vec<IfAddr>,
     gateway4: Option<Ipv4Addr>,
     gateway6: Option<Ipv6Addr>,
+    /// The gateway's addresses on its other ports: packets to them arriving here are
+    /// taken too (the weak host model, as Linux: a client may reach any gateway
+    /// address over any path). ARP and neighbour discovery answer only for the port's
+    /// own addresses.
+    others: Vec<IpAddr>,
 }
 
 impl HostPort {
@@ -102,7 +107,22 @@ impl HostPort {
             subnets: addrs.to_vec(),
             gateway4,
             gateway6,
+            others: Vec::new(),
         }
+    }
+
+    /// Also takes packets to `addrs` (the gateway's addresses on other ports).
+    pub fn accept_also(&mut self, addrs: impl IntoIterator<Item = IpAddr>) {
+        for a in addrs {
+            if !self.owns(a) && !self.others.contains(&a) {
+                self.others.push(a);
+            }
+        }
+    }
+
+    /// True when `dst` is on one of the port's subnets.
+    pub fn on_link(&self, dst: IpAddr) -> bool {
+        self.subnets.iter().any(|s| s.on_link(dst))
     }
 
     /// The port's MAC address.
@@ -152,6 +172,11 @@ impl HostPort {
             IpAddr::V4(_) => self.gateway4.map(IpAddr::V4),
             IpAddr::V6(_) => self.gateway6.map(IpAddr::V6),
         }
+    }
+
+    /// True for a destination the gateway takes on this port (see `others`).
+    fn takes(&self, dst: IpAddr) -> bool {
+        self.owns(dst) || self.others.contains(&dst)
     }
 
     fn owns_v4(&self, a: Ipv4Addr) -> bool {
@@ -237,7 +262,7 @@ impl HostPort {
             },
             L3::Ipv4 => match Ipv4Packet::parse(l3) {
                 Err(_) => Action::Drop(Counter::DropMalformed),
-                Ok(ip) if !self.owns_v4(ip.dst()) => Action::Drop(Counter::DropNotForUs),
+                Ok(ip) if !self.takes(IpAddr::V4(ip.dst())) => Action::Drop(Counter::DropNotForUs),
                 Ok(_) => match f.l4 {
                     L4::Icmp => Action::EchoReply,
                     L4::Tcp => Action::Tcp(f),
@@ -250,7 +275,7 @@ impl HostPort {
                     return Action::Drop(Counter::DropMalformed);
                 };
                 let dst = ip.dst();
-                if !dst.is_multicast() && !self.owns_v6(&dst) {
+                if !dst.is_multicast() && !self.takes(IpAddr::V6(dst)) {
                     return Action::Drop(Counter::DropNotForUs);
                 }
                 match f.l4 {

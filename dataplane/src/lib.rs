@@ -8,13 +8,17 @@
 //! - [`seq`]: TCP sequence numbers and MPTCP data sequence numbers as distinct types;
 //! - [`wire`]: zero-copy views and in-place emitters for Ethernet … TCP and MPTCP options;
 //! - [`tcp`]: the userspace TCP engine (sans-I/O, zero-copy, per core);
-//! - [`mptcp`]: MPTCP building blocks: keys, tokens, HMACs, checksums, the token
-//!   table, DSN reassembly, schedulers and coupled congestion control;
+//! - [`mptcp`]: the MPTCP stack (connections over subflows, both roles) and its
+//!   building blocks: keys, tokens, HMACs, checksums, the token table, DSN
+//!   reassembly, schedulers and coupled congestion control;
 //! - [`host`]: the gateway's own L2/L3 presence (ARP, ICMP echo, neighbour discovery),
 //!   and [`neigh`], the neighbour table it learns into;
+//! - [`streams`]: the application's view of connections, the same over a TCP table and
+//!   an MPTCP stack, and [`diag`], the diagnostic service written against it;
 //! - [`egress`]: TCP segments to frames on the right port, payload chained;
 //! - [`worker`]: the per-core poll loop that ties them together.
 
+pub mod diag;
 pub mod eal_args;
 pub mod egress;
 pub mod host;
@@ -23,6 +27,7 @@ pub mod neigh;
 pub mod port;
 pub mod seq;
 pub mod stats;
+pub mod streams;
 pub mod tcp;
 pub mod wire;
 pub mod worker;

@@ -6,6 +6,7 @@
 //! [`CounterReader`]s may read them at any time; the control thread sums the readers of
 //! all workers when asked.
 
+use crate::mptcp::mib::{Mib, MibCounters};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -109,6 +110,25 @@ counters! {
     DiagBytesSourced => "diag_bytes_sourced",
     /// Source connections refused because the most allowed were running.
     DiagSourcesRefused => "diag_sources_refused",
+    /// MPTCP-level connections now, plain TCP ones included (gauge).
+    MptcpConnections => "mptcp_connections",
+    /// SYNs with MP_CAPABLE received (MIB MPCapableSYNRX).
+    MptcpCapableSynRx => "mptcp_capable_syn_rx",
+    /// Initial subflows established with MPTCP (MIB MPCapableACKRX + MPCapableSYNACKRX).
+    MptcpCapableEstablished => "mptcp_capable_established",
+    /// Connections that fell back to TCP (MIB MPCapableFallbackACK +
+    /// MPCapableFallbackSYNACK + DssFallback + MPFallbackTokenInit).
+    MptcpFallbacks => "mptcp_fallbacks",
+    /// MP_JOIN subflows established (MIB MPJoinAckRx + MPJoinSynAckRx).
+    MptcpJoins => "mptcp_joins",
+    /// MP_JOINs refused: unknown token, bad HMAC, limits (MIB MPJoinNoTokenFound,
+    /// MPJoinAckHMacFailure, MPJoinSynAckHMacFailure, MPJoinRejected,
+    /// MPJoinNotEstablished).
+    MptcpJoinsRefused => "mptcp_joins_refused",
+    /// Connection-level retransmissions (MIB MPTCPRetrans).
+    MptcpRetrans => "mptcp_retrans",
+    /// DSS checksum failures (MIB DataCsumErr).
+    MptcpChecksumErrors => "mptcp_checksum_errors",
     /// Poll-loop iterations.
     Polls => "polls",
     /// Poll-loop iterations that received at least one packet.
@@ -118,8 +138,15 @@ counters! {
 /// Number of counters.
 pub const COUNTERS: usize = Counter::ALL.len();
 
+/// Number of MPTCP MIB counters.
+pub const MIBS: usize = Mib::ALL.len();
+
 #[repr(align(64))]
-struct Cells([AtomicU64; COUNTERS]);
+struct Cells {
+    counters: [AtomicU64; COUNTERS],
+    /// The MPTCP MIB, named like Linux's `MPTcpExt*` counters.
+    mib: [AtomicU64; MIBS],
+}
 
 /// The owning worker's handle: the only one that writes. Not `Clone`.
 pub struct CounterWriter(Arc<Cells>);
@@ -130,7 +157,10 @@ pub struct CounterReader(Arc<Cells>);
 
 /// A new, zeroed counter set and its first reader.
 pub fn counters() -> (CounterWriter, CounterReader) {
-    let cells = Arc::new(Cells(std::array::from_fn(|_| AtomicU64::new(0))));
+    let cells = Arc::new(Cells {
+        counters: std::array::from_fn(|_| AtomicU64::new(0)),
+        mib: std::array::from_fn(|_| AtomicU64::new(0)),
+    });
     (CounterWriter(cells.clone()), CounterReader(cells))
 }
 
@@ -138,7 +168,7 @@ impl CounterWriter {
     /// Adds `n` to counter `c`.
     #[inline(always)]
     pub fn add(&mut self, c: Counter, n: u64) {
-        let cell = &self.0 .0[c as usize];
+        let cell = &self.0.counters[c as usize];
         // Single writer: a plain load/store pair is exact and avoids a locked RMW.
         cell.store(
             cell.load(Ordering::Relaxed).wrapping_add(n),
@@ -149,7 +179,14 @@ impl CounterWriter {
     /// Sets counter `c` (for gauges and totals kept elsewhere).
     #[inline(always)]
     pub fn set(&mut self, c: Counter, v: u64) {
-        self.0 .0[c as usize].store(v, Ordering::Relaxed);
+        self.0.counters[c as usize].store(v, Ordering::Relaxed);
+    }
+
+    /// Publishes the MPTCP MIB (totals kept by the stack).
+    pub fn set_mib(&mut self, mib: &MibCounters) {
+        for (m, v) in mib.iter() {
+            self.0.mib[m as usize].store(v, Ordering::Relaxed);
+        }
     }
 
     /// Adds 1 to counter `c`.
@@ -167,13 +204,29 @@ impl CounterWriter {
 impl CounterReader {
     /// The current value of counter `c`.
     pub fn get(&self, c: Counter) -> u64 {
-        self.0 .0[c as usize].load(Ordering::Relaxed)
+        self.0.counters[c as usize].load(Ordering::Relaxed)
+    }
+
+    /// The MPTCP MIB, indexed like [`Mib::ALL`].
+    pub fn mib_snapshot(&self) -> [u64; MIBS] {
+        std::array::from_fn(|i| self.0.mib[i].load(Ordering::Relaxed))
     }
 
     /// All counters, indexed like [`Counter::ALL`].
     pub fn snapshot(&self) -> [u64; COUNTERS] {
-        std::array::from_fn(|i| self.0 .0[i].load(Ordering::Relaxed))
+        std::array::from_fn(|i| self.0.counters[i].load(Ordering::Relaxed))
     }
+}
+
+/// Sums the MPTCP MIBs of several workers.
+pub fn merge_mib<'a>(readers: impl IntoIterator<Item = &'a CounterReader>) -> [u64; MIBS] {
+    let mut sum = [0u64; MIBS];
+    for r in readers {
+        for (s, v) in sum.iter_mut().zip(r.mib_snapshot()) {
+            *s = s.wrapping_add(v);
+        }
+    }
+    sum
 }
 
 /// Sums snapshots of several workers.

@@ -3,8 +3,9 @@
 //! A worker owns one RX/TX queue pair of every port and everything that arrives on
 //! them. One iteration of [`Worker::poll`]:
 //! 1. for each port, RX burst → classify each frame → the gateway's own L2/L3 presence
-//!    ([`crate::host`]) answers in place, TCP segments go to the worker's connection
-//!    table ([`crate::tcp::Table`]), the rest is dropped and counted;
+//!    ([`crate::host`]) answers in place, TCP segments go to the worker's MPTCP stack
+//!    ([`crate::mptcp::stack::Stack`], plain TCP included), the rest is dropped and
+//!    counted;
 //! 2. the services run over connections with events (today the diagnostic service);
 //! 3. due TCP timers fire;
 //! 4. the segments produced go out as frames ([`crate::egress`]): headers in a small
@@ -13,16 +14,20 @@
 //!
 //! Between iterations the worker polls its command channel.
 
+use crate::diag::{DiagMode, DiagService};
 use crate::egress;
 use crate::host::{HostPort, Verdict};
+use crate::mptcp::crypto::KeySource;
+use crate::mptcp::mib::Mib;
+use crate::mptcp::msk::MskId;
+use crate::mptcp::stack::{Config as MptcpConfig, Stack};
 use crate::neigh::{NeighborConfig, NeighborTable};
 use crate::port::{Burst, PacketBuf, Port};
 use crate::stats::{Counter, CounterWriter};
-use crate::tcp::diag::{DiagMode, DiagService};
 use crate::tcp::ingress::segment_from_classified;
 use crate::tcp::secrets::Secrets;
-use crate::tcp::table::{Table, TableConfig};
-use crate::tcp::{FourTuple, Instant, NoHook, Payload, SegmentOut};
+use crate::tcp::table::TableConfig;
+use crate::tcp::{FourTuple, Instant, Payload, SegmentOut};
 use crate::wire::{Frame, WireError};
 use crossbeam::channel::{Receiver, TryRecvError};
 use std::net::SocketAddr;
@@ -80,12 +85,18 @@ impl<P: Port> WorkerPort<P> {
     }
 }
 
-/// The worker's TCP endpoint settings.
+/// The worker's TCP and MPTCP endpoint settings.
 pub struct TcpSetup {
-    /// Connection table limits and per-connection settings.
+    /// Subflow table limits and per-connection settings.
     pub table: TableConfig,
     /// Secrets for ISNs, SYN cookies and the table hash.
     pub secrets: Secrets,
+    /// MPTCP settings.
+    pub mptcp: MptcpConfig,
+    /// Keys and nonces for MPTCP.
+    pub keys: KeySource,
+    /// This worker's index and the number of workers (tokens name their owner).
+    pub worker: (u16, u16),
     /// Diagnostic services by listening address.
     pub diag: Vec<(SocketAddr, DiagMode)>,
 }
@@ -94,8 +105,8 @@ pub struct TcpSetup {
 pub struct Worker<P: Port> {
     ports: Vec<WorkerPort<P>>,
     neighbors: NeighborTable,
-    tcp: Table<SharedOf<P>, NoHook>,
-    diag: DiagService<SharedOf<P>>,
+    tcp: Stack<SharedOf<P>>,
+    diag: DiagService<SharedOf<P>, MskId>,
     /// Segments produced in this iteration, sent at its end.
     out: Vec<(FourTuple, SegmentOut<SharedOf<P>>)>,
     counters: CounterWriter,
@@ -112,7 +123,14 @@ impl<P: Port> Worker<P> {
         commands: Receiver<Command>,
         now: u64,
     ) -> Self {
-        let mut table = Table::new(tcp.table, tcp.secrets, Instant::from_nanos(now));
+        let mut table = Stack::new(
+            tcp.table,
+            tcp.secrets,
+            tcp.mptcp,
+            tcp.keys,
+            tcp.worker,
+            Instant::from_nanos(now),
+        );
         let pattern = ports.first_mut().and_then(|p| source_pattern(&mut p.port));
         let mut diag = DiagService::new(pattern);
         for (addr, mode) in tcp.diag {
@@ -134,8 +152,8 @@ impl<P: Port> Worker<P> {
         &self.neighbors
     }
 
-    /// The worker's connection table.
-    pub fn tcp(&self) -> &Table<SharedOf<P>, NoHook> {
+    /// The worker's MPTCP stack.
+    pub fn stack(&self) -> &Stack<SharedOf<P>> {
         &self.tcp
     }
 
@@ -193,11 +211,11 @@ impl<P: Port> Worker<P> {
 
     /// Copies the connection table's and services' own statistics into the counters.
     pub fn publish_gauges(&mut self) {
-        let t = *self.tcp.stats();
+        let t = *self.tcp.tcp().stats();
         let d = *self.diag.stats();
         let c = &mut self.counters;
-        c.set(Counter::TcpConnections, self.tcp.len() as u64);
-        c.set(Counter::TcpHalfOpen, self.tcp.half_open() as u64);
+        c.set(Counter::TcpConnections, self.tcp.tcp().len() as u64);
+        c.set(Counter::TcpHalfOpen, self.tcp.tcp().half_open() as u64);
         c.set(Counter::TcpSynsReceived, t.syns);
         c.set(Counter::TcpSynCookiesSent, t.cookies_sent);
         c.set(Counter::TcpSynCookiesAccepted, t.cookies_accepted);
@@ -211,6 +229,40 @@ impl<P: Port> Worker<P> {
         c.set(Counter::DiagBytesEchoed, d.echoed);
         c.set(Counter::DiagBytesSourced, d.sourced);
         c.set(Counter::DiagSourcesRefused, d.sources_refused);
+        let mib = self.tcp.mib();
+        let sum = |ms: &[Mib]| ms.iter().map(|&m| mib.get(m)).sum::<u64>();
+        c.set(Counter::MptcpConnections, self.tcp.len() as u64);
+        c.set(Counter::MptcpCapableSynRx, mib.get(Mib::MPCapableSYNRX));
+        c.set(
+            Counter::MptcpCapableEstablished,
+            sum(&[Mib::MPCapableACKRX, Mib::MPCapableSYNACKRX]),
+        );
+        c.set(
+            Counter::MptcpFallbacks,
+            sum(&[
+                Mib::MPCapableFallbackACK,
+                Mib::MPCapableFallbackSYNACK,
+                Mib::DssFallback,
+                Mib::MPFallbackTokenInit,
+            ]),
+        );
+        c.set(
+            Counter::MptcpJoins,
+            sum(&[Mib::MPJoinAckRx, Mib::MPJoinSynAckRx]),
+        );
+        c.set(
+            Counter::MptcpJoinsRefused,
+            sum(&[
+                Mib::MPJoinNoTokenFound,
+                Mib::MPJoinAckHMacFailure,
+                Mib::MPJoinSynAckHMacFailure,
+                Mib::MPJoinRejected,
+                Mib::MPJoinNotEstablished,
+            ]),
+        );
+        c.set(Counter::MptcpRetrans, mib.get(Mib::MPTCPRetrans));
+        c.set(Counter::MptcpChecksumErrors, mib.get(Mib::DataCsumErr));
+        c.set_mib(mib);
     }
 }
 
@@ -218,7 +270,7 @@ impl<P: Port> Worker<P> {
 struct Rx<'a, S> {
     index: u16,
     neighbors: &'a mut NeighborTable,
-    tcp: &'a mut Table<S, NoHook>,
+    tcp: &'a mut Stack<S>,
     out: &'a mut Vec<(FourTuple, SegmentOut<S>)>,
     counters: &'a mut CounterWriter,
     now: u64,
@@ -271,7 +323,7 @@ impl<S: crate::port::SharedBuf> Rx<'_, S> {
         n
     }
 
-    /// Hands a TCP frame to the connection table.
+    /// Hands a TCP frame to the stack.
     fn tcp_in<B: PacketBuf<Shared = S>>(&mut self, buf: B, f: &Frame) {
         match segment_from_classified(buf, f, true) {
             Ok((tuple, seg)) => {

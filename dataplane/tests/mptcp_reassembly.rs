@@ -101,7 +101,10 @@ impl Model {
     }
 
     fn window(&mut self, bytes: u32) {
-        let offer = (bytes as usize).min(self.buffer - self.queued());
+        // Held out-of-order bytes lie inside the window: only unread in-order bytes
+        // take room from it.
+        let ready = self.rcv.min(LEN).saturating_sub(self.read);
+        let offer = (bytes as usize).min(self.buffer - ready);
         self.right = self.right.max(self.rcv + offer);
     }
 }

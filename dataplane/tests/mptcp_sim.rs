@@ -501,3 +501,13 @@ fn a_server_without_mptcp_makes_the_client_fall_back() {
     assert_eq!(o.client.stack.mib().get(Mib::MPCapableFallbackSYNACK), 1);
     assert_eq!(o.client.stack.mib().get(Mib::MPJoinSynTx), 0);
 }
+
+#[test]
+fn a_server_that_only_sends_is_not_stuck_behind_a_closed_window() {
+    // Nothing flows client→server, so the server never sees a DATA_ACK before it
+    // sends: the handshake's window must let it start.
+    let mut sc = scenario(15, vec![clean(5, 100), clean(5, 100)]);
+    sc.bytes_ab = 0;
+    sc.bytes_ba = 4 << 20;
+    run(sc);
+}

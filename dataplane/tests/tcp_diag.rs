@@ -2,10 +2,10 @@
 //! The diagnostic service end to end: a client table against a server table running
 //! discard, echo and source, over a lossy in-memory link.
 
+use dataplane::diag::{DiagMode, DiagService};
 use dataplane::port::heap::{HeapPool, HeapShared};
 use dataplane::port::mem::{link, Faults, LinkConfig, MemPort, SimClock};
 use dataplane::port::{Burst, PacketBuf, Port};
-use dataplane::tcp::diag::{DiagMode, DiagService};
 use dataplane::tcp::emit::{emit_headers, ChecksumMode, L2};
 use dataplane::tcp::ingress::segment_from_frame;
 use dataplane::tcp::{

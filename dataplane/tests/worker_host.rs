@@ -55,6 +55,9 @@ fn rig() -> Rig {
     let tcp = TcpSetup {
         table: TableConfig::default(),
         secrets: Secrets::new([7; 32]),
+        mptcp: dataplane::mptcp::stack::Config::default(),
+        keys: dataplane::mptcp::crypto::KeySource::from_seed([7; 32]),
+        worker: (0, 1),
         diag: Vec::new(),
     };
     let worker = Worker::new(vec![WorkerPort::new(gw, host)], tcp, writer, rx, 0);

@@ -81,6 +81,8 @@ mib! {
     DuplicateData,
     /// Segments with data beyond the connection-level window.
     NoDSSInWindow,
+    /// Segments dropped for lack of reassembly room (too many out-of-order pieces).
+    RcvPruned,
     /// ADD_ADDR received.
     AddAddr,
     /// ADD_ADDR sent.

@@ -111,6 +111,8 @@ pub struct Msk<S> {
     pub(super) remote_key: u64,
     /// The peer's token.
     pub(super) remote_token: u32,
+    /// The peer's IDSN.
+    pub(super) remote_idsn: Dsn,
     /// HMAC states, once both keys are known.
     pub(super) keys: Option<ConnKeys>,
     /// DSS checksums in use.
@@ -197,6 +199,7 @@ impl<S: SharedBuf> Msk<S> {
             local_idsn: ids.idsn,
             remote_key: 0,
             remote_token: 0,
+            remote_idsn: Dsn::new(0),
             keys: None,
             csum: false,
             fallback: false,
@@ -236,15 +239,21 @@ impl<S: SharedBuf> Msk<S> {
         let ids = derive(key);
         self.remote_key = key;
         self.remote_token = ids.token;
+        self.remote_idsn = ids.idsn;
         self.keys = Some(ConnKeys::new(self.local_key, key));
         self.start_receiving(ids.idsn + 1);
     }
 
     /// Starts the receive side at `start` (a fallback connection picks any start).
     pub(super) fn start_receiving(&mut self, start: Dsn) {
+        // Out-of-order pieces are bounded by the buffer, not a small count: two paths
+        // whose RTTs differ 25-fold keep most of a window out of order (Linux bounds
+        // its out-of-order queue by memory too). One piece per KiB of buffer.
+        let max_ooo = (self.recv_window as usize / 1024).clamp(256, 16_384);
         let limits = Limits {
             buffer: self.recv_window,
-            ..Limits::default()
+            max_ooo,
+            max_pieces: 2 * max_ooo,
         };
         self.rcv = Some(Reassembly::new(start, limits));
     }

@@ -122,6 +122,8 @@ pub struct Reassembly<S> {
     right_edge: Dsn,
     /// Bytes in `ready` and `ooo`, ≤ `limits.buffer`.
     queued: usize,
+    /// Bytes in `ready` (readable, not yet read).
+    ready_bytes: usize,
     /// The DATA_FIN's state.
     fin: Fin,
     /// Configured bounds.
@@ -140,6 +142,7 @@ impl<S: SharedBuf> Reassembly<S> {
             rcv_nxt: start,
             right_edge: start + u64::from(limits.buffer),
             queued: 0,
+            ready_bytes: 0,
             fin: Fin::None,
             limits,
             stats: ReassemblyStats::default(),
@@ -165,12 +168,19 @@ impl<S: SharedBuf> Reassembly<S> {
         self.right_edge.offset_from(self.rcv_nxt)
     }
 
-    /// Offers `bytes` of window beyond the DATA_ACK, clamped to the free buffer space;
-    /// the right edge only ever moves forward.
+    /// Offers `bytes` of window beyond the DATA_ACK, clamped to the buffer less the
+    /// readable bytes not yet read (held out-of-order data lies inside the window, so
+    /// it takes no extra room); the right edge only ever moves forward.
     pub fn set_window(&mut self, bytes: u32) {
-        let free = (self.limits.buffer as usize).saturating_sub(self.queued);
+        let free = (self.limits.buffer as usize).saturating_sub(self.ready_bytes);
         let offer = (bytes as usize).min(free) as u64;
         self.right_edge = self.right_edge.latest(self.rcv_nxt + offer);
+    }
+
+    /// Readable bytes not yet read.
+    #[inline]
+    pub fn ready_bytes(&self) -> usize {
+        self.ready_bytes
     }
 
     /// Bytes held, readable or not; at most [`Limits::buffer`].
@@ -202,6 +212,7 @@ impl<S: SharedBuf> Reassembly<S> {
     pub fn pop(&mut self) -> Option<Payload<S>> {
         let p = self.ready.pop_front()?;
         self.queued -= p.len();
+        self.ready_bytes -= p.len();
         Some(p)
     }
 
@@ -296,6 +307,7 @@ impl<S: SharedBuf> Reassembly<S> {
     #[inline]
     fn append_ready(&mut self, payload: Payload<S>) {
         self.rcv_nxt += payload.len() as u64;
+        self.ready_bytes += payload.len();
         self.ready.push_back(payload);
     }
 

@@ -516,6 +516,12 @@ impl<S: SharedBuf> Stack<S> {
     ) -> Self {
         let tokens = TokenTable::new(worker, workers, cfg.max_conns);
         let wheel_slots = tcp.wheel_slots;
+        // A subflow's window is the connection's: it must never offer more than the
+        // shared buffer, not even before the first settle (the right edge never moves
+        // back); and it must take whatever the connection schedules on it.
+        let mut tcp = tcp;
+        tcp.conn.recv_budget = tcp.conn.recv_budget.min(cfg.recv_window);
+        tcp.conn.send_budget = tcp.conn.send_budget.max(cfg.send_budget);
         Stack {
             tcp: Table::new(tcp, secrets, now),
             ctx: Ctx {
@@ -1039,7 +1045,9 @@ impl<S: SharedBuf> Stack<S> {
     fn sync_window(&mut self, m: MskId) {
         let Some(k) = self.ctx.msk_mut(m) else { return };
         let Some(r) = k.rcv.as_mut() else { return };
-        let free = (k.recv_window as usize).saturating_sub(r.queued_bytes()) as u32;
+        // The window is what the buffer holds beyond the unread in-order bytes: held
+        // out-of-order data lies inside it.
+        let free = (k.recv_window as usize).saturating_sub(r.ready_bytes()) as u32;
         r.set_window(free);
         for e in &k.subflows {
             if let Some(c) = self.tcp.get_mut(e.id) {

@@ -228,7 +228,12 @@ impl<S: SharedBuf> Subflow<S> {
     }
 
     /// The peer's SYN/ACK arrived (active).
-    fn on_syn_ack(&mut self, ctx: &mut Ctx<S>, opts: &[MptcpOption]) -> Verdict {
+    fn on_syn_ack(
+        &mut self,
+        ctx: &mut Ctx<S>,
+        opts: &[MptcpOption],
+        meta: &SegmentMeta,
+    ) -> Verdict {
         let Some((msk, mib, cfg)) = ctx.split(self.msk) else {
             return Verdict::Reset;
         };
@@ -249,6 +254,8 @@ impl<S: SharedBuf> Subflow<S> {
                         msk.set_remote_key(key);
                         msk.csum = cfg.checksum || csum;
                         msk.phase = Phase::Established;
+                        // The peer's window until its first DATA_ACK says more.
+                        msk.wnd_end = msk.snd_una + u64::from(meta.window);
                         self.stage = Stage::Established;
                         mib.inc(Mib::MPCapableSYNACKRX);
                     }
@@ -343,6 +350,8 @@ impl<S: SharedBuf> Subflow<S> {
                 msk.set_remote_key(sender_key);
                 msk.csum |= csum;
                 msk.phase = Phase::Established;
+                // The peer's window until its first DATA_ACK says more.
+                msk.wnd_end = msk.snd_una + u64::from(meta.window);
                 self.stage = Stage::Established;
                 self.fully_established = true;
                 mib.inc(Mib::MPCapableACKRX);
@@ -469,6 +478,23 @@ impl<S: SharedBuf> Subflow<S> {
                             csum: m.checksum,
                         });
                     }
+                }
+                MptcpOption::MpCapable(MpCapable {
+                    variant:
+                        MpcVariant::AckData {
+                            data_len, checksum, ..
+                        },
+                    ..
+                }) if data_len > 0 => {
+                    // The initiator's first data before it saw our DATA_ACK: DSN =
+                    // its IDSN + 1 at subflow sequence 1.
+                    mapped = true;
+                    self.add_rx_map(RxMap {
+                        seq: self.irs + 1,
+                        dsn: msk.remote_idsn + 1,
+                        len: u32::from(data_len),
+                        csum: checksum,
+                    });
                 }
                 MptcpOption::MpFastclose { receiver_key } if receiver_key == msk.local_key => {
                     let _ = bumps.try_push(Mib::MPFastcloseRx);
@@ -792,17 +818,20 @@ fn push_data<S: SharedBuf>(ctx: &mut Ctx<S>, msk: MskId, dsn: Dsn, p: Payload<S>
     let Some(m) = ctx.msk_mut(msk) else { return };
     let Some(r) = m.rcv.as_mut() else { return };
     let before = r.rcv_nxt();
+    let holes_before = r.stats().too_many_holes;
     let res = r.push(dsn, p);
+    let pruned = r.stats().too_many_holes != holes_before;
     let ooo = res.stored > 0 && !res.advanced && dsn.after(before);
     if res.advanced {
         m.notify(Events::READABLE);
     }
     let dup = res.stored == 0 && res.duplicate > 0;
-    let beyond = res.dropped > 0;
+    let beyond = res.dropped > 0 && !pruned;
     for (hit, mib) in [
         (ooo, Mib::OFOQueue),
         (dup, Mib::DuplicateData),
         (beyond, Mib::NoDSSInWindow),
+        (pruned, Mib::RcvPruned),
     ] {
         if hit {
             ctx.mib.inc(mib);
@@ -931,7 +960,7 @@ impl<S: SharedBuf> Hook<S> for Subflow<S> {
         let opts = mptcp_options(ctx, raw);
         if f.contains(TcpFlags::SYN) {
             self.irs = meta.seq;
-            return self.on_syn_ack(ctx, &opts);
+            return self.on_syn_ack(ctx, &opts, meta);
         }
         if self.role == Role::Plain {
             // Plain TCP: the subflow's ACK is the data-level ACK.

@@ -7,7 +7,6 @@
 //! - [`emit::emit_headers`]: Ethernet/IP/TCP headers for a [`SegmentOut`], and
 //!   [`ingress::segment_from_frame`], a received frame as a [`SegmentIn`];
 //! - [`Payload`]: the zero-copy byte range every data path passes around;
-//! - [`diag`]: the discard / echo / source diagnostic service;
 //! - [`cc`]: CUBIC and NewReno behind an enum, with a coupling hook for MPTCP;
 //! - [`hook`]: the MPTCP extension points ([`Hook`], [`NoHook`]).
 //!
@@ -30,7 +29,6 @@ pub mod cc;
 pub mod config;
 pub mod conn;
 pub mod cookie;
-pub mod diag;
 pub mod emit;
 pub mod hash;
 pub mod hook;

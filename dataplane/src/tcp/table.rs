@@ -192,6 +192,15 @@ impl<S: SharedBuf, H: Hook<S>> Table<S, H> {
     }
 
     /// The connection `id`, if it still exists.
+    pub fn get(&self, id: ConnId) -> Option<&Connection<S, H>> {
+        self.slots
+            .get(id.index as usize)?
+            .as_ref()
+            .filter(|e| e.generation == id.generation)
+            .map(|e| &e.conn)
+    }
+
+    /// The connection `id`, writable, if it still exists.
     pub fn get_mut(&mut self, id: ConnId) -> Option<&mut Connection<S, H>> {
         self.entry_mut(id).map(|e| &mut e.conn)
     }

@@ -1,15 +1,13 @@
 //! The diagnostic TCP service operators test a path with: `discard`, `echo` and
-//! `source`, configured per listening (address, port). A sans-I/O application over a
-//! [`Table`]; every mode is zero-copy: echo re-sends the received payload references,
+//! `source`, configured per listening (address, port). A sans-I/O application over
+//! any [`Streams`] (TCP or MPTCP connections); every mode is zero-copy: echo re-sends the received payload references,
 //! source references one pre-built pattern buffer over and over.
 
-use super::hook::{Hook, HookSink};
-use super::payload::Payload;
-use super::state::{Events, State};
-use super::table::{ConnId, Table};
-use super::time::Instant;
 use crate::port::SharedBuf;
+use crate::streams::Streams;
+use crate::tcp::{Events, Instant, Payload, SegmentSink};
 use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
 use std::net::SocketAddr;
 
 /// What a diagnostic port does with a connection.
@@ -45,19 +43,20 @@ pub struct DiagStats {
 /// segments, about 1200 references with the defaults).
 pub const MAX_SOURCES: usize = 16;
 
-/// The service: modes by listening address and the source pattern.
-pub struct DiagService<S> {
+/// The service: modes by listening address and the source pattern. `I` is the
+/// connection id of the [`Streams`] it serves.
+pub struct DiagService<S, I> {
     /// Mode of each listening address.
     modes: HashMap<SocketAddr, DiagMode>,
     /// The pattern `source` streams; each segment references a slice of it.
     pattern: Option<Payload<S>>,
     /// Source connections being served (at most [`MAX_SOURCES`]).
-    sources: HashSet<ConnId>,
+    sources: HashSet<I>,
     /// Counters.
     stats: DiagStats,
 }
 
-impl<S: SharedBuf> DiagService<S> {
+impl<S: SharedBuf, I: Copy + Eq + Hash> DiagService<S, I> {
     /// A service with no port; `pattern` is the buffer `source` mode streams (without
     /// one, source connections only read).
     pub fn new(pattern: Option<Payload<S>>) -> Self {
@@ -74,24 +73,26 @@ impl<S: SharedBuf> DiagService<S> {
         &self.stats
     }
 
-    /// Serves `mode` on `addr`, listening on it in `table`.
-    pub fn add<H: Hook<S>>(&mut self, table: &mut Table<S, H>, addr: SocketAddr, mode: DiagMode) {
+    /// Serves `mode` on `addr`, listening on it in `streams`.
+    pub fn add(&mut self, streams: &mut impl Streams<S, Id = I>, addr: SocketAddr, mode: DiagMode) {
         self.modes.insert(addr, mode);
-        table.listen(addr);
+        streams.listen(addr);
     }
 
-    /// Serves every connection of `table` with events.
-    pub fn poll<H: Hook<S>>(
+    /// Serves every connection of `streams` with events.
+    pub fn poll(
         &mut self,
-        table: &mut Table<S, H>,
+        streams: &mut impl Streams<S, Id = I>,
         now: Instant,
-        out: &mut impl HookSink<S, H::Ctx>,
+        out: &mut impl SegmentSink<S>,
     ) {
-        while let Some(id) = table.next_ready() {
-            let Some(c) = table.get_mut(id) else { continue };
-            let events = c.take_events();
-            let Some(&mode) = self.modes.get(&c.tuple().local) else {
-                table.flush(id, now, out);
+        while let Some(id) = streams.next_ready() {
+            let events = streams.take_events(id);
+            let mode = streams
+                .local_addr(id)
+                .and_then(|a| self.modes.get(&a).copied());
+            let Some(mode) = mode else {
+                streams.flush(id, now, out);
                 continue;
             };
             if events.contains(Events::CONNECTED) {
@@ -99,17 +100,20 @@ impl<S: SharedBuf> DiagService<S> {
             }
             match mode {
                 DiagMode::Discard => {
-                    while let Some(p) = c.recv() {
+                    while let Some(p) = streams.recv(id) {
                         self.stats.discarded += p.len() as u64;
                     }
                 }
                 DiagMode::Echo => {
                     // Read only what can be sent back at once: what stays unread keeps
                     // the receive window closed, so backpressure reaches the peer.
-                    while c.peek_recv_len().is_some_and(|n| n <= c.send_space()) {
-                        let Some(p) = c.recv() else { break };
+                    while streams
+                        .peek_recv_len(id)
+                        .is_some_and(|n| n <= streams.send_space(id))
+                    {
+                        let Some(p) = streams.recv(id) else { break };
                         let n = p.len() as u64;
-                        if c.send(p).is_ok() {
+                        if streams.send(id, p).is_ok() {
                             self.stats.echoed += n;
                         }
                     }
@@ -118,21 +122,21 @@ impl<S: SharedBuf> DiagService<S> {
                     if events.contains(Events::CONNECTED) && !self.sources.contains(&id) {
                         if self.sources.len() >= MAX_SOURCES {
                             self.stats.sources_refused += 1;
-                            c.abort(out);
-                            table.flush(id, now, out);
+                            streams.abort(id, now, out);
+                            streams.flush(id, now, out);
                             continue;
                         }
                         self.sources.insert(id);
                     }
-                    while let Some(p) = c.recv() {
+                    while let Some(p) = streams.recv(id) {
                         self.stats.discarded += p.len() as u64;
                     }
                     if let Some(pattern) = &self.pattern {
-                        while c.send_space() > 0 && c.state().sends_data() {
+                        while streams.send_space(id) > 0 {
                             let mut chunk = pattern.clone();
-                            chunk.truncate(c.send_space());
+                            chunk.truncate(streams.send_space(id));
                             let n = chunk.len() as u64;
-                            if c.send(chunk).is_err() {
+                            if streams.send(id, chunk).is_err() {
                                 break;
                             }
                             self.stats.sourced += n;
@@ -147,10 +151,10 @@ impl<S: SharedBuf> DiagService<S> {
                 self.sources.remove(&id);
             }
             // The peer closed and everything it sent was handled: close our side too.
-            if c.recv_queued() == 0 && c.state() == State::CloseWait {
-                c.close();
+            if streams.peer_done(id) {
+                streams.close(id);
             }
-            table.flush(id, now, out);
+            streams.flush(id, now, out);
         }
     }
 }
