@@ -14,6 +14,7 @@
 # Usage: deploy/lab.sh up|down|status|restart-mpgw
 #   LAB=name     namespace/run-dir prefix (default: mpgw-lab)
 #   MPGW_BIN=…   the mpgw binary (default: build target/release/mpgw)
+#   MPGW_EXTRA_CONFIG=…  TOML appended to the lab configuration
 #   NO_MPGW=1    build the topology only
 set -euo pipefail
 
@@ -119,6 +120,10 @@ start_mpgw() {
   fi
   mkdir -p "$RUN"
   sed "s/@LAB@/$LAB/g" "$ROOT/deploy/lab/mpgw-lab.toml" >"$RUN/mpgw.toml"
+  # MPGW_EXTRA_CONFIG: TOML appended to the lab configuration (e.g. an [mptcp] table).
+  if [ -n "${MPGW_EXTRA_CONFIG:-}" ]; then
+    printf '\n%s\n' "$MPGW_EXTRA_CONFIG" >>"$RUN/mpgw.toml"
+  fi
   "$MPGW_BIN" check-config "$RUN/mpgw.toml" >/dev/null
   # setsid: mpgw keeps running after this script exits and ignores its terminal.
   setsid ip netns exec "$GW" "$MPGW_BIN" run --config "$RUN/mpgw.toml" \

@@ -85,8 +85,11 @@ pub(super) struct TxMap {
 struct RxMap {
     seq: TcpSeq,
     dsn: Dsn,
+    /// Data bytes (a DATA_FIN's byte excluded).
     len: u32,
-    csum: Option<u16>,
+    /// The DSS checksum and the data-level length it covers as on the wire (a
+    /// DATA_FIN's byte included).
+    csum: Option<(u16, u16)>,
 }
 
 impl RxMap {
@@ -361,7 +364,7 @@ impl<S: SharedBuf> Subflow<S> {
                             seq: meta.seq,
                             dsn: ack,
                             len: u32::from(len),
-                            csum,
+                            csum: csum.map(|c| (c, len)),
                         });
                     }
                 }
@@ -475,7 +478,7 @@ impl<S: SharedBuf> Subflow<S> {
                             seq: self.irs + m.ssn,
                             dsn,
                             len: data_len,
-                            csum: m.checksum,
+                            csum: m.checksum.map(|c| (c, m.data_len)),
                         });
                     }
                 }
@@ -493,7 +496,7 @@ impl<S: SharedBuf> Subflow<S> {
                         seq: self.irs + 1,
                         dsn: msk.remote_idsn + 1,
                         len: u32::from(data_len),
-                        csum: checksum,
+                        csum: checksum.map(|c| (c, data_len)),
                     });
                 }
                 MptcpOption::MpFastclose { receiver_key } if receiver_key == msk.local_key => {
@@ -645,7 +648,7 @@ impl<S: SharedBuf> Subflow<S> {
         let ssn = m.seq.offset_from(self.irs);
         let ok = m
             .csum
-            .is_some_and(|received| dss_checksum_ok(m.dsn, ssn, m.len as u16, received, c.sum));
+            .is_some_and(|(received, dll)| dss_checksum_ok(m.dsn, ssn, dll, received, c.sum));
         if ok {
             for (dsn, p) in c.pieces {
                 push_data(ctx, self.msk, dsn, p);

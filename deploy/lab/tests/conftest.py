@@ -60,11 +60,14 @@ class Lab:
 
 
 @pytest.fixture(scope="module")
-def lab():
+def lab(request):
     if os.geteuid() != 0:
         pytest.skip("the lab needs root")
     mpgw_bin = os.environ.get("MPGW_BIN", str(ROOT / "target" / "release" / "mpgw"))
+    # A module may set LAB_EXTRA_CONFIG: TOML appended to mpgw's lab configuration.
+    extra = getattr(request.module, "LAB_EXTRA_CONFIG", "")
     lab = Lab(f"mpgw-t{os.getpid() % 100000}", mpgw_bin)
+    lab.env["MPGW_EXTRA_CONFIG"] = extra
     up = lab.script("up")
     if up.returncode != 0:
         lab.script("down")
