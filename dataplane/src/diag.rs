@@ -1,12 +1,12 @@
 //! The diagnostic TCP service operators test a path with: `discard`, `echo` and
 //! `source`, configured per listening (address, port). A sans-I/O application over
 //! any [`Streams`] (TCP or MPTCP connections); every mode is zero-copy: echo re-sends the received payload references,
-//! source references one pre-built pattern buffer over and over.
+//! source references a pre-built pattern buffer over and over.
 
 use crate::port::SharedBuf;
 use crate::streams::Streams;
 use crate::tcp::{Events, Instant, Payload, SegmentSink};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::SocketAddr;
 
@@ -36,11 +36,12 @@ pub struct DiagStats {
     pub sources_refused: u64,
 }
 
-/// Source connections served at once per worker. Every segment a source connection has
-/// queued or in flight holds a reference to the one pattern buffer, and a DPDK mbuf
-/// counts references in 16 bits: this bound keeps the count far below 65535 (a
-/// connection holds at most its send budget over the pattern size plus its in-flight
-/// segments, about 1200 references with the defaults).
+/// Source connections served at once per worker, each with its own pattern buffer.
+/// Every chunk a source connection has queued, mapped onto subflows or in flight holds
+/// a reference to its pattern buffer, and a DPDK mbuf counts references in 16 bits:
+/// one buffer per connection keeps the count below 65535 (a connection holds at most
+/// its send budget over the pattern size, times the copies the MPTCP layer keeps: a
+/// few thousand references with the defaults).
 pub const MAX_SOURCES: usize = 16;
 
 /// The service: modes by listening address and the source pattern. `I` is the
@@ -48,22 +49,24 @@ pub const MAX_SOURCES: usize = 16;
 pub struct DiagService<S, I> {
     /// Mode of each listening address.
     modes: HashMap<SocketAddr, DiagMode>,
-    /// The pattern `source` streams; each segment references a slice of it.
-    pattern: Option<Payload<S>>,
-    /// Source connections being served (at most [`MAX_SOURCES`]).
-    sources: HashSet<I>,
+    /// Pattern buffers not in use; each source connection streams one.
+    patterns: Vec<Payload<S>>,
+    /// Source connections being served, with their pattern (at most [`MAX_SOURCES`]).
+    sources: HashMap<I, Payload<S>>,
     /// Counters.
     stats: DiagStats,
 }
 
 impl<S: SharedBuf, I: Copy + Eq + Hash> DiagService<S, I> {
-    /// A service with no port; `pattern` is the buffer `source` mode streams (without
-    /// one, source connections only read).
-    pub fn new(pattern: Option<Payload<S>>) -> Self {
+    /// A service with no port; `patterns` are the buffers `source` mode streams, one per
+    /// connection served at once (at most [`MAX_SOURCES`] are used).
+    pub fn new(mut patterns: Vec<Payload<S>>) -> Self {
+        patterns.retain(|p| !p.is_empty());
+        patterns.truncate(MAX_SOURCES);
         DiagService {
             modes: HashMap::new(),
-            pattern: pattern.filter(|p| !p.is_empty()),
-            sources: HashSet::new(),
+            patterns,
+            sources: HashMap::new(),
             stats: DiagStats::default(),
         }
     }
@@ -119,19 +122,19 @@ impl<S: SharedBuf, I: Copy + Eq + Hash> DiagService<S, I> {
                     }
                 }
                 DiagMode::Source => {
-                    if events.contains(Events::CONNECTED) && !self.sources.contains(&id) {
-                        if self.sources.len() >= MAX_SOURCES {
+                    if events.contains(Events::CONNECTED) && !self.sources.contains_key(&id) {
+                        let Some(pattern) = self.patterns.pop() else {
                             self.stats.sources_refused += 1;
                             streams.abort(id, now, out);
                             streams.flush(id, now, out);
                             continue;
-                        }
-                        self.sources.insert(id);
+                        };
+                        self.sources.insert(id, pattern);
                     }
                     while let Some(p) = streams.recv(id) {
                         self.stats.discarded += p.len() as u64;
                     }
-                    if let Some(pattern) = &self.pattern {
+                    if let Some(pattern) = self.sources.get(&id) {
                         while streams.send_space(id) > 0 {
                             let mut chunk = pattern.clone();
                             chunk.truncate(streams.send_space(id));
@@ -148,7 +151,9 @@ impl<S: SharedBuf, I: Copy + Eq + Hash> DiagService<S, I> {
                 || events.contains(Events::RESET)
                 || events.contains(Events::TIMED_OUT)
             {
-                self.sources.remove(&id);
+                if let Some(p) = self.sources.remove(&id) {
+                    self.patterns.push(p);
+                }
             }
             // The peer closed and everything it sent was handled: close our side too.
             if streams.peer_done(id) {

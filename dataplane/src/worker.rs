@@ -14,7 +14,7 @@
 //!
 //! Between iterations the worker polls its command channel.
 
-use crate::diag::{DiagMode, DiagService};
+use crate::diag::{DiagMode, DiagService, MAX_SOURCES};
 use crate::egress;
 use crate::host::{HostPort, Verdict};
 use crate::mptcp::crypto::KeySource;
@@ -131,8 +131,13 @@ impl<P: Port> Worker<P> {
             tcp.worker,
             Instant::from_nanos(now),
         );
-        let pattern = ports.first_mut().and_then(|p| source_pattern(&mut p.port));
-        let mut diag = DiagService::new(pattern);
+        let patterns = match ports.first_mut() {
+            Some(p) => (0..MAX_SOURCES)
+                .map_while(|_| source_pattern(&mut p.port))
+                .collect(),
+            None => Vec::new(),
+        };
+        let mut diag = DiagService::new(patterns);
         for (addr, mode) in tcp.diag {
             diag.add(&mut table, addr, mode);
         }

@@ -93,7 +93,7 @@ fn session(mode: DiagMode, upload: usize, want: usize, faults: Faults) -> (Vec<u
         out: Vec::new(),
     };
     let pattern = pool.alloc_from(&[b'x'; 1400]).unwrap().into_shared();
-    let mut diag = DiagService::new(Some(Payload::new(pattern)));
+    let mut diag = DiagService::new(vec![Payload::new(pattern)]);
     let server_addr = "192.0.2.1:9".parse().unwrap();
     diag.add(&mut server.table, server_addr, mode);
     let tuple = FourTuple {
