@@ -16,6 +16,7 @@ use dataplane::tcp::ingress::segment_from_frame;
 use dataplane::tcp::{
     Config, Events, FourTuple, Instant, Payload, Secrets, SegmentOut, TableConfig,
 };
+use dataplane::wire::tcp::{TcpFlags, TcpOption, TcpOptions};
 use dataplane::wire::MacAddr;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -43,6 +44,8 @@ struct Host {
     path_bytes: Vec<u64>,
     /// Paths that lose everything from now on.
     dead: Vec<bool>,
+    /// A middlebox on the way out drops SYNs that carry MPTCP options.
+    drop_mptcp_syns: bool,
 }
 
 impl Host {
@@ -95,6 +98,7 @@ impl Host {
             out: Vec::new(),
             path_bytes: vec![0; n],
             dead: vec![false; n],
+            drop_mptcp_syns: false,
         }
     }
 
@@ -163,7 +167,7 @@ impl Host {
                 frame.extend_from_slice(p.bytes());
                 self.path_bytes[i] += p.len() as u64;
             }
-            if self.dead[i] {
+            if self.dead[i] || (self.drop_mptcp_syns && is_mptcp_syn(&seg)) {
                 continue;
             }
             let buf = pool.alloc_from(&frame).expect("pool large enough");
@@ -179,6 +183,11 @@ impl Host {
     fn done(&self) -> bool {
         self.stack.is_empty() && self.stack.tcp().is_empty()
     }
+}
+
+fn is_mptcp_syn(seg: &SegmentOut<S>) -> bool {
+    seg.flags.contains(TcpFlags::SYN)
+        && TcpOptions::new(seg.options.as_bytes()).any(|o| matches!(o, Ok(TcpOption::Mptcp(_))))
 }
 
 fn pattern(seed: u64, len: usize) -> Vec<u8> {
@@ -204,6 +213,8 @@ struct Scenario {
     server: MpConfig,
     /// Path that dies (loses everything) at this virtual time.
     kill: Option<(usize, Duration)>,
+    /// SYNs with MPTCP options from the client are black-holed.
+    blackhole_mptcp_syns: bool,
 }
 
 struct Outcome {
@@ -247,6 +258,7 @@ fn run(sc: Scenario) -> Outcome {
         pattern(!sc.seed, sc.bytes_ba),
         sc.seed,
     );
+    c.drop_mptcp_syns = sc.blackhole_mptcp_syns;
     for i in 0..n {
         s.stack.listen(SocketAddr::new(server_addr(i), SERVER_PORT));
         s.stack.set_address_id(server_addr(i), i as u8);
@@ -400,6 +412,7 @@ fn scenario(seed: u64, paths: Vec<Faults>) -> Scenario {
             ..MpConfig::default()
         },
         kill: None,
+        blackhole_mptcp_syns: false,
     }
 }
 
@@ -510,4 +523,17 @@ fn a_server_that_only_sends_is_not_stuck_behind_a_closed_window() {
     sc.bytes_ab = 0;
     sc.bytes_ba = 4 << 20;
     run(sc);
+}
+
+#[test]
+fn black_holed_mptcp_syns_fall_back_to_tcp_after_two_retransmissions() {
+    let mut sc = scenario(17, vec![clean(5, 100), clean(5, 100)]);
+    sc.blackhole_mptcp_syns = true;
+    let o = run(sc);
+    let c = o.client.stack.mib();
+    // The first SYN and 2 retransmissions carry MP_CAPABLE; the next one does not.
+    assert_eq!(c.get(Mib::MPCapableSYNTX), 3);
+    assert_eq!(c.get(Mib::MPCapableSYNTXDrop), 1);
+    assert_eq!(c.get(Mib::MPCapableFallbackSYNACK), 1);
+    assert_eq!(o.server.stack.mib().get(Mib::MPCapableSYNRX), 0);
 }

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
 
+use dataplane::diag::MAX_SOURCES;
 use dataplane::host::{HostPort, IfAddr};
 use dataplane::port::heap::HeapPool;
 use dataplane::port::mem::{link, LinkConfig, MemPort, SimClock};
@@ -197,7 +198,11 @@ fn arp_request_for_another_address_is_dropped_and_counted() {
         .exchange(&arp_request(Ipv4Addr::new(192, 0, 2, 77)))
         .is_empty());
     assert_eq!(r.count(Counter::DropNotForUs), 1);
-    assert_eq!(r.pool.in_use(), 1, "only the diagnostic pattern buffer");
+    assert_eq!(
+        r.pool.in_use(),
+        MAX_SOURCES,
+        "only the diagnostic pattern buffers"
+    );
 }
 
 #[test]
@@ -310,7 +315,7 @@ fn everything_else_is_dropped_and_counted_without_leaks() {
     assert_eq!(r.count(Counter::RxPackets), 6);
     assert_eq!(
         r.pool.in_use(),
-        1,
-        "every dropped buffer went back (the diagnostic pattern stays)"
+        MAX_SOURCES,
+        "every dropped buffer went back (the diagnostic patterns stay)"
     );
 }

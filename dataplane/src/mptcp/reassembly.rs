@@ -488,16 +488,18 @@ mod tests {
         assert_eq!(r.stats().beyond_window_bytes, 100);
         let (d, p) = piece(&buf, 0, 300);
         r.push(d, p);
-        // 400 bytes held: an offer of 1000 is clamped to the 600 free, and a smaller
-        // offer does not pull the edge back.
+        // 300 unread in-order bytes: an offer of 1000 is clamped to 700 beyond the
+        // DATA_ACK (300), and a smaller offer does not pull the edge back.
         r.set_window(1000);
         assert_eq!(r.right_edge(), Dsn::new(START + 1000));
         r.set_window(10);
         assert_eq!(r.right_edge(), Dsn::new(START + 1000));
+        // Once read, the whole buffer is offered again: the 100 bytes held out of order
+        // lie inside the window and take no extra room.
         read_all(&mut r);
         r.set_window(1000);
-        assert_eq!(r.right_edge(), Dsn::new(START + 1200));
-        assert_eq!(r.window(), 900);
+        assert_eq!(r.right_edge(), Dsn::new(START + 1300));
+        assert_eq!(r.window(), 1000);
     }
 
     #[test]

@@ -1,0 +1,186 @@
+//! MP_JOIN handshakes per second on one core: two MPTCP stacks (client and listener)
+//! in one thread exchange segments directly (no frames, no ports), so the figure is the
+//! protocol work of both ends: token lookup, nonces, the truncated and full HMACs,
+//! subflow creation and the fourth ACK.
+//!
+//! Each iteration opens one MPTCP connection, joins 8 subflows to it (Linux's most),
+//! then aborts it (MP_FASTCLOSE, RSTs): criterion's element throughput counts the 8
+//! joins, so the connection's own setup and teardown are included, as in
+//! `bench/scripts/join_rate_kernel.py --joins-per-conn 8`, the kernel figure it is
+//! compared with.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use dataplane::mptcp::crypto::KeySource;
+use dataplane::mptcp::msk::MskId;
+use dataplane::mptcp::stack::{Config, JoinPath, Stack};
+use dataplane::port::SharedBuf;
+use dataplane::tcp::{
+    Events, FourTuple, Instant, Secrets, SegOptions, SegmentIn, SegmentOut, TableConfig,
+};
+use std::net::SocketAddr;
+
+/// Subflows joined per connection.
+const JOINS: u16 = 8;
+
+/// Handshakes carry no payload: a buffer type that is never used.
+#[derive(Clone, Copy)]
+struct NoBuf;
+
+impl SharedBuf for NoBuf {
+    fn data(&self) -> &[u8] {
+        &[]
+    }
+
+    fn refcount(&self) -> u16 {
+        1
+    }
+}
+
+type Out = Vec<(FourTuple, SegmentOut<NoBuf>)>;
+
+/// What the peer receives for a segment we sent.
+fn received(seg: &SegmentOut<NoBuf>) -> SegmentIn<NoBuf> {
+    let mut s = SegmentIn::bare(seg.seq, seg.ack, seg.flags, seg.window);
+    s.raw_options.extend(seg.options.as_bytes().iter().copied());
+    s.options = SegOptions::parse(&s.raw_options);
+    s
+}
+
+struct Pair {
+    client: Stack<NoBuf>,
+    server: Stack<NoBuf>,
+    to_server: Out,
+    to_client: Out,
+    now: Instant,
+    port: u16,
+}
+
+impl Pair {
+    fn new() -> Self {
+        let cfg = Config {
+            subflows: JOINS as u8,
+            half_open_joins: JOINS as u8,
+            ..Config::default()
+        };
+        let stack = |seed: u8| {
+            Stack::new(
+                TableConfig::default(),
+                Secrets::new([seed; 32]),
+                cfg.clone(),
+                KeySource::from_seed([seed; 32]),
+                (0, 1),
+                Instant::default(),
+            )
+        };
+        let mut server = stack(2);
+        server.listen(server_addr());
+        Pair {
+            client: stack(1),
+            server,
+            to_server: Vec::new(),
+            to_client: Vec::new(),
+            now: Instant::from_nanos(1_000_000),
+            port: 1024,
+        }
+    }
+
+    /// Delivers segments both ways until nothing is left.
+    fn exchange(&mut self) {
+        while !self.to_server.is_empty() || !self.to_client.is_empty() {
+            for (t, seg) in std::mem::take(&mut self.to_server) {
+                let tuple = FourTuple {
+                    local: t.remote,
+                    remote: t.local,
+                };
+                self.server
+                    .on_segment(tuple, received(&seg), self.now, &mut self.to_client);
+            }
+            for (t, seg) in std::mem::take(&mut self.to_client) {
+                let tuple = FourTuple {
+                    local: t.remote,
+                    remote: t.local,
+                };
+                self.client
+                    .on_segment(tuple, received(&seg), self.now, &mut self.to_server);
+            }
+        }
+    }
+
+    /// Hands every event to a do-nothing application so finished connections are freed.
+    fn drain_events(&mut self) {
+        for (stack, out) in [
+            (&mut self.client, &mut self.to_server),
+            (&mut self.server, &mut self.to_client),
+        ] {
+            while let Some(m) = stack.next_ready() {
+                let _: Events = stack.take_events(m);
+                stack.flush(m, self.now, out);
+            }
+        }
+    }
+
+    fn next_port(&mut self) -> u16 {
+        self.port = if self.port == u16::MAX {
+            1024
+        } else {
+            self.port + 1
+        };
+        self.port
+    }
+
+    /// One connection, `JOINS` joins, abort; returns the joins that completed.
+    fn round(&mut self) -> u64 {
+        let local = SocketAddr::new([192, 0, 2, 1].into(), self.next_port());
+        let m: MskId = self
+            .client
+            .connect(local, server_addr(), self.now, &mut self.to_server)
+            .expect("connect");
+        self.exchange();
+        self.drain_events();
+        let before = self
+            .server
+            .mib()
+            .get(dataplane::mptcp::mib::Mib::MPJoinAckRx);
+        for _ in 0..JOINS {
+            let path = JoinPath {
+                local: SocketAddr::new([192, 0, 2, 2].into(), self.next_port()),
+                remote: server_addr(),
+                local_id: 1,
+                backup: false,
+            };
+            self.client.join(m, &path, self.now, &mut self.to_server);
+            self.exchange();
+        }
+        let joined = self
+            .server
+            .mib()
+            .get(dataplane::mptcp::mib::Mib::MPJoinAckRx)
+            - before;
+        self.client.abort(m, self.now, &mut self.to_server);
+        self.exchange();
+        self.drain_events();
+        self.exchange();
+        joined
+    }
+}
+
+fn server_addr() -> SocketAddr {
+    SocketAddr::new([198, 51, 100, 1].into(), 80)
+}
+
+fn joins(c: &mut Criterion) {
+    let mut pair = Pair::new();
+    // Every join of a round completes (the limit is exactly JOINS).
+    assert_eq!(pair.round(), u64::from(JOINS));
+    assert!(
+        pair.client.is_empty() && pair.server.is_empty(),
+        "a round leaves nothing"
+    );
+    let mut g = c.benchmark_group("mptcp_join");
+    g.throughput(Throughput::Elements(u64::from(JOINS)));
+    g.bench_function("8_joins_per_connection", |b| b.iter(|| pair.round()));
+    g.finish();
+}
+
+criterion_group!(benches, joins);
+criterion_main!(benches);
