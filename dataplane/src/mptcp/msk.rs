@@ -153,6 +153,10 @@ pub struct Msk<S> {
     pub(super) rcv: Option<Reassembly<S>>,
     /// Receive buffer, bytes.
     pub(super) recv_window: u32,
+    /// Every subflow must be flushed at the next settle (the timer asked for ACKs).
+    pub(super) flush_all: bool,
+    /// The window last given to the subflows (`None`: give it again, a subflow joined).
+    pub(super) offered: Option<u32>,
     /// The peer's DATA_FIN was reported to the application.
     pub(super) peer_fin_reported: bool,
 
@@ -219,6 +223,8 @@ impl<S: SharedBuf> Msk<S> {
             data_ack_seen: false,
             rcv: None,
             recv_window,
+            offered: None,
+            flush_all: false,
             peer_fin_reported: false,
             app_closed: false,
             events: Events::NONE,

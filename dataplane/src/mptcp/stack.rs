@@ -462,6 +462,11 @@ impl<S, O: SegmentSink<S>> HookSink<S, Ctx<S>> for Out<'_, S, O> {
     }
 }
 
+/// The bit set of the first `n` subflows.
+fn all(n: usize) -> u32 {
+    1u32.checked_shl(n as u32).map_or(u32::MAX, |b| b - 1)
+}
+
 /// Facts about a connection for the application and operators.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MskInfo {
@@ -859,14 +864,26 @@ impl<S: SharedBuf> Stack<S> {
     fn run(&mut self, m: MskId, now: Instant, out: &mut impl SegmentSink<S>) {
         let Some(k) = self.ctx.msk_mut(m) else { return };
         k.dirty = false;
+        // Subflows (bit i: `subflows[i]`) that were given something to send.
+        let mut touched = if std::mem::take(&mut k.flush_all) {
+            all(k.subflows.len())
+        } else {
+            0
+        };
         if k.phase == Phase::Established {
-            self.push(m);
+            touched |= self.push(m);
         }
-        self.data_fin(m);
-        self.sync_window(m);
-        self.check_closed(m);
+        touched |= self.data_fin(m);
+        touched |= self.sync_window(m);
+        touched |= self.check_closed(m);
         let Some(k) = self.ctx.msk_mut(m) else { return };
-        let ids: ArrayVec<ConnId, MAX_SUBFLOWS> = k.subflows.iter().map(|e| e.id).collect();
+        let ids: ArrayVec<ConnId, MAX_SUBFLOWS> = k
+            .subflows
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| touched & (1 << i) != 0)
+            .map(|(_, e)| e.id)
+            .collect();
         let outstanding = k.snd_una.before(k.snd_nxt) || matches!(k.fin, SendFin::Sent(_));
         if outstanding && k.timer_at.is_none() {
             let at = now + self.rtx_interval(m);
@@ -896,17 +913,23 @@ impl<S: SharedBuf> Stack<S> {
         }
     }
 
-    /// Maps queued data onto subflows as the scheduler picks them.
-    fn push(&mut self, m: MskId) {
+    /// Maps queued data onto subflows as the scheduler picks them; returns the
+    /// subflows sent on.
+    fn push(&mut self, m: MskId) -> u32 {
         let Stack { tcp, ctx, .. } = self;
         let mib = &mut ctx.mib;
         let Some(k) = ctx.slots.get_mut(m.index as usize).and_then(Option::as_mut) else {
-            return;
+            return 0;
         };
+        let mut touched = 0u32;
         if k.fallback {
             // One subflow, bytes in order: hand everything over as it fits.
-            let Some(e) = k.subflows.first() else { return };
-            let Some(c) = tcp.get_mut(e.id) else { return };
+            let Some(e) = k.subflows.first() else {
+                return 0;
+            };
+            let Some(c) = tcp.get_mut(e.id) else {
+                return 0;
+            };
             while k.snd_nxt.before(k.snd_end) {
                 let Some(p) = k.payload_at(k.snd_nxt) else {
                     break;
@@ -921,8 +944,9 @@ impl<S: SharedBuf> Stack<S> {
                     break;
                 }
                 k.snd_nxt += len as u64;
+                touched = 1;
             }
-            return;
+            return touched;
         }
         loop {
             let (dsn, retrans) = match k.retrans_nxt {
@@ -999,6 +1023,7 @@ impl<S: SharedBuf> Stack<S> {
                 let seq = c.send_seq_end();
                 if c.send(chunk.clone()).is_ok() {
                     sent |= c.hook_mut().record_tx(seq, dsn, &chunk, k.csum);
+                    touched |= 1 << i;
                 }
             }
             if !sent {
@@ -1012,53 +1037,67 @@ impl<S: SharedBuf> Stack<S> {
                 k.snd_nxt = dsn + len as u64;
             }
         }
+        touched
     }
 
     /// Sends the DATA_FIN once the application closed and all data is mapped (a FIN
-    /// on the one subflow of a plain connection).
-    fn data_fin(&mut self, m: MskId) {
-        let Some(k) = self.ctx.msk_mut(m) else { return };
-        if !k.app_closed || k.phase == Phase::Connecting {
-            return;
+    /// on the one subflow of a plain connection); returns the subflows told to send.
+    fn data_fin(&mut self, m: MskId) -> u32 {
+        let Some(k) = self.ctx.msk_mut(m) else {
+            return 0;
+        };
+        if !k.app_closed || k.phase == Phase::Connecting || k.snd_nxt != k.snd_end {
+            return 0;
         }
         if k.fallback {
-            if k.snd_nxt == k.snd_end {
-                for e in &k.subflows {
-                    if let Some(c) = self.tcp.get_mut(e.id) {
-                        c.close();
-                    }
+            for e in &k.subflows {
+                if let Some(c) = self.tcp.get_mut(e.id) {
+                    c.close();
                 }
             }
-            return;
+            return all(k.subflows.len());
         }
-        if k.fin == SendFin::None && k.snd_nxt == k.snd_end && k.phase == Phase::Established {
+        if k.fin == SendFin::None && k.phase == Phase::Established {
             k.fin = SendFin::Sent(k.snd_end);
             for e in &k.subflows {
                 if let Some(c) = self.tcp.get_mut(e.id) {
                     c.ack_soon();
                 }
             }
+            return all(k.subflows.len());
         }
+        0
     }
 
-    /// Offers the shared receive window on every subflow.
-    fn sync_window(&mut self, m: MskId) {
-        let Some(k) = self.ctx.msk_mut(m) else { return };
-        let Some(r) = k.rcv.as_mut() else { return };
+    /// Offers the shared receive window on every subflow when it changed (or a
+    /// subflow joined); returns the subflows given a new budget.
+    fn sync_window(&mut self, m: MskId) -> u32 {
+        let Some(k) = self.ctx.msk_mut(m) else {
+            return 0;
+        };
+        let Some(r) = k.rcv.as_mut() else { return 0 };
         // The window is what the buffer holds beyond the unread in-order bytes: held
         // out-of-order data lies inside it.
         let free = (k.recv_window as usize).saturating_sub(r.ready_bytes()) as u32;
+        if k.offered == Some(free) {
+            return 0;
+        }
+        k.offered = Some(free);
         r.set_window(free);
         for e in &k.subflows {
             if let Some(c) = self.tcp.get_mut(e.id) {
                 c.set_recv_budget(free);
             }
         }
+        all(k.subflows.len())
     }
 
-    /// Reports the peer's DATA_FIN and ends the connection once both are done.
-    fn check_closed(&mut self, m: MskId) {
-        let Some(k) = self.ctx.msk_mut(m) else { return };
+    /// Reports the peer's DATA_FIN and ends the connection once both are done; returns
+    /// the subflows closed.
+    fn check_closed(&mut self, m: MskId) -> u32 {
+        let Some(k) = self.ctx.msk_mut(m) else {
+            return 0;
+        };
         let peer_done = k.rcv.as_ref().is_some_and(|r| r.fin_reached());
         if peer_done && !k.peer_fin_reported {
             k.peer_fin_reported = true;
@@ -1072,7 +1111,9 @@ impl<S: SharedBuf> Stack<S> {
                     c.close();
                 }
             }
+            return all(k.subflows.len());
         }
+        0
     }
 
     /// The connection-level retransmission interval: the largest subflow RTO, at
@@ -1110,6 +1151,7 @@ impl<S: SharedBuf> Stack<S> {
                     c.ack_soon();
                 }
             }
+            k.flush_all = true;
         }
         if !progressed && k.snd_una.before(k.snd_nxt) {
             let mut newly_stale = 0;

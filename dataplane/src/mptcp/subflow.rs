@@ -911,6 +911,7 @@ impl<S: SharedBuf> Hook<S> for Subflow<S> {
             let entry = SfEntry::new(id, join, self.peer_backup, self.remote_id);
             // Room was checked when the subflow was admitted.
             let _ = msk.subflows.try_push(entry);
+            msk.offered = None;
         }
     }
 
