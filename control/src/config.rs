@@ -65,6 +65,8 @@ pub struct MptcpConfig {
     pub recv_buffer: u32,
     /// Connection-level send buffer, bytes.
     pub send_buffer: u32,
+    /// Seconds between ADD_ADDR retransmissions until echoed (`add_addr_timeout`).
+    pub add_addr_timeout: u32,
 }
 
 impl Default for MptcpConfig {
@@ -79,8 +81,17 @@ impl Default for MptcpConfig {
             stale_loss_cnt: 4,
             recv_buffer: 4 << 20,
             send_buffer: 4 << 20,
+            add_addr_timeout: 120,
         }
     }
+}
+
+/// Path-manager flags of a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortFlag {
+    /// Announce the port's addresses with ADD_ADDR.
+    Signal,
 }
 
 /// The packet schedulers.
@@ -231,6 +242,10 @@ pub struct PortConfig {
     /// Layer-3 MTU.
     #[serde(default = "default_mtu")]
     pub mtu: u16,
+    /// Path-manager flags, as `ip mptcp endpoint` names them: `signal` announces the
+    /// port's addresses (ADD_ADDR) on every MPTCP connection accepted elsewhere.
+    #[serde(default)]
+    pub flags: Vec<PortFlag>,
 }
 
 fn default_mtu() -> u16 {
@@ -476,6 +491,12 @@ impl Config {
         let m = &self.mptcp;
         if m.subflows > 8 {
             bail!(key_err("mptcp.subflows", "at most 8 additional subflows"));
+        }
+        if m.add_addr_timeout == 0 {
+            bail!(key_err(
+                "mptcp.add_addr_timeout",
+                "must be at least 1 second"
+            ));
         }
         if m.stale_loss_cnt == 0 {
             bail!(key_err("mptcp.stale_loss_cnt", "must be at least 1"));

@@ -227,6 +227,17 @@ mod imp {
                 secrets: secrets.clone(),
                 mptcp: mptcp_config(&cfg.mptcp),
                 keys,
+                signal: cfg
+                    .ports
+                    .iter()
+                    .filter(|p| p.flags.contains(&crate::config::PortFlag::Signal))
+                    .flat_map(|p| {
+                        p.ipv4
+                            .iter()
+                            .map(|n| IpAddr::from(n.addr()))
+                            .chain(p.ipv6.iter().map(|n| IpAddr::from(n.addr())))
+                    })
+                    .collect(),
                 worker: (workers.len() as u16, cfg.dataplane.workers.len() as u16),
                 diag: cfg
                     .diag
@@ -311,6 +322,7 @@ mod imp {
             stale_loss_cnt: m.stale_loss_cnt,
             recv_window: m.recv_buffer,
             send_budget: m.send_buffer,
+            add_addr_timeout: Duration::from_secs(u64::from(m.add_addr_timeout)),
             ..MptcpSettings::default()
         }
     }

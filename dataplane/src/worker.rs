@@ -30,7 +30,7 @@ use crate::tcp::table::TableConfig;
 use crate::tcp::{FourTuple, Instant, Payload, SegmentOut};
 use crate::wire::{Frame, WireError};
 use crossbeam::channel::{Receiver, TryRecvError};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// Iterations between two looks at the command channel (and counter refreshes).
 const CONTROL_EVERY: u32 = 256;
@@ -97,6 +97,8 @@ pub struct TcpSetup {
     pub keys: KeySource,
     /// This worker's index and the number of workers (tokens name their owner).
     pub worker: (u16, u16),
+    /// Addresses announced (ADD_ADDR) on every MPTCP connection accepted.
+    pub signal: Vec<IpAddr>,
     /// Diagnostic services by listening address.
     pub diag: Vec<(SocketAddr, DiagMode)>,
 }
@@ -131,6 +133,7 @@ impl<P: Port> Worker<P> {
             tcp.worker,
             Instant::from_nanos(now),
         );
+        table.set_signal(&tcp.signal);
         let patterns = match ports.first_mut() {
             Some(p) => (0..MAX_SOURCES)
                 .map_while(|_| source_pattern(&mut p.port))

@@ -215,6 +215,8 @@ struct Scenario {
     kill: Option<(usize, Duration)>,
     /// SYNs with MPTCP options from the client are black-holed.
     blackhole_mptcp_syns: bool,
+    /// The server announces its address on path 1 (ADD_ADDR).
+    server_signal: bool,
 }
 
 struct Outcome {
@@ -259,6 +261,9 @@ fn run(sc: Scenario) -> Outcome {
         sc.seed,
     );
     c.drop_mptcp_syns = sc.blackhole_mptcp_syns;
+    if sc.server_signal {
+        s.stack.set_signal(&[server_addr(1)]);
+    }
     for i in 0..n {
         s.stack.listen(SocketAddr::new(server_addr(i), SERVER_PORT));
         s.stack.set_address_id(server_addr(i), i as u8);
@@ -413,6 +418,7 @@ fn scenario(seed: u64, paths: Vec<Faults>) -> Scenario {
         },
         kill: None,
         blackhole_mptcp_syns: false,
+        server_signal: false,
     }
 }
 
@@ -536,4 +542,20 @@ fn black_holed_mptcp_syns_fall_back_to_tcp_after_two_retransmissions() {
     assert_eq!(c.get(Mib::MPCapableSYNTXDrop), 1);
     assert_eq!(c.get(Mib::MPCapableFallbackSYNACK), 1);
     assert_eq!(o.server.stack.mib().get(Mib::MPCapableSYNRX), 0);
+}
+
+#[test]
+fn the_server_announces_its_other_address_and_the_client_echoes() {
+    let mut sc = scenario(19, vec![clean(5, 100), clean(5, 100)]);
+    sc.server_signal = true;
+    let o = run(sc);
+    let (c, s) = (o.client.stack.mib(), o.server.stack.mib());
+    assert_eq!(
+        s.get(Mib::AddAddrTx),
+        1,
+        "announced once (echoed before the timeout)"
+    );
+    assert_eq!(c.get(Mib::AddAddr), 1, "the client verified the HMAC");
+    assert_eq!(c.get(Mib::AddAddrDrop), 0);
+    assert_eq!(s.get(Mib::EchoAdd), 1, "the echo came back");
 }

@@ -59,6 +59,7 @@ fn rig() -> Rig {
         mptcp: dataplane::mptcp::stack::Config::default(),
         keys: dataplane::mptcp::crypto::KeySource::from_seed([7; 32]),
         worker: (0, 1),
+        signal: Vec::new(),
         diag: Vec::new(),
     };
     let worker = Worker::new(vec![WorkerPort::new(gw, host)], tcp, writer, rx, 0);

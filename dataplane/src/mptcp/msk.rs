@@ -14,9 +14,26 @@ use super::scheduler::Scheduler;
 use crate::port::SharedBuf;
 use crate::seq::Dsn;
 use crate::tcp::{ConnId, Events, Instant, Payload};
+use crate::wire::mptcp::AddAddr;
 use arrayvec::ArrayVec;
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+
+/// Addresses announced per connection at most.
+pub const MAX_ANNOUNCED: usize = 8;
+
+/// An address this side announces with ADD_ADDR.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Announce {
+    /// Its address id.
+    pub id: u8,
+    /// The address.
+    pub addr: IpAddr,
+    /// When it was last sent; `None` before the first time.
+    pub sent_at: Option<Instant>,
+    /// The peer echoed it.
+    pub echoed: bool,
+}
 
 /// Most subflows of one connection (Linux's limit is 8 additional ones).
 pub const MAX_SUBFLOWS: usize = 9;
@@ -153,6 +170,10 @@ pub struct Msk<S> {
     pub(super) rcv: Option<Reassembly<S>>,
     /// Receive buffer, bytes.
     pub(super) recv_window: u32,
+    /// Our addresses to announce, until echoed.
+    pub(super) announce: ArrayVec<Announce, MAX_ANNOUNCED>,
+    /// Echoes owed for the peer's announcements.
+    pub(super) echo_due: ArrayVec<AddAddr, 4>,
     /// Every subflow must be flushed at the next settle (the timer asked for ACKs).
     pub(super) flush_all: bool,
     /// The window last given to the subflows (`None`: give it again, a subflow joined).
@@ -224,6 +245,8 @@ impl<S: SharedBuf> Msk<S> {
             rcv: None,
             recv_window,
             offered: None,
+            announce: ArrayVec::new(),
+            echo_due: ArrayVec::new(),
             flush_all: false,
             peer_fin_reported: false,
             app_closed: false,
@@ -346,6 +369,22 @@ impl<S: SharedBuf> Msk<S> {
         if self.snd_una.before(self.snd_nxt) {
             self.retrans_nxt = Some(self.snd_una);
         }
+    }
+
+    /// The next ADD_ADDR due at `now` (never sent, or unechoed for `timeout`).
+    pub(super) fn announce_due(&self, now: Instant, timeout: std::time::Duration) -> Option<usize> {
+        self.announce
+            .iter()
+            .position(|a| !a.echoed && a.sent_at.is_none_or(|t| now.since(t) >= timeout))
+    }
+
+    /// When the next ADD_ADDR retransmission falls due, if any is unechoed.
+    pub(super) fn announce_deadline(&self, timeout: std::time::Duration) -> Option<Instant> {
+        self.announce
+            .iter()
+            .filter(|a| !a.echoed)
+            .filter_map(|a| a.sent_at.map(|t| t + timeout))
+            .min()
     }
 
     /// True when the subflow `id` belongs to this connection.

@@ -96,6 +96,8 @@ pub struct Config {
     pub max_conns: usize,
     /// Floor of the connection-level retransmission timer.
     pub rtx_min: Duration,
+    /// ADD_ADDR retransmission interval until echoed (`add_addr_timeout`).
+    pub add_addr_timeout: Duration,
 }
 
 impl Default for Config {
@@ -115,6 +117,7 @@ impl Default for Config {
             stale_loss_cnt: 4,
             max_conns: 65_536,
             rtx_min: Duration::from_millis(200),
+            add_addr_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -159,6 +162,10 @@ pub struct Ctx<S> {
     dirty: VecDeque<MskId>,
     /// Connections with events for the application.
     ready: VecDeque<MskId>,
+    /// Our addresses announced on every passive connection (`signal`), with their ids.
+    signal: Vec<(u8, IpAddr)>,
+    /// The time of the input being processed.
+    pub(super) now: Instant,
 }
 
 impl<S: SharedBuf> Ctx<S> {
@@ -390,6 +397,26 @@ impl<S: SharedBuf> Ctx<S> {
         self.mark(id);
     }
 
+    /// Queues our `signal` addresses for announcement on `id` (all but the one the
+    /// connection came to, of its family).
+    pub(super) fn queue_announcements(&mut self, id: MskId) {
+        let signal = std::mem::take(&mut self.signal);
+        if let Some(m) = self.msk_mut(id) {
+            let local = m.local.ip();
+            for &(aid, addr) in &signal {
+                if addr != local && addr.is_ipv4() == local.is_ipv4() {
+                    let _ = m.announce.try_push(super::msk::Announce {
+                        id: aid,
+                        addr,
+                        sent_at: None,
+                        echoed: false,
+                    });
+                }
+            }
+        }
+        self.signal = signal;
+    }
+
     /// The peer's key for an MP_FASTCLOSE, when `id` is being aborted.
     pub(super) fn fastclose_key(&self, id: MskId) -> Option<u64> {
         self.msk(id)
@@ -541,6 +568,8 @@ impl<S: SharedBuf> Stack<S> {
                 bad_options: 0,
                 dirty: VecDeque::new(),
                 ready: VecDeque::new(),
+                signal: Vec::new(),
+                now,
             },
             timers: TimerWheel::new(wheel_slots, now),
             fired: Vec::new(),
@@ -575,6 +604,18 @@ impl<S: SharedBuf> Stack<S> {
     /// Names our address `ip` with address id `id` in MP_JOIN and ADD_ADDR.
     pub fn set_address_id(&mut self, ip: IpAddr, id: u8) {
         self.ctx.addr_ids.insert(ip, id);
+    }
+
+    /// Announces `addrs` (ADD_ADDR, ids 1, 2, … in order) on every connection a
+    /// listener accepts, except the address the connection came to; at most
+    /// [`super::msk::MAX_ANNOUNCED`].
+    pub fn set_signal(&mut self, addrs: &[IpAddr]) {
+        self.ctx.signal.clear();
+        for (i, &ip) in addrs.iter().take(super::msk::MAX_ANNOUNCED).enumerate() {
+            let id = i as u8 + 1;
+            self.ctx.signal.push((id, ip));
+            self.ctx.addr_ids.insert(ip, id);
+        }
     }
 
     /// Accepts connections on `addr`.
@@ -668,6 +709,7 @@ impl<S: SharedBuf> Stack<S> {
         now: Instant,
         out: &mut impl SegmentSink<S>,
     ) {
+        self.ctx.now = now;
         let mut o = Out {
             sink: out,
             ctx: &mut self.ctx,
@@ -678,6 +720,7 @@ impl<S: SharedBuf> Stack<S> {
 
     /// Runs the subflow and connection timers due at `now`.
     pub fn on_timers(&mut self, now: Instant, out: &mut impl SegmentSink<S>) {
+        self.ctx.now = now;
         let mut o = Out {
             sink: out,
             ctx: &mut self.ctx,
@@ -791,6 +834,7 @@ impl<S: SharedBuf> Stack<S> {
 
     /// Transmits what `m` has to send and frees it once closed and unused.
     pub fn flush(&mut self, m: MskId, now: Instant, out: &mut impl SegmentSink<S>) {
+        self.ctx.now = now;
         self.ctx.mark(m);
         self.settle(now, out);
     }
@@ -876,6 +920,8 @@ impl<S: SharedBuf> Stack<S> {
         touched |= self.data_fin(m);
         touched |= self.sync_window(m);
         touched |= self.check_closed(m);
+        touched |= self.signal_addresses(m, now);
+        let add_addr_timeout = self.ctx.cfg.add_addr_timeout;
         let Some(k) = self.ctx.msk_mut(m) else { return };
         let ids: ArrayVec<ConnId, MAX_SUBFLOWS> = k
             .subflows
@@ -885,8 +931,14 @@ impl<S: SharedBuf> Stack<S> {
             .map(|(_, e)| e.id)
             .collect();
         let outstanding = k.snd_una.before(k.snd_nxt) || matches!(k.fin, SendFin::Sent(_));
-        if outstanding && k.timer_at.is_none() {
-            let at = now + self.rtx_interval(m);
+        let announce_at = k.announce_deadline(add_addr_timeout);
+        if (outstanding || announce_at.is_some()) && k.timer_at.is_none() {
+            let rtx = now + self.rtx_interval(m);
+            let at = match (outstanding, announce_at) {
+                (true, Some(a)) => rtx.min(a),
+                (false, Some(a)) => a,
+                _ => rtx,
+            };
             if let Some(k) = self.ctx.msk_mut(m) {
                 k.timer_at = Some(at);
                 k.timer_una = k.snd_una;
@@ -1116,6 +1168,30 @@ impl<S: SharedBuf> Stack<S> {
         0
     }
 
+    /// Asks a subflow for an ACK when an ADD_ADDR (or an echo) is due; returns it.
+    fn signal_addresses(&mut self, m: MskId, now: Instant) -> u32 {
+        let timeout = self.ctx.cfg.add_addr_timeout;
+        let Some(k) = self.ctx.msk_mut(m) else {
+            return 0;
+        };
+        if k.phase != Phase::Established || k.fallback {
+            return 0;
+        }
+        if k.announce_due(now, timeout).is_none() && k.echo_due.is_empty() {
+            return 0;
+        }
+        for (i, e) in k.subflows.iter().enumerate() {
+            if !e.established {
+                continue;
+            }
+            if let Some(c) = self.tcp.get_mut(e.id) {
+                c.ack_soon();
+                return 1 << i;
+            }
+        }
+        0
+    }
+
     /// The connection-level retransmission interval: the largest subflow RTO, at
     /// least `rtx_min`, backed off.
     fn rtx_interval(&mut self, m: MskId) -> Duration {
@@ -1141,6 +1217,11 @@ impl<S: SharedBuf> Stack<S> {
             return;
         }
         k.timer_at = None;
+        if k.snd_una == k.snd_nxt && !matches!(k.fin, SendFin::Sent(_)) {
+            // Only an ADD_ADDR retransmission was due.
+            self.ctx.mark(m);
+            return;
+        }
         let progressed = k.snd_una != k.timer_una;
         if !progressed {
             k.backoffs += 1;
@@ -1153,6 +1234,7 @@ impl<S: SharedBuf> Stack<S> {
             }
             k.flush_all = true;
         }
+        // A due ADD_ADDR retransmission is picked up by the settle this mark causes.
         if !progressed && k.snd_una.before(k.snd_nxt) {
             let mut newly_stale = 0;
             let usable_others = k

@@ -21,7 +21,7 @@ use crate::tcp::{
 };
 use crate::wire::checksum;
 use crate::wire::mptcp::{
-    reset_reason, DsnField, Dss, Mapping, MpCapable, MpJoin, MpcVariant, MptcpOption,
+    reset_reason, AddAddr, DsnField, Dss, Mapping, MpCapable, MpJoin, MpcVariant, MptcpOption,
 };
 use crate::wire::tcp::{OptionsBuf, TcpFlags, TcpOption, TcpOptions};
 use arrayvec::ArrayVec;
@@ -312,6 +312,21 @@ impl<S: SharedBuf> Subflow<S> {
         opts: &[MptcpOption],
         meta: &SegmentMeta,
     ) -> Verdict {
+        let mut announce = false;
+        let v = self.on_third_ack_options(ctx, opts, meta, &mut announce);
+        if announce {
+            ctx.queue_announcements(self.msk);
+        }
+        v
+    }
+
+    fn on_third_ack_options(
+        &mut self,
+        ctx: &mut Ctx<S>,
+        opts: &[MptcpOption],
+        meta: &SegmentMeta,
+        announce: &mut bool,
+    ) -> Verdict {
         let id = self.id;
         let msk_id = self.msk;
         let Some((msk, mib, _)) = ctx.split(msk_id) else {
@@ -358,6 +373,7 @@ impl<S: SharedBuf> Subflow<S> {
                 self.stage = Stage::Established;
                 self.fully_established = true;
                 mib.inc(Mib::MPCapableACKRX);
+                *announce = true;
                 if let (Some((len, csum)), Some(ack)) = (data, msk.data_ack()) {
                     if len > 0 {
                         self.add_rx_map(RxMap {
@@ -517,8 +533,16 @@ impl<S: SharedBuf> Subflow<S> {
                 MptcpOption::AddAddr(a) => {
                     if a.is_echo() {
                         let _ = bumps.try_push(Mib::EchoAdd);
+                        for ann in msk.announce.iter_mut() {
+                            if ann.id == a.addr_id && ann.addr == a.addr {
+                                ann.echoed = true;
+                            }
+                        }
                     } else if msk.keys.as_ref().is_some_and(|k| k.verify_add_addr(&a)) {
                         let _ = bumps.try_push(Mib::AddAddr);
+                        if !msk.echo_due.contains(&a.echo()) {
+                            let _ = msk.echo_due.try_push(a.echo());
+                        }
                     } else {
                         let _ = bumps.try_push(Mib::AddAddrDrop);
                     }
@@ -761,6 +785,43 @@ impl<S: SharedBuf> Subflow<S> {
         self.push_dss(msk, opts, map, meta);
     }
 
+    /// On a pure ACK: an ADD_ADDR that is due, or an echo we owe, if it fits.
+    fn signal_option(&self, ctx: &mut Ctx<S>, opts: &mut OptionsBuf, meta: &SegmentMeta) {
+        if meta.data_len > 0 || self.role == Role::Plain || self.stage != Stage::Established {
+            return;
+        }
+        let now = ctx.now;
+        let timeout = ctx.cfg.add_addr_timeout;
+        let Some((msk, mib, _)) = ctx.split(self.msk) else {
+            return;
+        };
+        if msk.fallback {
+            return;
+        }
+        if let Some(i) = msk.announce_due(now, timeout) {
+            let Some(keys) = msk.keys.as_ref() else {
+                return;
+            };
+            let a = msk.announce[i];
+            let opt = AddAddr {
+                addr_id: a.id,
+                addr: a.addr,
+                port: None,
+                hmac: Some(keys.add_addr_hmac(a.id, a.addr, None)),
+            };
+            if opts.push_mptcp(&MptcpOption::AddAddr(opt)).is_ok() {
+                msk.announce[i].sent_at = Some(now);
+                mib.inc(Mib::AddAddrTx);
+            }
+            return;
+        }
+        if let Some(echo) = msk.echo_due.first().copied() {
+            if opts.push_mptcp(&MptcpOption::AddAddr(echo)).is_ok() {
+                msk.echo_due.remove(0);
+            }
+        }
+    }
+
     fn push_dss(
         &self,
         msk: &super::msk::Msk<S>,
@@ -952,6 +1013,7 @@ impl<S: SharedBuf> Hook<S> for Subflow<S> {
             return;
         }
         self.established_option(ctx, opts, meta);
+        self.signal_option(ctx, opts, meta);
     }
 
     fn on_options(&mut self, ctx: &mut Ctx<S>, raw: &[u8], meta: &SegmentMeta) -> Verdict {

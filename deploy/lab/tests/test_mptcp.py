@@ -65,3 +65,22 @@ def test_discard_counts_every_byte_over_mptcp(mp_lab):
     res = mptcp_transfer(lab, GW4, 9, 32 << 20, mode="discard", timeout=120)
     assert res["bytes_sent"] == 32 << 20
     assert lab.wait_counter("diag_bytes_discarded", before + (32 << 20)) == before + (32 << 20)
+
+
+def test_mpgw_announces_its_second_address_and_the_client_echoes_it(mp_lab):
+    # down1 has flags = ["signal"]: on a connection to 192.0.2.1 mpgw announces
+    # 198.51.100.1 (ADD_ADDR with HMAC); the client (add_addr_accepted 2) verifies the
+    # HMAC (MPTcpExtAddAddr) and echoes it.
+    lab = mp_lab
+    before, gw_before = nstat(lab, lab.cli), lab.stats()["mptcp_mib"]
+    res = mptcp_transfer(lab, GW4, 7, 8 << 20, mode="echo", timeout=120)
+    after, gw = nstat(lab, lab.cli), lab.stats()["mptcp_mib"]
+    assert res["sha256_sent"] == res["sha256_received"], res
+    assert _delta(before, after, MIB + "AddAddr") >= 1, "the client took the announcement"
+    assert gw[MIB + "AddAddrTx"] > gw_before[MIB + "AddAddrTx"]
+    assert gw[MIB + "EchoAdd"] > gw_before[MIB + "EchoAdd"], "the client echoed it"
+    assert gw[MIB + "AddAddrDrop"] == 0
+    # The endpoint's join is answered as before. (This kernel accepts and echoes the
+    # announcement but opens no subflow to it while its `subflow` endpoint already has
+    # one: see docs/status.md.)
+    assert _delta(before, after, MIB + "MPJoinSynAckRx") >= 1
