@@ -84,6 +84,8 @@ struct Pair {
     m: MskId,
     /// The same connection at the listener.
     sm: Option<MskId>,
+    /// The last segment the client sent on the initial subflow.
+    last_initial: Option<(FourTuple, SegmentOut<NoBuf>)>,
 }
 
 impl Pair {
@@ -105,6 +107,7 @@ impl Pair {
             server,
             m,
             sm: None,
+            last_initial: None,
         };
         p.exchange(to_s);
         assert_eq!(p.client.info(m).unwrap().phase, Phase::Established);
@@ -119,6 +122,9 @@ impl Pair {
             for (t, seg) in std::mem::take(&mut to_s) {
                 self.server
                     .on_segment(flipped(&t), received(&seg), now(), &mut to_c);
+                if t.local.port() == 40000 {
+                    self.last_initial = Some((t, seg));
+                }
             }
             for (t, seg) in std::mem::take(&mut to_c) {
                 self.client
@@ -340,5 +346,45 @@ fn joins_beyond_the_subflow_limit_are_refused_with_a_reason() {
         p.server.tcp().len(),
         3,
         "nothing allocated for the refused join"
+    );
+}
+
+#[test]
+fn remove_addr_resets_every_subflow_to_that_address() {
+    let mut p = Pair::new();
+    let mut to_s = Out::new();
+    let path = JoinPath {
+        local: "192.0.2.2:40030".parse().unwrap(),
+        remote: server_addr(),
+        local_id: 1,
+        backup: false,
+    };
+    assert!(p.client.join(p.m, &path, now(), &mut to_s));
+    p.exchange(to_s);
+    assert_eq!(p.server.tcp().len(), 2);
+    // The client removes its address id 1, on the initial subflow (a duplicate ACK).
+    let (t, mut ack) = p.last_initial.clone().unwrap();
+    assert!(ack.flags.contains(TcpFlags::ACK));
+    let mut opts = OptionsBuf::new();
+    opts.push_mptcp(&MptcpOption::RemoveAddr(
+        dataplane::wire::mptcp::RemoveAddr::new(&[1]).unwrap(),
+    ))
+    .unwrap();
+    ack.options = opts;
+    ack.payload = None;
+    let mut out = Out::new();
+    p.server
+        .on_segment(flipped(&t), received(&ack), now(), &mut out);
+    assert_eq!(p.server.mib().get(Mib::RmAddr), 1);
+    assert_eq!(p.server.mib().get(Mib::RmSubflow), 1);
+    assert!(
+        out.iter()
+            .any(|(tt, s)| tt.remote.port() == 40030 && s.flags.contains(TcpFlags::RST)),
+        "the join subflow is reset: {out:?}"
+    );
+    assert_eq!(p.server.tcp().len(), 1, "the initial subflow stays");
+    assert_eq!(
+        p.server.info(p.sm.unwrap()).unwrap().phase,
+        Phase::Established
     );
 }

@@ -172,6 +172,8 @@ pub struct Msk<S> {
     pub(super) recv_window: u32,
     /// Our addresses to announce, until echoed.
     pub(super) announce: ArrayVec<Announce, MAX_ANNOUNCED>,
+    /// Address ids the peer removed (REMOVE_ADDR) whose subflows are still to reset.
+    pub(super) removed_ids: ArrayVec<u8, 8>,
     /// Echoes owed for the peer's announcements.
     pub(super) echo_due: ArrayVec<AddAddr, 4>,
     /// Every subflow must be flushed at the next settle (the timer asked for ACKs).
@@ -247,6 +249,7 @@ impl<S: SharedBuf> Msk<S> {
             offered: None,
             announce: ArrayVec::new(),
             echo_due: ArrayVec::new(),
+            removed_ids: ArrayVec::new(),
             flush_all: false,
             peer_fin_reported: false,
             app_closed: false,

@@ -921,6 +921,7 @@ impl<S: SharedBuf> Stack<S> {
         touched |= self.sync_window(m);
         touched |= self.check_closed(m);
         touched |= self.signal_addresses(m, now);
+        self.remove_subflows(m, now, out);
         let add_addr_timeout = self.ctx.cfg.add_addr_timeout;
         let Some(k) = self.ctx.msk_mut(m) else { return };
         let ids: ArrayVec<ConnId, MAX_SUBFLOWS> = k
@@ -1166,6 +1167,34 @@ impl<S: SharedBuf> Stack<S> {
             return all(k.subflows.len());
         }
         0
+    }
+
+    /// Resets the subflows whose remote address the peer removed (REMOVE_ADDR).
+    fn remove_subflows(&mut self, m: MskId, now: Instant, out: &mut impl SegmentSink<S>) {
+        let Some(k) = self.ctx.msk_mut(m) else { return };
+        if k.removed_ids.is_empty() {
+            return;
+        }
+        let removed = std::mem::take(&mut k.removed_ids);
+        let gone: ArrayVec<ConnId, MAX_SUBFLOWS> = k
+            .subflows
+            .iter()
+            .filter(|e| removed.contains(&e.remote_id))
+            .map(|e| e.id)
+            .collect();
+        for _ in &gone {
+            self.ctx.mib.inc(Mib::RmSubflow);
+        }
+        let mut o = Out {
+            sink: out,
+            ctx: &mut self.ctx,
+        };
+        for id in gone {
+            if let Some(c) = self.tcp.get_mut(id) {
+                c.abort(&mut o);
+            }
+            self.tcp.flush(id, now, &mut o);
+        }
     }
 
     /// Asks a subflow for an ACK when an ADD_ADDR (or an echo) is due; returns it.

@@ -548,21 +548,13 @@ impl<S: SharedBuf> Subflow<S> {
                     }
                 }
                 MptcpOption::RemoveAddr(r) => {
+                    // Every subflow to a removed address goes, whichever subflow
+                    // carried the option; the stack resets them when it settles.
                     let _ = bumps.try_push(Mib::RmAddr);
-                    let gone = msk
-                        .subflows
-                        .iter()
-                        .filter(|e| r.ids().contains(&e.remote_id))
-                        .count();
-                    if gone > 0
-                        && id.is_some_and(|id| {
-                            msk.subflows
-                                .iter()
-                                .any(|e| e.id == id && r.ids().contains(&e.remote_id))
-                        })
-                    {
-                        let _ = bumps.try_push(Mib::RmSubflow);
-                        verdict = Verdict::Reset;
+                    for &rid in r.ids() {
+                        if !msk.removed_ids.contains(&rid) {
+                            let _ = msk.removed_ids.try_push(rid);
+                        }
                     }
                 }
                 _ => {}
