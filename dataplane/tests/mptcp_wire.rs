@@ -47,6 +47,16 @@ fn server_addr() -> SocketAddr {
     "198.51.100.1:80".parse().unwrap()
 }
 
+/// A join from the client's second address, port `port`, with address id 1.
+fn join_path(port: u16) -> JoinPath {
+    JoinPath {
+        local: SocketAddr::new([192, 0, 2, 2].into(), port),
+        remote: server_addr(),
+        local_id: 1,
+        backup: false,
+    }
+}
+
 fn now() -> Instant {
     Instant::from_nanos(1_000_000)
 }
@@ -229,12 +239,7 @@ fn a_join_with_an_unknown_token_is_reset_and_nothing_is_allocated() {
 fn a_third_ack_with_a_wrong_hmac_is_reset_and_the_connection_survives() {
     let mut p = Pair::new();
     let mut to_s = Out::new();
-    let path = JoinPath {
-        local: "192.0.2.2:40001".parse().unwrap(),
-        remote: server_addr(),
-        local_id: 1,
-        backup: false,
-    };
+    let path = join_path(40001);
     assert!(p.client.join(p.m, &path, now(), &mut to_s));
     // SYN → listener; its SYN/ACK → client; the client's third ACK is forged.
     let (t, syn) = to_s.pop().unwrap();
@@ -274,12 +279,7 @@ fn a_third_ack_with_a_wrong_hmac_is_reset_and_the_connection_survives() {
 fn a_syn_ack_with_a_wrong_hmac_makes_the_joiner_reset() {
     let mut p = Pair::new();
     let mut to_s = Out::new();
-    let path = JoinPath {
-        local: "192.0.2.2:40002".parse().unwrap(),
-        remote: server_addr(),
-        local_id: 1,
-        backup: false,
-    };
+    let path = join_path(40002);
     assert!(p.client.join(p.m, &path, now(), &mut to_s));
     let (t, syn) = to_s.pop().unwrap();
     let mut to_c = Out::new();
@@ -314,12 +314,7 @@ fn joins_beyond_the_subflow_limit_are_refused_with_a_reason() {
     // The default limit is 2 additional subflows.
     for port in 40010..40012u16 {
         let mut to_s = Out::new();
-        let path = JoinPath {
-            local: SocketAddr::new([192, 0, 2, 2].into(), port),
-            remote: server_addr(),
-            local_id: 1,
-            backup: false,
-        };
+        let path = join_path(port);
         assert!(p.client.join(p.m, &path, now(), &mut to_s));
         p.exchange(to_s);
     }
@@ -353,12 +348,7 @@ fn joins_beyond_the_subflow_limit_are_refused_with_a_reason() {
 fn remove_addr_resets_every_subflow_to_that_address() {
     let mut p = Pair::new();
     let mut to_s = Out::new();
-    let path = JoinPath {
-        local: "192.0.2.2:40030".parse().unwrap(),
-        remote: server_addr(),
-        local_id: 1,
-        backup: false,
-    };
+    let path = join_path(40030);
     assert!(p.client.join(p.m, &path, now(), &mut to_s));
     p.exchange(to_s);
     assert_eq!(p.server.tcp().len(), 2);

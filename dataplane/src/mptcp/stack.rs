@@ -171,36 +171,26 @@ pub struct Ctx<S> {
 impl<S: SharedBuf> Ctx<S> {
     /// The connection `id`.
     pub(super) fn msk(&self, id: MskId) -> Option<&Msk<S>> {
-        self.slots
-            .get(id.index as usize)?
-            .as_ref()
-            .filter(|_| self.generations[id.index as usize] == id.generation.wrapping_add(1))
+        self.slots[self.live(id)?].as_ref()
     }
 
     /// The connection `id`, writable.
     pub(super) fn msk_mut(&mut self, id: MskId) -> Option<&mut Msk<S>> {
-        let gen_ok = self
-            .generations
-            .get(id.index as usize)
-            .is_some_and(|g| *g == id.generation.wrapping_add(1));
-        self.slots
-            .get_mut(id.index as usize)?
-            .as_mut()
-            .filter(|_| gen_ok)
+        let i = self.live(id)?;
+        self.slots[i].as_mut()
     }
 
     /// The connection `id` beside the counters and settings (split borrows).
     pub(super) fn split(&mut self, id: MskId) -> Option<(&mut Msk<S>, &mut MibCounters, &Config)> {
-        let gen_ok = self
-            .generations
-            .get(id.index as usize)
-            .is_some_and(|g| *g == id.generation.wrapping_add(1));
-        let m = self
-            .slots
-            .get_mut(id.index as usize)?
-            .as_mut()
-            .filter(|_| gen_ok)?;
-        Some((m, &mut self.mib, &self.cfg))
+        let i = self.live(id)?;
+        Some((self.slots[i].as_mut()?, &mut self.mib, &self.cfg))
+    }
+
+    /// The slot of `id` when it still holds that connection (not a later one).
+    fn live(&self, id: MskId) -> Option<usize> {
+        let i = id.index as usize;
+        let current = self.generations.get(i)? == &id.generation.wrapping_add(1);
+        (current && self.slots.get(i)?.is_some()).then_some(i)
     }
 
     /// Queues `id` to be settled.
@@ -255,9 +245,9 @@ impl<S: SharedBuf> Ctx<S> {
     /// Frees connection `id` and its token.
     fn remove(&mut self, id: MskId) {
         let Some(m) = self.msk(id) else { return };
-        let token = m.local_token;
-        if m.local_key != 0 && self.tokens.lookup(token) == Some(id) {
-            self.tokens.remove(token);
+        // Only a connection with a key holds a token (unique, so it is this one's).
+        if m.local_key != 0 {
+            self.tokens.remove(m.local_token);
         }
         self.slots[id.index as usize] = None;
         self.free.push(id.index);
@@ -970,8 +960,7 @@ impl<S: SharedBuf> Stack<S> {
     /// subflows sent on.
     fn push(&mut self, m: MskId) -> u32 {
         let Stack { tcp, ctx, .. } = self;
-        let mib = &mut ctx.mib;
-        let Some(k) = ctx.slots.get_mut(m.index as usize).and_then(Option::as_mut) else {
+        let Some((k, mib, _)) = ctx.split(m) else {
             return 0;
         };
         let mut touched = 0u32;
@@ -984,16 +973,18 @@ impl<S: SharedBuf> Stack<S> {
                 return 0;
             };
             while k.snd_nxt.before(k.snd_end) {
-                let Some(p) = k.payload_at(k.snd_nxt) else {
+                let Some(mut p) = k.payload_at(k.snd_nxt) else {
                     break;
                 };
-                let p = trim_to(p, c.send_space());
+                p.truncate(c.send_space());
                 if p.is_empty() {
                     break;
                 }
                 let seq = c.send_seq_end();
                 let len = p.len();
-                if !c.hook_mut().record_tx(seq, k.snd_nxt, &p, false) || c.send(p).is_err() {
+                // Sent first, recorded after: a refused payload leaves no mapping.
+                if c.send(p.clone()).is_err() || !c.hook_mut().record_tx(seq, k.snd_nxt, &p, false)
+                {
                     break;
                 }
                 k.snd_nxt += len as u64;
@@ -1294,10 +1285,4 @@ impl<S: SharedBuf> Stack<S> {
         }
         self.ctx.mark(m);
     }
-}
-
-/// `p` cut to at most `n` bytes.
-fn trim_to<S: SharedBuf>(mut p: Payload<S>, n: usize) -> Payload<S> {
-    p.truncate(n);
-    p
 }

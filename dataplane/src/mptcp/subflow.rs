@@ -448,12 +448,11 @@ impl<S: SharedBuf> Subflow<S> {
     ) -> Verdict {
         let msk_id = self.msk;
         let id = self.id;
-        let Some(msk) = ctx.msk_mut(msk_id) else {
+        let Some((msk, mib, _)) = ctx.split(msk_id) else {
             return Verdict::Reset;
         };
         let mut mapped = false;
         let mut verdict = Verdict::Continue;
-        let mut bumps = ArrayVec::<Mib, 8>::new();
         for o in opts {
             match *o {
                 MptcpOption::Dss(dss) => {
@@ -472,7 +471,7 @@ impl<S: SharedBuf> Subflow<S> {
                     }
                     let dsn = m.dsn.expand(rcv_nxt);
                     if m.data_len == 0 {
-                        let _ = bumps.try_push(Mib::InfiniteMapRx);
+                        mib.inc(Mib::InfiniteMapRx);
                         if !msk.joined && msk.subflows.len() == 1 {
                             msk.fall_back();
                             self.role = Role::Plain;
@@ -485,7 +484,7 @@ impl<S: SharedBuf> Subflow<S> {
                         let fin_dsn = dsn + u64::from(data_len);
                         if let Some(r) = msk.rcv.as_mut() {
                             if r.set_fin(fin_dsn).is_err() {
-                                let _ = bumps.try_push(Mib::DSSNotMatching);
+                                mib.inc(Mib::DSSNotMatching);
                             }
                         }
                     }
@@ -516,41 +515,41 @@ impl<S: SharedBuf> Subflow<S> {
                     });
                 }
                 MptcpOption::MpFastclose { receiver_key } if receiver_key == msk.local_key => {
-                    let _ = bumps.try_push(Mib::MPFastcloseRx);
+                    mib.inc(Mib::MPFastcloseRx);
                     msk.phase = Phase::Closed;
                     msk.notify(Events::RESET);
                     verdict = Verdict::Reset;
                 }
                 MptcpOption::MpPrio { backup } => {
-                    let _ = bumps.try_push(Mib::MPPrioRx);
+                    mib.inc(Mib::MPPrioRx);
                     if let Some(e) = id.and_then(|id| msk.entry_mut(id)) {
                         e.backup = backup;
                     }
                 }
                 MptcpOption::MpFail { .. } => {
-                    let _ = bumps.try_push(Mib::MPFailRx);
+                    mib.inc(Mib::MPFailRx);
                 }
                 MptcpOption::AddAddr(a) => {
                     if a.is_echo() {
-                        let _ = bumps.try_push(Mib::EchoAdd);
+                        mib.inc(Mib::EchoAdd);
                         for ann in msk.announce.iter_mut() {
                             if ann.id == a.addr_id && ann.addr == a.addr {
                                 ann.echoed = true;
                             }
                         }
                     } else if msk.keys.as_ref().is_some_and(|k| k.verify_add_addr(&a)) {
-                        let _ = bumps.try_push(Mib::AddAddr);
+                        mib.inc(Mib::AddAddr);
                         if !msk.echo_due.contains(&a.echo()) {
                             let _ = msk.echo_due.try_push(a.echo());
                         }
                     } else {
-                        let _ = bumps.try_push(Mib::AddAddrDrop);
+                        mib.inc(Mib::AddAddrDrop);
                     }
                 }
                 MptcpOption::RemoveAddr(r) => {
                     // Every subflow to a removed address goes, whichever subflow
                     // carried the option; the stack resets them when it settles.
-                    let _ = bumps.try_push(Mib::RmAddr);
+                    mib.inc(Mib::RmAddr);
                     for &rid in r.ids() {
                         if !msk.removed_ids.contains(&rid) {
                             let _ = msk.removed_ids.try_push(rid);
@@ -571,10 +570,7 @@ impl<S: SharedBuf> Subflow<S> {
         {
             msk.fall_back();
             self.role = Role::Plain;
-            let _ = bumps.try_push(Mib::DssFallback);
-        }
-        for m in bumps {
-            ctx.mib.inc(m);
+            mib.inc(Mib::DssFallback);
         }
         ctx.mark(msk_id);
         verdict
