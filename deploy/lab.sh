@@ -15,6 +15,7 @@
 #   LAB=name     namespace/run-dir prefix (default: mpgw-lab)
 #   MPGW_BIN=…   the mpgw binary (default: build target/release/mpgw)
 #   MPGW_EXTRA_CONFIG=…  TOML appended to the lab configuration
+#   MPGW_WORKERS=2  two workers (lcores 1 and 2, both on CPU 1; two queue pairs per port)
 #   NO_MPGW=1    build the topology only
 set -euo pipefail
 
@@ -89,6 +90,8 @@ topology() {
   in_ns "$CLI" ip addr add 198.51.100.2/24 dev c1
   in_ns "$CLI" ip -6 addr add 2001:db8:0:1::2/64 dev c0 nodad
   in_ns "$CLI" ip -6 addr add 2001:db8:0:2::2/64 dev c1 nodad
+  # A WAN server address for the edge role, reached through either path.
+  in_ns "$CLI" ip -6 addr add 2001:db8:0:100::1/128 dev lo
   in_ns "$CLI" ip rule add from 192.0.2.2 table 100
   in_ns "$CLI" ip rule add from 198.51.100.2 table 101
   in_ns "$CLI" ip route add 192.0.2.0/24 dev c0 src 192.0.2.2 table 100
@@ -120,6 +123,11 @@ start_mpgw() {
   fi
   mkdir -p "$RUN"
   sed "s/@LAB@/$LAB/g" "$ROOT/deploy/lab/mpgw-lab.toml" >"$RUN/mpgw.toml"
+  if [[ ${MPGW_WORKERS:-1} == 2 ]]; then
+    # Two workers on a 2-CPU machine: lcore 2 shares CPU 1 with lcore 1.
+    sed -i -e 's/^workers = \[1\]/workers = [1, 2]/' -e 's/qpairs=1/qpairs=2/' \
+      -e 's/^no_pci = true/no_pci = true\nlcore_cpus = [[2, 1]]/' "$RUN/mpgw.toml"
+  fi
   # MPGW_EXTRA_CONFIG: TOML appended to the lab configuration (e.g. an [mptcp] table).
   if [ -n "${MPGW_EXTRA_CONFIG:-}" ]; then
     printf '\n%s\n' "$MPGW_EXTRA_CONFIG" >>"$RUN/mpgw.toml"

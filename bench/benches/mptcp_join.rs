@@ -131,9 +131,9 @@ impl Pair {
     /// One connection, `JOINS` joins, abort; returns the joins that completed.
     fn round(&mut self) -> u64 {
         let local = SocketAddr::new([192, 0, 2, 1].into(), self.next_port());
-        let connected = self
-            .client
-            .connect(local, server_addr(), self.now, &mut self.to_server);
+        let connected =
+            self.client
+                .connect(local, server_addr(), true, self.now, &mut self.to_server);
         let Some(m): Option<MskId> = connected else {
             return 0;
         };

@@ -39,6 +39,71 @@ pub struct Config {
     /// MPTCP settings.
     #[serde(default)]
     pub mptcp: MptcpConfig,
+    /// Relay limits.
+    #[serde(default)]
+    pub relay: RelayConfig,
+    /// Relay listeners: where the gateway accepts connections and where it relays them.
+    #[serde(default)]
+    pub listeners: Vec<ListenerConfig>,
+}
+
+/// `[relay]`: limits of the relay.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelayConfig {
+    /// Connection pairs relayed at once per worker.
+    pub max_pairs: u32,
+    /// Seconds a backend that failed a handshake is skipped.
+    pub backend_hold_down: u32,
+    /// Local ports of the connections and subflows the gateway opens, `[first, last]`.
+    pub local_ports: [u16; 2],
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            max_pairs: 65_536,
+            backend_hold_down: 10,
+            local_ports: [32_768, 60_999],
+        }
+    }
+}
+
+/// `[[listeners]]`: a relay listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// Address and port to accept on (an address of a port).
+    pub listen: SocketAddr,
+    /// `concentrator` (accepts MPTCP or TCP, opens plain TCP to a backend) or `edge`
+    /// (opens MPTCP to a backend, adding subflows by `mptcp.path_manager`).
+    pub role: Role,
+    /// Where to relay, used in turn; unreachable ones are skipped for
+    /// `relay.backend_hold_down` seconds.
+    pub backends: Vec<SocketAddr>,
+}
+
+/// The gateway's roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The server side of link bonding: terminates MPTCP, relays to plain TCP.
+    Concentrator,
+    /// The client side: turns plain TCP into MPTCP over the WAN ports.
+    Edge,
+}
+
+/// `mptcp.path_manager`: which subflows connections the gateway opens add.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PathManagerConfig {
+    /// One subflow from each `subflow` port address to the peer.
+    Default,
+    /// A subflow from every `subflow`/`fullmesh` port address to every known peer
+    /// address.
+    Fullmesh,
+    /// `mptcp.ndiffports` subflows over the first address pair.
+    Ndiffports,
 }
 
 /// `[mptcp]`: MPTCP settings, named like Linux's `net.mptcp.*` sysctls and
@@ -67,6 +132,10 @@ pub struct MptcpConfig {
     pub send_buffer: u32,
     /// Seconds between ADD_ADDR retransmissions until echoed (`add_addr_timeout`).
     pub add_addr_timeout: u32,
+    /// The subflows connections the gateway opens add (the edge role).
+    pub path_manager: PathManagerConfig,
+    /// Subflows in all with `path_manager = "ndiffports"`, 1..=9.
+    pub ndiffports: u8,
 }
 
 impl Default for MptcpConfig {
@@ -82,6 +151,8 @@ impl Default for MptcpConfig {
             recv_buffer: 4 << 20,
             send_buffer: 4 << 20,
             add_addr_timeout: 120,
+            path_manager: PathManagerConfig::Default,
+            ndiffports: 2,
         }
     }
 }
@@ -92,6 +163,12 @@ impl Default for MptcpConfig {
 pub enum PortFlag {
     /// Announce the port's addresses with ADD_ADDR.
     Signal,
+    /// Open subflows from the port's addresses (connections the gateway opens).
+    Subflow,
+    /// Like `subflow`, towards every address the peer has (`fullmesh` path manager).
+    Fullmesh,
+    /// Subflows from the port's addresses are backups (MP_JOIN with the B flag).
+    Backup,
 }
 
 /// The packet schedulers.
@@ -182,6 +259,9 @@ pub struct EalConfig {
     pub file_prefix: Option<String>,
     /// Skip the PCI bus scan (`--no-pci`): only vdevs are used.
     pub no_pci: bool,
+    /// Lcores run on another CPU than their number, as `[lcore, cpu]` pairs (e.g.
+    /// `[[2, 1]]`: two workers sharing CPU 1 on a small machine); DPDK's `--lcores`.
+    pub lcore_cpus: Vec<[u32; 2]>,
     /// Further EAL arguments, passed through verbatim before those given after `--`.
     pub args: Vec<String>,
 }
@@ -365,6 +445,14 @@ impl Config {
             }
             lcores.push(l);
         }
+        for (i, &[l, _]) in self.eal.lcore_cpus.iter().enumerate() {
+            if !lcores.contains(&l) {
+                bail!(key_err(
+                    format!("eal.lcore_cpus[{i}]"),
+                    format!("lcore {l} is neither the main lcore nor a worker")
+                ));
+            }
+        }
         if dp.mbufs_per_worker < 1024 {
             bail!(key_err(
                 "dataplane.mbufs_per_worker",
@@ -520,10 +608,88 @@ impl Config {
             if d.listen.port() == 0 {
                 bail!(key_err(key, "port 0 is not a listening port"));
             }
-            if let Some(j) = listens.insert(d.listen, i) {
+            if let Some(other) = listens.insert(d.listen, key.clone()) {
+                bail!(key_err(key, format!("{} is also {other}", d.listen)));
+            }
+        }
+        if !(1..=9).contains(&m.ndiffports) {
+            bail!(key_err("mptcp.ndiffports", "must be between 1 and 9"));
+        }
+        let r = &self.relay;
+        if r.max_pairs == 0 {
+            bail!(key_err("relay.max_pairs", "must be at least 1"));
+        }
+        let [first, last] = r.local_ports;
+        if first < 1024 || last < first {
+            bail!(key_err(
+                "relay.local_ports",
+                format!("[{first}, {last}] is not a range of unprivileged ports")
+            ));
+        }
+        let workers = dp.workers.len() as u32;
+        if u32::from(last - first) + 1 < 64 * workers {
+            bail!(key_err(
+                "relay.local_ports",
+                format!(
+                    "at least {} ports are needed for {workers} workers",
+                    64 * workers
+                )
+            ));
+        }
+        for (i, l) in self.listeners.iter().enumerate() {
+            let key = |k: &str| format!("listeners[{i}].{k}");
+            if !addrs.contains_key(&l.listen.ip()) {
                 bail!(key_err(
-                    key,
-                    format!("{} is also diag[{j}].listen", d.listen)
+                    key("listen"),
+                    format!("{} is not an address of any port", l.listen.ip())
+                ));
+            }
+            if l.listen.port() == 0 {
+                bail!(key_err(key("listen"), "port 0 is not a listening port"));
+            }
+            if (first..=last).contains(&l.listen.port()) {
+                bail!(key_err(
+                    key("listen"),
+                    format!("port {} lies in relay.local_ports", l.listen.port())
+                ));
+            }
+            if let Some(other) = listens.insert(l.listen, key("listen")) {
+                bail!(key_err(
+                    key("listen"),
+                    format!("{} is also {other}", l.listen)
+                ));
+            }
+            if l.backends.is_empty() {
+                bail!(key_err(key("backends"), "at least one backend is required"));
+            }
+            for (k, b) in l.backends.iter().enumerate() {
+                if b.port() == 0 || b.ip().is_unspecified() || b.ip().is_multicast() {
+                    bail!(key_err(
+                        format!("listeners[{i}].backends[{k}]"),
+                        format!("{b} is not a host address and port")
+                    ));
+                }
+                if addrs.contains_key(&b.ip()) {
+                    bail!(key_err(
+                        format!("listeners[{i}].backends[{k}]"),
+                        format!("{} is the gateway's own address", b.ip())
+                    ));
+                }
+                let reachable = self.ports.iter().any(|p| match b.ip() {
+                    IpAddr::V4(a) => p.gateway4.is_some() || p.ipv4.iter().any(|n| n.contains(&a)),
+                    IpAddr::V6(a) => p.gateway6.is_some() || p.ipv6.iter().any(|n| n.contains(&a)),
+                });
+                if !reachable {
+                    bail!(key_err(
+                        format!("listeners[{i}].backends[{k}]"),
+                        format!("no port is on {}'s subnet or has a gateway for it", b.ip())
+                    ));
+                }
+            }
+            if l.role == Role::Edge && !m.enabled {
+                bail!(key_err(
+                    key("role"),
+                    "the edge role opens MPTCP connections: mptcp.enabled must be true"
                 ));
             }
         }
@@ -641,6 +807,67 @@ gateway4 = "203.0.113.254"
         assert!(e.starts_with("diag[0].listen"), "{e}");
         let e = err(&with("192.0.2.1:7").replace("\"echo\"", "\"chargen\""));
         assert!(e.contains("unknown variant `chargen`"), "{e}");
+    }
+
+    #[test]
+    fn relay_listeners_are_checked_key_by_key() {
+        let with = |listener: &str| format!("{GOOD}\n[[listeners]]\n{listener}\n");
+        let good =
+            "listen = \"192.0.2.1:80\"\nrole = \"concentrator\"\nbackends = [\"203.0.113.9:80\"]";
+        let cfg = Config::parse(&with(good)).unwrap();
+        assert_eq!(cfg.listeners[0].role, Role::Concentrator);
+        assert_eq!(
+            cfg.listeners[0].backends,
+            vec!["203.0.113.9:80".parse().unwrap()]
+        );
+        for (from, to, want) in [
+            (
+                "192.0.2.1:80",
+                "192.0.2.9:80",
+                "listeners[0].listen: 192.0.2.9 is not an address",
+            ),
+            (
+                "192.0.2.1:80",
+                "192.0.2.1:40000",
+                "listeners[0].listen: port 40000 lies in relay.local_ports",
+            ),
+            (
+                "[\"203.0.113.9:80\"]",
+                "[]",
+                "listeners[0].backends: at least one",
+            ),
+            (
+                "203.0.113.9:80",
+                "192.0.2.1:81",
+                "listeners[0].backends[0]: 192.0.2.1 is the gateway's own",
+            ),
+            (
+                "203.0.113.9:80",
+                "[2001:db8:5::1]:80",
+                "listeners[0].backends[0]: no port is on",
+            ),
+            (
+                "203.0.113.9:80",
+                "203.0.113.9:0",
+                "listeners[0].backends[0]: 203.0.113.9:0 is not",
+            ),
+        ] {
+            let e = err(&with(&good.replace(from, to)));
+            assert!(e.starts_with(want), "{want}: {e}");
+        }
+        let twice = format!("{}\n[[listeners]]\n{good}\n", with(good));
+        assert!(err(&twice)
+            .starts_with("listeners[1].listen: 192.0.2.1:80 is also listeners[0].listen"));
+        let edge = with(&good.replace("concentrator", "edge"));
+        assert!(Config::parse(&edge).is_ok());
+        let e = err(&format!("{edge}\n[mptcp]\nenabled = false\n"));
+        assert!(e.starts_with("listeners[0].role"), "{e}");
+        let e = err(&format!("{GOOD}\n[relay]\nlocal_ports = [60000, 60010]\n"));
+        assert!(e.starts_with("relay.local_ports"), "{e}");
+        let e = err(&format!(
+            "{GOOD}\n[mptcp]\npath_manager = \"ndiffports\"\nndiffports = 0\n"
+        ));
+        assert!(e.starts_with("mptcp.ndiffports"), "{e}");
     }
 
     #[test]

@@ -27,7 +27,22 @@ pub fn check_config(path: &Path) -> anyhow::Result<()> {
             .map(ToString::to_string)
             .chain(p.ipv6.iter().map(ToString::to_string))
             .collect();
-        println!("  port {}: {dev}, {}", p.name, addrs.join(", "));
+        let flags: Vec<String> = p
+            .flags
+            .iter()
+            .map(|f| format!("{f:?}").to_lowercase())
+            .collect();
+        let flags = if flags.is_empty() {
+            String::new()
+        } else {
+            format!(", flags {}", flags.join(" "))
+        };
+        println!("  port {}: {dev}, {}{flags}", p.name, addrs.join(", "));
+    }
+    for l in &cfg.listeners {
+        let backends: Vec<String> = l.backends.iter().map(ToString::to_string).collect();
+        let role = format!("{:?}", l.role).to_lowercase();
+        println!("  listener {} ({role}) → {}", l.listen, backends.join(", "));
     }
     println!("  EAL: {}", eal_args(&cfg, &[]).to_argv().join(" "));
     Ok(())
@@ -43,6 +58,7 @@ fn eal_args(cfg: &Config, extra: &[String]) -> dataplane::eal_args::EalArgs {
         no_huge: cfg.eal.no_huge,
         memory_mb: cfg.eal.memory_mb,
         no_pci: cfg.eal.no_pci,
+        lcore_cpus: cfg.eal.lcore_cpus.iter().map(|&[l, c]| (l, c)).collect(),
         no_shconf: false,
         vdevs: Vec::new(),
         allow: Vec::new(),
@@ -94,6 +110,7 @@ mod imp {
 mod imp {
     use super::*;
     use crate::admin::AdminServer;
+    use crate::config::PortFlag;
     use anyhow::Context;
     use dataplane::diag::DiagMode;
     use dataplane::dpdk::{lcore, Eal, EthDev, Mempool, PortConfig as DevConfig};
@@ -101,11 +118,13 @@ mod imp {
     use dataplane::mptcp::crypto::KeySource;
     use dataplane::mptcp::mib::Mib;
     use dataplane::mptcp::stack::{Config as MptcpSettings, Coupling, SchedulerKind};
+    use dataplane::pm::{Endpoint, PathManager, PathManagerKind};
+    use dataplane::relay::{Listener, RelayConfig};
     use dataplane::stats::{self, Counter, CounterReader};
     use dataplane::tcp::secrets::Secrets;
     use dataplane::tcp::table::TableConfig;
     use dataplane::wire::ethernet::MacAddr;
-    use dataplane::worker::{Command, TcpSetup, Worker, WorkerPort};
+    use dataplane::worker::{Command, Peers, TcpSetup, Worker, WorkerPort};
     use serde_json::{json, Map, Value};
     use std::net::IpAddr;
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -215,38 +234,41 @@ mod imp {
             signal_hook::flag::register(sig, stop.clone())?;
         }
 
+        let signal = flagged_addresses(cfg, PortFlag::Signal);
+        let path_manager = path_manager(cfg, &signal);
         // One secret for every worker: a SYN cookie issued by one verifies on another.
         let secrets = Secrets::random().context("no randomness for TCP secrets")?;
         let mut workers = Vec::new();
-        for (&lcore_id, wports) in cfg.dataplane.workers.iter().zip(per_worker) {
+        let handoffs = dataplane::handoff::handoffs(queues);
+        // Where the relay's local port hand-out starts, the same for every worker.
+        let port_start = KeySource::from_os()
+            .context("no randomness for local ports")?
+            .nonce() as u16;
+        for ((&lcore_id, wports), handoff) in
+            cfg.dataplane.workers.iter().zip(per_worker).zip(handoffs)
+        {
             let (writer, reader) = stats::counters();
             let (tx, rx) = crossbeam::channel::bounded(16);
             let keys = KeySource::from_os().context("no randomness for MPTCP keys")?;
+            let worker = (workers.len() as u16, cfg.dataplane.workers.len() as u16);
             let tcp = TcpSetup {
                 table: tcp_table_config(cfg),
                 secrets: secrets.clone(),
                 mptcp: mptcp_config(&cfg.mptcp),
                 keys,
-                signal: cfg
-                    .ports
-                    .iter()
-                    .filter(|p| p.flags.contains(&crate::config::PortFlag::Signal))
-                    .flat_map(|p| {
-                        p.ipv4
-                            .iter()
-                            .map(|n| IpAddr::from(n.addr()))
-                            .chain(p.ipv6.iter().map(|n| IpAddr::from(n.addr())))
-                    })
-                    .collect(),
-                worker: (workers.len() as u16, cfg.dataplane.workers.len() as u16),
+                signal: signal.clone(),
+                worker,
                 diag: cfg
                     .diag
                     .iter()
                     .map(|d| (d.listen, diag_mode(d.mode)))
                     .collect(),
+                relay: relay_config(cfg, worker, port_start),
+                listeners: cfg.listeners.iter().map(listener).collect(),
+                path_manager: path_manager.clone(),
             };
             let join = lcore::launch(lcore_id, move || {
-                Worker::new(wports, tcp, writer, rx, 0).run()
+                Worker::new(wports, tcp, Peers { handoff }, writer, rx, 0).run()
             })
             .with_context(|| format!("cannot start the worker on lcore {lcore_id}"))?;
             workers.push(RunningWorker {
@@ -324,6 +346,79 @@ mod imp {
             send_budget: m.send_buffer,
             add_addr_timeout: Duration::from_secs(u64::from(m.add_addr_timeout)),
             ..MptcpSettings::default()
+        }
+    }
+
+    /// The addresses of the ports with `flag`, in port order.
+    fn flagged_addresses(cfg: &Config, flag: PortFlag) -> Vec<IpAddr> {
+        cfg.ports
+            .iter()
+            .filter(|p| p.flags.contains(&flag))
+            .flat_map(port_addresses)
+            .collect()
+    }
+
+    fn port_addresses(p: &crate::config::PortConfig) -> impl Iterator<Item = IpAddr> + '_ {
+        p.ipv4
+            .iter()
+            .map(|n| IpAddr::from(n.addr()))
+            .chain(p.ipv6.iter().map(|n| IpAddr::from(n.addr())))
+    }
+
+    /// The path manager over the `subflow`/`fullmesh` port addresses. Address ids:
+    /// the announced (`signal`) addresses have 1, 2, … in order (as the stack numbers
+    /// them), the other endpoints the ids after those.
+    fn path_manager(cfg: &Config, signal: &[IpAddr]) -> PathManager {
+        use crate::config::PathManagerConfig as K;
+        let mut next_id = signal.len() as u8 + 1;
+        let mut endpoints = Vec::new();
+        for p in &cfg.ports {
+            if !p
+                .flags
+                .iter()
+                .any(|f| matches!(f, PortFlag::Subflow | PortFlag::Fullmesh))
+            {
+                continue;
+            }
+            for addr in port_addresses(p) {
+                let id = match signal.iter().position(|&a| a == addr) {
+                    Some(i) => i as u8 + 1,
+                    None => {
+                        next_id = next_id.saturating_add(1);
+                        next_id - 1
+                    }
+                };
+                endpoints.push(Endpoint {
+                    addr,
+                    id,
+                    backup: p.flags.contains(&PortFlag::Backup),
+                });
+            }
+        }
+        let kind = match cfg.mptcp.path_manager {
+            K::Default => PathManagerKind::Default,
+            K::Fullmesh => PathManagerKind::Fullmesh,
+            K::Ndiffports => PathManagerKind::Ndiffports(cfg.mptcp.ndiffports),
+        };
+        PathManager::new(kind, endpoints)
+    }
+
+    fn relay_config(cfg: &Config, worker: (u16, u16), start: u16) -> RelayConfig {
+        let [first, last] = cfg.relay.local_ports;
+        RelayConfig {
+            max_pairs: cfg.relay.max_pairs as usize,
+            hold_down: Duration::from_secs(u64::from(cfg.relay.backend_hold_down)),
+            ports: (first, last - first + 1),
+            worker,
+            start,
+        }
+    }
+
+    fn listener(l: &crate::config::ListenerConfig) -> Listener {
+        Listener {
+            addr: l.listen,
+            backends: l.backends.clone(),
+            mptcp: l.role == crate::config::Role::Edge,
         }
     }
 

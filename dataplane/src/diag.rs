@@ -82,7 +82,7 @@ impl<S: SharedBuf, I: Copy + Eq + Hash> DiagService<S, I> {
         streams.listen(addr);
     }
 
-    /// Serves every connection of `streams` with events.
+    /// Serves every connection of `streams` with events (when it is the only service).
     pub fn poll(
         &mut self,
         streams: &mut impl Streams<S, Id = I>,
@@ -91,75 +91,90 @@ impl<S: SharedBuf, I: Copy + Eq + Hash> DiagService<S, I> {
     ) {
         while let Some(id) = streams.next_ready() {
             let events = streams.take_events(id);
-            let mode = streams
-                .local_addr(id)
-                .and_then(|a| self.modes.get(&a).copied());
-            let Some(mode) = mode else {
+            if !self.serve(streams, id, events, now, out) {
                 streams.flush(id, now, out);
-                continue;
-            };
-            if events.contains(Events::CONNECTED) {
-                self.stats.connections += 1;
             }
-            match mode {
-                DiagMode::Discard => {
-                    while let Some(p) = streams.recv(id) {
-                        self.stats.discarded += p.len() as u64;
-                    }
-                }
-                DiagMode::Echo => {
-                    // Read only what can be sent back at once: what stays unread keeps
-                    // the receive window closed, so backpressure reaches the peer.
-                    while streams
-                        .peek_recv_len(id)
-                        .is_some_and(|n| n <= streams.send_space(id))
-                    {
-                        let Some(p) = streams.recv(id) else { break };
-                        let n = p.len() as u64;
-                        if streams.send(id, p).is_ok() {
-                            self.stats.echoed += n;
-                        }
-                    }
-                }
-                DiagMode::Source => {
-                    if events.contains(Events::CONNECTED) && !self.sources.contains_key(&id) {
-                        let Some(pattern) = self.patterns.pop() else {
-                            self.stats.sources_refused += 1;
-                            streams.abort(id, now, out);
-                            streams.flush(id, now, out);
-                            continue;
-                        };
-                        self.sources.insert(id, pattern);
-                    }
-                    while let Some(p) = streams.recv(id) {
-                        self.stats.discarded += p.len() as u64;
-                    }
-                    if let Some(pattern) = self.sources.get(&id) {
-                        while streams.send_space(id) > 0 {
-                            let mut chunk = pattern.clone();
-                            chunk.truncate(streams.send_space(id));
-                            let n = chunk.len() as u64;
-                            if streams.send(id, chunk).is_err() {
-                                break;
-                            }
-                            self.stats.sourced += n;
-                        }
-                    }
-                }
-            }
-            if events.contains(Events::CLOSED)
-                || events.contains(Events::RESET)
-                || events.contains(Events::TIMED_OUT)
-            {
-                if let Some(p) = self.sources.remove(&id) {
-                    self.patterns.push(p);
-                }
-            }
-            // The peer closed and everything it sent was handled: close our side too.
-            if streams.peer_done(id) {
-                streams.close(id);
-            }
-            streams.flush(id, now, out);
         }
+    }
+
+    /// Handles the `events` of connection `id`; false when it is not a diagnostic
+    /// connection (the caller gives it to another service or flushes it).
+    pub fn serve(
+        &mut self,
+        streams: &mut impl Streams<S, Id = I>,
+        id: I,
+        events: Events,
+        now: Instant,
+        out: &mut impl SegmentSink<S>,
+    ) -> bool {
+        let mode = streams
+            .local_addr(id)
+            .and_then(|a| self.modes.get(&a).copied());
+        let Some(mode) = mode else {
+            return false;
+        };
+        if events.contains(Events::CONNECTED) {
+            self.stats.connections += 1;
+        }
+        match mode {
+            DiagMode::Discard => {
+                while let Some(p) = streams.recv(id) {
+                    self.stats.discarded += p.len() as u64;
+                }
+            }
+            DiagMode::Echo => {
+                // Read only what can be sent back at once: what stays unread keeps
+                // the receive window closed, so backpressure reaches the peer.
+                while streams
+                    .peek_recv_len(id)
+                    .is_some_and(|n| n <= streams.send_space(id))
+                {
+                    let Some(p) = streams.recv(id) else { break };
+                    let n = p.len() as u64;
+                    if streams.send(id, p).is_ok() {
+                        self.stats.echoed += n;
+                    }
+                }
+            }
+            DiagMode::Source => {
+                if events.contains(Events::CONNECTED) && !self.sources.contains_key(&id) {
+                    let Some(pattern) = self.patterns.pop() else {
+                        self.stats.sources_refused += 1;
+                        streams.abort(id, now, out);
+                        streams.flush(id, now, out);
+                        return true;
+                    };
+                    self.sources.insert(id, pattern);
+                }
+                while let Some(p) = streams.recv(id) {
+                    self.stats.discarded += p.len() as u64;
+                }
+                if let Some(pattern) = self.sources.get(&id) {
+                    while streams.send_space(id) > 0 {
+                        let mut chunk = pattern.clone();
+                        chunk.truncate(streams.send_space(id));
+                        let n = chunk.len() as u64;
+                        if streams.send(id, chunk).is_err() {
+                            break;
+                        }
+                        self.stats.sourced += n;
+                    }
+                }
+            }
+        }
+        if events.contains(Events::CLOSED)
+            || events.contains(Events::RESET)
+            || events.contains(Events::TIMED_OUT)
+        {
+            if let Some(p) = self.sources.remove(&id) {
+                self.patterns.push(p);
+            }
+        }
+        // The peer closed and everything it sent was handled: close our side too.
+        if streams.peer_done(id) {
+            streams.close(id);
+        }
+        streams.flush(id, now, out);
+        true
     }
 }

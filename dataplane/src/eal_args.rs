@@ -15,6 +15,10 @@ pub struct EalArgs {
     pub main_lcore: u32,
     /// Worker lcores; together with the main lcore they make up `-l`.
     pub worker_lcores: Vec<u32>,
+    /// Lcores that run on another CPU than the one of their number, `(lcore, cpu)`:
+    /// rendered as `--lcores` (DPDK's `lcore@cpu` form) instead of `-l`. Several
+    /// lcores may share a CPU (more workers than CPUs, for tests).
+    pub lcore_cpus: Vec<(u32, u32)>,
     /// `--file-prefix`: separates the runtime files of concurrent DPDK processes.
     pub file_prefix: Option<String>,
     /// `--no-huge`: anonymous memory instead of hugepages.
@@ -41,6 +45,7 @@ impl Default for EalArgs {
             app_name: "mpgw".to_owned(),
             main_lcore: 0,
             worker_lcores: Vec::new(),
+            lcore_cpus: Vec::new(),
             file_prefix: None,
             no_huge: false,
             memory_mb: None,
@@ -60,15 +65,25 @@ impl EalArgs {
         let mut workers = self.worker_lcores.clone();
         workers.sort_unstable();
         workers.dedup();
-        let lcores = std::iter::once(self.main_lcore)
+        let all: Vec<u32> = std::iter::once(self.main_lcore)
             .chain(workers.into_iter().filter(|&l| l != self.main_lcore))
-            .map(|l| l.to_string())
-            .collect::<Vec<_>>()
-            .join(",");
-
+            .collect();
+        let (flag, lcores) = if self.lcore_cpus.is_empty() {
+            let list: Vec<String> = all.iter().map(u32::to_string).collect();
+            ("-l", list.join(","))
+        } else {
+            let cpu = |l: u32| {
+                self.lcore_cpus
+                    .iter()
+                    .find(|&&(lc, _)| lc == l)
+                    .map_or(l, |&(_, c)| c)
+            };
+            let list: Vec<String> = all.iter().map(|&l| format!("{l}@{}", cpu(l))).collect();
+            ("--lcores", list.join(","))
+        };
         let mut argv = vec![
             self.app_name.clone(),
-            "-l".to_owned(),
+            flag.to_owned(),
             lcores,
             "--main-lcore".to_owned(),
             self.main_lcore.to_string(),
@@ -111,11 +126,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn lcores_mapped_to_cpus_use_the_lcores_form() {
+        let args = EalArgs {
+            main_lcore: 0,
+            worker_lcores: vec![2, 1],
+            lcore_cpus: vec![(2, 1)],
+            ..EalArgs::default()
+        };
+        let argv = args.to_argv();
+        assert_eq!(
+            argv[1..3],
+            ["--lcores".to_owned(), "0@0,1@1,2@1".to_owned()]
+        );
+    }
+
+    #[test]
     fn argv_is_complete_and_ordered() {
         let args = EalArgs {
             app_name: "t".into(),
             main_lcore: 1,
             worker_lcores: vec![1, 2, 3],
+            lcore_cpus: Vec::new(),
             file_prefix: Some("pfx".into()),
             no_huge: true,
             memory_mb: Some(256),

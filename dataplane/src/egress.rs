@@ -23,18 +23,33 @@ const MAX_HEADERS: usize = 18 + 40 + 60;
 /// Room for a solicitation: Ethernet (14), IPv6 (40), NS with its option (32).
 const MAX_SOLICITATION: usize = 14 + 40 + 32;
 
+/// Segments waiting for their next hop's MAC, held at most this long (ns).
+const PARK_NS: u64 = 3_000_000_000;
+/// Segments waiting for a next hop's MAC, at most (Linux keeps a few per neighbour:
+/// `unres_qlen`).
+const MAX_PARKED: usize = 256;
+
+/// Segments waiting for their next hop's MAC, each with the time it was first parked.
+pub(crate) type Parked<S> = Vec<(u64, FourTuple, SegmentOut<S>)>;
+
 /// Sends every segment of `out` (draining it) into its port's TX burst, flushing a
-/// burst when it fills. Segments that cannot go are dropped and counted: the TCP
+/// burst when it fills. A segment whose next hop is not resolved yet waits in
+/// `parked` (bounded, for [`PARK_NS`]) and goes with a later call once the neighbour
+/// answered, so the first segments to a new neighbour do not wait for a
+/// retransmission. Segments that cannot go are dropped and counted: the TCP
 /// connection retransmits them. An unknown or old neighbour is solicited (at most once
 /// per retry interval, see [`NeighborTable::lookup`]).
 pub(crate) fn transmit<P: Port>(
     ports: &mut [WorkerPort<P>],
     neighbors: &mut NeighborTable,
     out: &mut Vec<(FourTuple, SegmentOut<SharedOf<P>>)>,
+    parked: &mut Parked<SharedOf<P>>,
     counters: &mut CounterWriter,
     now: u64,
 ) {
-    for (tuple, seg) in out.drain(..) {
+    let waiting = std::mem::take(parked);
+    let fresh = out.drain(..).map(|(tuple, seg)| (now, tuple, seg));
+    for (since, tuple, seg) in waiting.into_iter().chain(fresh) {
         let Some((index, hop)) = route(ports, &tuple) else {
             counters.inc(Counter::TxNoRoute);
             continue;
@@ -54,7 +69,11 @@ pub(crate) fn transmit<P: Port>(
             Lookup::Waiting => None,
         };
         let Some(dst) = dst else {
-            counters.inc(Counter::TxNoNeighbor);
+            if now.saturating_sub(since) < PARK_NS && parked.len() < MAX_PARKED {
+                parked.push((since, tuple, seg));
+            } else {
+                counters.inc(Counter::TxNoNeighbor);
+            }
             continue;
         };
         match frame(wp, dst, &tuple, &seg) {

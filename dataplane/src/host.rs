@@ -125,6 +125,19 @@ impl HostPort {
         self.subnets.iter().any(|s| s.on_link(dst))
     }
 
+    /// The port's address on the subnet `dst` lies on, if any.
+    pub fn address_on_link(&self, dst: IpAddr) -> Option<IpAddr> {
+        self.subnets.iter().find(|s| s.on_link(dst)).map(|s| s.addr)
+    }
+
+    /// The port's first IPv4 (or IPv6) address.
+    pub fn address_of_family(&self, ipv4: bool) -> Option<IpAddr> {
+        self.subnets
+            .iter()
+            .find(|s| s.addr.is_ipv4() == ipv4)
+            .map(|s| s.addr)
+    }
+
     /// The port's MAC address.
     pub fn mac(&self) -> MacAddr {
         self.mac

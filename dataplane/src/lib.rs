@@ -14,17 +14,22 @@
 //! - [`host`]: the gateway's own L2/L3 presence (ARP, ICMP echo, neighbour discovery),
 //!   and [`neigh`], the neighbour table it learns into;
 //! - [`streams`]: the application's view of connections, the same over a TCP table and
-//!   an MPTCP stack, and [`diag`], the diagnostic service written against it;
+//!   an MPTCP stack; [`diag`], the diagnostic service, and [`relay`], the gateway's
+//!   TCP/MPTCP relay, are written against it; [`pm`] picks the subflows the relay's
+//!   MPTCP connections add;
 //! - [`egress`]: TCP segments to frames on the right port, payload chained;
 //! - [`worker`]: the per-core poll loop that ties them together.
 
 pub mod diag;
 pub mod eal_args;
 pub mod egress;
+pub mod handoff;
 pub mod host;
 pub mod mptcp;
 pub mod neigh;
+pub mod pm;
 pub mod port;
+pub mod relay;
 pub mod seq;
 pub mod stats;
 pub mod streams;

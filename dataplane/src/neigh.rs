@@ -67,7 +67,13 @@ pub struct NeighborTable {
     /// Keys in insertion order, for FIFO eviction (same set as `entries`).
     order: VecDeque<NeighborKey>,
     evictions: u64,
+    /// New or changed MACs learnt from the wire since [`NeighborTable::take_learned`]
+    /// (bounded: other workers are told about them).
+    learned: Vec<(u16, IpAddr, MacAddr)>,
 }
+
+/// New MACs remembered for [`NeighborTable::take_learned`] at most.
+const MAX_LEARNED: usize = 256;
 
 impl NeighborTable {
     /// An empty table.
@@ -77,6 +83,7 @@ impl NeighborTable {
             order: VecDeque::with_capacity(cfg.capacity),
             cfg,
             evictions: 0,
+            learned: Vec::new(),
         }
     }
 
@@ -104,12 +111,31 @@ impl NeighborTable {
     /// a neighbour solicitation's source option or an advertisement). Multicast and
     /// zero MACs are ignored.
     pub fn learn(&mut self, port: u16, ip: IpAddr, mac: MacAddr, now: u64) {
+        if self.set(port, ip, mac, now) && self.learned.len() < MAX_LEARNED {
+            self.learned.push((port, ip, mac));
+        }
+    }
+
+    /// Like [`NeighborTable::learn`], for what another worker learnt (not passed on).
+    pub fn adopt(&mut self, port: u16, ip: IpAddr, mac: MacAddr, now: u64) {
+        self.set(port, ip, mac, now);
+    }
+
+    /// Records `mac` for `ip` on `port`; true when it is new or changed.
+    fn set(&mut self, port: u16, ip: IpAddr, mac: MacAddr, now: u64) -> bool {
         if !mac.is_unicast() || mac == MacAddr::ZERO {
-            return;
+            return false;
         }
         let entry = self.entry(port, ip, now);
+        let new = entry.mac != Some(mac);
         entry.mac = Some(mac);
         entry.confirmed_at = now;
+        new
+    }
+
+    /// Takes what [`NeighborTable::learn`] found new since the last call.
+    pub fn take_learned(&mut self) -> std::vec::Drain<'_, (u16, IpAddr, MacAddr)> {
+        self.learned.drain(..)
     }
 
     /// Looks `ip` on `port` up at `now`; see [`Lookup`]. A [`Lookup::Solicit`] or

@@ -76,7 +76,7 @@ counters! {
     TcpBadChecksum => "tcp_bad_checksum",
     /// Segments not sent: no port owns the local address or no next hop.
     TxNoRoute => "tx_no_route",
-    /// Segments not sent: the next hop's MAC is not known yet.
+    /// Segments dropped: the next hop's MAC stayed unknown (or too many waited).
     TxNoNeighbor => "tx_no_neighbor",
     /// Segments not sent: no buffer for the headers or the chained payload.
     TxNoBuffer => "tx_no_buffer",
@@ -110,6 +110,36 @@ counters! {
     DiagBytesSourced => "diag_bytes_sourced",
     /// Source connections refused because the most allowed were running.
     DiagSourcesRefused => "diag_sources_refused",
+    /// Client connections accepted on relay listeners.
+    RelayAccepted => "relay_accepted",
+    /// Backend connections the relay established.
+    RelayConnected => "relay_connected",
+    /// Backend handshakes that failed (each attempt).
+    RelayConnectFailures => "relay_connect_failures",
+    /// Client connections reset: no backend reachable, relay full or no local port.
+    RelayRefused => "relay_refused",
+    /// Relayed pairs ended by a reset on either side.
+    RelayResets => "relay_resets",
+    /// Bytes relayed from clients to backends.
+    RelayBytesUp => "relay_bytes_up",
+    /// Bytes relayed from backends to clients.
+    RelayBytesDown => "relay_bytes_down",
+    /// Pairs being relayed now (gauge).
+    RelayPairs => "relay_pairs",
+    /// 1 while the packet-buffer pool is under pressure: receive windows stay closed
+    /// (gauge).
+    MemoryPressure => "memory_pressure",
+    /// Segments handed to the worker that owns their connection.
+    HandoffOut => "handoff_out",
+    /// Segments another worker handed to this one.
+    HandoffIn => "handoff_in",
+    /// Segments or neighbours not handed over: the other worker's inbox was full.
+    HandoffDropped => "handoff_dropped",
+    /// Subflows followed to another worker (redirect table size, gauge).
+    HandoffRedirects => "handoff_redirects",
+    /// Subflows the path manager could not add (connection not ready, limit, tuple
+    /// taken).
+    PmJoinsFailed => "pm_joins_failed",
     /// MPTCP-level connections now, plain TCP ones included (gauge).
     MptcpConnections => "mptcp_connections",
     /// SYNs with MP_CAPABLE received (MIB MPCapableSYNRX).
@@ -117,7 +147,8 @@ counters! {
     /// Initial subflows established with MPTCP (MIB MPCapableACKRX + MPCapableSYNACKRX).
     MptcpCapableEstablished => "mptcp_capable_established",
     /// Connections that fell back to TCP (MIB MPCapableFallbackACK +
-    /// MPCapableFallbackSYNACK + DssFallback + MPFallbackTokenInit).
+    /// MPCapableFallbackSYNACK + DssFallback + MPFallbackTokenInit + InfiniteMapTx +
+    /// InfiniteMapRx).
     MptcpFallbacks => "mptcp_fallbacks",
     /// MP_JOIN subflows established (MIB MPJoinAckRx + MPJoinSynAckRx).
     MptcpJoins => "mptcp_joins",

@@ -9,7 +9,7 @@
 use crate::mptcp::msk::{MskId, Phase};
 use crate::mptcp::stack::Stack;
 use crate::port::SharedBuf;
-use crate::tcp::{ConnId, Events, Instant, NoHook, Payload, SegmentSink, State, Table};
+use crate::tcp::{ConnId, Events, FourTuple, Instant, NoHook, Payload, SegmentSink, State, Table};
 use std::hash::Hash;
 use std::net::SocketAddr;
 
@@ -20,6 +20,17 @@ pub trait Streams<S> {
 
     /// Accepts connections on `addr`.
     fn listen(&mut self, addr: SocketAddr);
+    /// Opens a connection from `local` to `remote` (MPTCP when `mptcp` and the
+    /// streams speak it); its SYN goes out now. `None` when the table is full or the
+    /// tuple is taken.
+    fn connect(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        mptcp: bool,
+        now: Instant,
+        out: &mut impl SegmentSink<S>,
+    ) -> Option<Self::Id>;
     /// The next connection with events.
     fn next_ready(&mut self) -> Option<Self::Id>;
     /// Takes the events of `id` since the last call.
@@ -49,6 +60,17 @@ impl<S: SharedBuf> Streams<S> for Table<S, NoHook> {
 
     fn listen(&mut self, addr: SocketAddr) {
         Table::listen(self, addr);
+    }
+
+    fn connect(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        _mptcp: bool,
+        now: Instant,
+        out: &mut impl SegmentSink<S>,
+    ) -> Option<ConnId> {
+        Table::connect(self, FourTuple { local, remote }, NoHook, now, out)
     }
 
     fn next_ready(&mut self) -> Option<ConnId> {
@@ -112,6 +134,17 @@ impl<S: SharedBuf> Streams<S> for Stack<S> {
 
     fn listen(&mut self, addr: SocketAddr) {
         Stack::listen(self, addr);
+    }
+
+    fn connect(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        mptcp: bool,
+        now: Instant,
+        out: &mut impl SegmentSink<S>,
+    ) -> Option<MskId> {
+        Stack::connect(self, local, remote, mptcp, now, out)
     }
 
     fn next_ready(&mut self) -> Option<MskId> {

@@ -2,35 +2,46 @@
 //!
 //! A worker owns one RX/TX queue pair of every port and everything that arrives on
 //! them. One iteration of [`Worker::poll`]:
-//! 1. for each port, RX burst → classify each frame → the gateway's own L2/L3 presence
+//! 1. segments and neighbours other workers handed over ([`crate::handoff`]) are taken
+//!    in;
+//! 2. for each port, RX burst → classify each frame → the gateway's own L2/L3 presence
 //!    ([`crate::host`]) answers in place, TCP segments go to the worker's MPTCP stack
-//!    ([`crate::mptcp::stack::Stack`], plain TCP included), the rest is dropped and
-//!    counted;
-//! 2. the services run over connections with events (today the diagnostic service);
-//! 3. due TCP timers fire;
-//! 4. the segments produced go out as frames ([`crate::egress`]): headers in a small
+//!    ([`crate::mptcp::stack::Stack`], plain TCP included) — or to the worker that owns
+//!    their connection — the rest is dropped and counted; new neighbours are passed to
+//!    the other workers;
+//! 3. the services run over connections with events: the relay (and the path manager
+//!    for the MPTCP connections it opens), then the diagnostic service;
+//! 4. due TCP timers fire;
+//! 5. the segments produced go out as frames ([`crate::egress`]): headers in a small
 //!    buffer, payload chained by reference;
-//! 5. TX burst on every port, bulk free of what was dropped.
+//! 6. TX burst on every port, bulk free of what was dropped.
 //!
 //! Between iterations the worker polls its command channel.
 
 use crate::diag::{DiagMode, DiagService, MAX_SOURCES};
 use crate::egress;
+use crate::handoff::{Handoff, Message, Steering};
 use crate::host::{HostPort, Verdict};
 use crate::mptcp::crypto::KeySource;
 use crate::mptcp::mib::Mib;
 use crate::mptcp::msk::MskId;
 use crate::mptcp::stack::{Config as MptcpConfig, Stack};
 use crate::neigh::{NeighborConfig, NeighborTable};
+use crate::pm::PathManager;
 use crate::port::{Burst, PacketBuf, Port};
+use crate::relay::{Listener, Relay, RelayConfig};
 use crate::stats::{Counter, CounterWriter};
 use crate::tcp::ingress::segment_from_classified;
 use crate::tcp::secrets::Secrets;
 use crate::tcp::table::TableConfig;
-use crate::tcp::{FourTuple, Instant, Payload, SegmentOut};
+use crate::tcp::{FourTuple, Instant, Payload, SegmentIn, SegmentOut};
 use crate::wire::{Frame, WireError};
 use crossbeam::channel::{Receiver, TryRecvError};
 use std::net::{IpAddr, SocketAddr};
+
+/// How long a connection the relay opened may take to become fully established
+/// before its subflows are given up (nothing was exchanged yet).
+const JOIN_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Iterations between two looks at the command channel (and counter refreshes).
 const CONTROL_EVERY: u32 = 256;
@@ -101,6 +112,18 @@ pub struct TcpSetup {
     pub signal: Vec<IpAddr>,
     /// Diagnostic services by listening address.
     pub diag: Vec<(SocketAddr, DiagMode)>,
+    /// Relay limits and local ports.
+    pub relay: RelayConfig,
+    /// Relay listeners.
+    pub listeners: Vec<Listener>,
+    /// The subflows added to MPTCP connections the relay opens.
+    pub path_manager: PathManager,
+}
+
+/// What a worker shares with the other workers.
+pub struct Peers<P: Port> {
+    /// Its ends of the hand-off inboxes.
+    pub handoff: Handoff<SharedOf<P>>,
 }
 
 /// A poll-mode worker: owns its ports' queues, its connections and its counters.
@@ -109,8 +132,17 @@ pub struct Worker<P: Port> {
     neighbors: NeighborTable,
     tcp: Stack<SharedOf<P>>,
     diag: DiagService<SharedOf<P>, MskId>,
+    relay: Relay<MskId>,
+    pm: PathManager,
+    /// Connections the relay opened, waiting to be fully established before the path
+    /// manager adds their subflows, each with when to give up.
+    awaiting_joins: Vec<(MskId, Instant)>,
+    handoff: Handoff<SharedOf<P>>,
+    steering: Steering,
     /// Segments produced in this iteration, sent at its end.
     out: Vec<(FourTuple, SegmentOut<SharedOf<P>>)>,
+    /// Segments waiting for a neighbour's MAC.
+    parked: egress::Parked<SharedOf<P>>,
     counters: CounterWriter,
     commands: Receiver<Command>,
 }
@@ -121,6 +153,7 @@ impl<P: Port> Worker<P> {
     pub fn new(
         mut ports: Vec<WorkerPort<P>>,
         tcp: TcpSetup,
+        peers: Peers<P>,
         counters: CounterWriter,
         commands: Receiver<Command>,
         now: u64,
@@ -144,12 +177,23 @@ impl<P: Port> Worker<P> {
         for (addr, mode) in tcp.diag {
             diag.add(&mut table, addr, mode);
         }
+        let steering = Steering::new(tcp.worker.0, tcp.worker.1, tcp.relay.ports);
+        let mut relay = Relay::new(tcp.relay);
+        for l in tcp.listeners {
+            relay.add(&mut table, l);
+        }
         Self {
             ports,
             neighbors: NeighborTable::new(NeighborConfig::default()),
             tcp: table,
             diag,
+            relay,
+            pm: tcp.path_manager,
+            awaiting_joins: Vec::new(),
+            handoff: peers.handoff,
+            steering,
             out: Vec::new(),
+            parked: Vec::new(),
             counters,
             commands,
         }
@@ -169,12 +213,19 @@ impl<P: Port> Worker<P> {
     /// clock in ns since the worker started.
     pub fn run(&mut self) {
         let epoch = std::time::Instant::now();
+        let mut swept = 0;
         loop {
             for _ in 0..CONTROL_EVERY {
                 let now = u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
                 self.poll(now);
             }
             self.publish_gauges();
+            self.watch_memory();
+            let now = u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            if now.saturating_sub(swept) >= 1_000_000_000 {
+                self.steering.expire(now);
+                swept = now;
+            }
             match self.commands.try_recv() {
                 Ok(Command::Stop) | Err(TryRecvError::Disconnected) => return,
                 Err(TryRecvError::Empty) => {}
@@ -185,7 +236,7 @@ impl<P: Port> Worker<P> {
     /// One pass over every port at `now` (ns); returns the number of packets received.
     pub fn poll(&mut self, now: u64) -> usize {
         let at = Instant::from_nanos(now);
-        let mut received = 0;
+        let mut received = self.take_handed_over(now);
         for (index, wp) in self.ports.iter_mut().enumerate() {
             // At most u16::MAX ports: DPDK port ids are u16.
             let mut rx = Rx {
@@ -194,16 +245,22 @@ impl<P: Port> Worker<P> {
                 tcp: &mut self.tcp,
                 out: &mut self.out,
                 counters: &mut self.counters,
+                steering: &mut self.steering,
+                handoff: &self.handoff,
                 now,
             };
             received += rx.poll_port(wp);
         }
-        self.diag.poll(&mut self.tcp, at, &mut self.out);
+        if self.steering.active() {
+            self.pass_on_neighbors();
+        }
+        self.serve(at);
         self.tcp.on_timers(at, &mut self.out);
         egress::transmit(
             &mut self.ports,
             &mut self.neighbors,
             &mut self.out,
+            &mut self.parked,
             &mut self.counters,
             now,
         );
@@ -217,10 +274,107 @@ impl<P: Port> Worker<P> {
         received
     }
 
+    /// Takes in what other workers handed over; returns the segments taken.
+    fn take_handed_over(&mut self, now: u64) -> usize {
+        let mut n = 0;
+        while let Some(msg) = self.handoff.recv() {
+            match msg {
+                Message::Segment(tuple, seg, hops) => {
+                    n += 1;
+                    self.counters.inc(Counter::HandoffIn);
+                    let mut rx = Rx {
+                        index: 0,
+                        neighbors: &mut self.neighbors,
+                        tcp: &mut self.tcp,
+                        out: &mut self.out,
+                        counters: &mut self.counters,
+                        steering: &mut self.steering,
+                        handoff: &self.handoff,
+                        now,
+                    };
+                    rx.segment_in(tuple, seg, hops);
+                }
+                Message::Neighbor(port, ip, mac) => self.neighbors.adopt(port, ip, mac, now),
+            }
+        }
+        n
+    }
+
+    /// Tells the other workers the neighbours this one learnt.
+    fn pass_on_neighbors(&mut self) {
+        let me = self.handoff.me();
+        for (port, ip, mac) in self.neighbors.take_learned() {
+            for w in (0..self.handoff.workers()).filter(|&w| w != me) {
+                if !self.handoff.send(w, Message::Neighbor(port, ip, mac)) {
+                    self.counters.inc(Counter::HandoffDropped);
+                }
+            }
+        }
+    }
+
+    /// Runs the services over every connection with events, then adds the subflows of
+    /// the MPTCP connections the relay opened.
+    fn serve(&mut self, now: Instant) {
+        let ports = &self.ports;
+        let source = |dst: IpAddr| source_address(ports, dst);
+        while let Some(id) = self.tcp.next_ready() {
+            let events = self.tcp.take_events(id);
+            let served = self
+                .relay
+                .serve(&mut self.tcp, id, events, source, now, &mut self.out)
+                || self
+                    .diag
+                    .serve(&mut self.tcp, id, events, now, &mut self.out);
+            if !served {
+                self.tcp.flush(id, now, &mut self.out);
+            }
+        }
+        self.awaiting_joins
+            .extend(self.relay.take_connected().map(|m| (m, now + JOIN_WAIT)));
+        let mut i = 0;
+        while i < self.awaiting_joins.len() {
+            let (m, until) = self.awaiting_joins[i];
+            match self.tcp.info(m) {
+                // Joins are refused until the peer has our keys: wait for that.
+                Some(info) if !info.fallback && !info.fully_established && now < until => {
+                    i += 1;
+                    continue;
+                }
+                Some(info) if !info.fallback && info.fully_established => {
+                    let relay = &mut self.relay;
+                    for path in self
+                        .pm
+                        .paths(info.local, info.remote, || relay.local_port())
+                    {
+                        if !self.tcp.join(m, &path, now, &mut self.out) {
+                            self.counters.inc(Counter::PmJoinsFailed);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            self.awaiting_joins.swap_remove(i);
+        }
+    }
+
+    /// Puts the stack under memory pressure while the packet-buffer pool has less
+    /// than a quarter left (received data holds pool buffers until it is read or
+    /// acknowledged; the rest is kept for receiving the ACKs that free them).
+    fn watch_memory(&mut self) {
+        let Some((free, size)) = self.ports.first().and_then(|p| p.port.pool_room()) else {
+            return;
+        };
+        let pressure = free < size / 4;
+        self.tcp.set_memory_pressure(pressure);
+        self.counters
+            .set(Counter::MemoryPressure, u64::from(pressure));
+    }
+
     /// Copies the connection table's and services' own statistics into the counters.
     pub fn publish_gauges(&mut self) {
         let t = *self.tcp.tcp().stats();
         let d = *self.diag.stats();
+        let r = self.relay.stats();
         let c = &mut self.counters;
         c.set(Counter::TcpConnections, self.tcp.tcp().len() as u64);
         c.set(Counter::TcpHalfOpen, self.tcp.tcp().half_open() as u64);
@@ -237,6 +391,15 @@ impl<P: Port> Worker<P> {
         c.set(Counter::DiagBytesEchoed, d.echoed);
         c.set(Counter::DiagBytesSourced, d.sourced);
         c.set(Counter::DiagSourcesRefused, d.sources_refused);
+        c.set(Counter::RelayAccepted, r.accepted);
+        c.set(Counter::RelayConnected, r.connected);
+        c.set(Counter::RelayConnectFailures, r.connect_failures);
+        c.set(Counter::RelayRefused, r.refused);
+        c.set(Counter::RelayResets, r.resets);
+        c.set(Counter::RelayBytesUp, r.bytes_up);
+        c.set(Counter::RelayBytesDown, r.bytes_down);
+        c.set(Counter::RelayPairs, r.pairs);
+        c.set(Counter::HandoffRedirects, self.steering.redirects() as u64);
         let mib = self.tcp.mib();
         let sum = |ms: &[Mib]| ms.iter().map(|&m| mib.get(m)).sum::<u64>();
         c.set(Counter::MptcpConnections, self.tcp.len() as u64);
@@ -252,6 +415,9 @@ impl<P: Port> Worker<P> {
                 Mib::MPCapableFallbackSYNACK,
                 Mib::DssFallback,
                 Mib::MPFallbackTokenInit,
+                // Fallbacks by an infinite mapping, on either side (RFC 8684 §3.7).
+                Mib::InfiniteMapTx,
+                Mib::InfiniteMapRx,
             ]),
         );
         c.set(
@@ -281,6 +447,8 @@ struct Rx<'a, S> {
     tcp: &'a mut Stack<S>,
     out: &'a mut Vec<(FourTuple, SegmentOut<S>)>,
     counters: &'a mut CounterWriter,
+    steering: &'a mut Steering,
+    handoff: &'a Handoff<S>,
     now: u64,
 }
 
@@ -336,12 +504,50 @@ impl<S: crate::port::SharedBuf> Rx<'_, S> {
         match segment_from_classified(buf, f, true) {
             Ok((tuple, seg)) => {
                 self.counters.inc(Counter::TcpSegmentsIn);
-                self.tcp
-                    .on_segment(tuple, seg, Instant::from_nanos(self.now), self.out);
+                self.segment_in(tuple, seg, 0);
             }
             Err(WireError::BadChecksum) => self.counters.inc(Counter::TcpBadChecksum),
             Err(_) => self.counters.inc(Counter::DropMalformed),
         }
+    }
+}
+
+/// The local address for a connection to `dst`: the address of the port on whose
+/// subnet `dst` lies, else the first address of `dst`'s family on a port with a next
+/// hop for it.
+fn source_address<P: Port>(ports: &[WorkerPort<P>], dst: IpAddr) -> Option<IpAddr> {
+    ports
+        .iter()
+        .find_map(|p| p.host.address_on_link(dst))
+        .or_else(|| {
+            ports
+                .iter()
+                .filter(|p| p.host.next_hop(dst).is_some())
+                .find_map(|p| p.host.address_of_family(dst.is_ipv4()))
+        })
+}
+
+impl<S: crate::port::SharedBuf> Rx<'_, S> {
+    /// Gives a segment to the stack, or hands it to the worker that owns (or may
+    /// own) its connection; `hops` is how many workers it already visited.
+    fn segment_in(&mut self, tuple: FourTuple, seg: SegmentIn<S>, hops: u16) {
+        if self.steering.active() {
+            let known = self.tcp.tcp().lookup(&tuple).is_some();
+            let owner =
+                self.steering
+                    .owner(&tuple, known, seg.flags, &seg.raw_options, hops, self.now);
+            if let Some((to, hops)) = owner {
+                let handed = self.handoff.send(to, Message::Segment(tuple, seg, hops));
+                self.counters.inc(if handed {
+                    Counter::HandoffOut
+                } else {
+                    Counter::HandoffDropped
+                });
+                return;
+            }
+        }
+        self.tcp
+            .on_segment(tuple, seg, Instant::from_nanos(self.now), self.out);
     }
 }
 

@@ -16,7 +16,7 @@ use dataplane::tcp::ingress::segment_from_frame;
 use dataplane::tcp::{
     Config, Events, FourTuple, Instant, Payload, Secrets, SegmentOut, TableConfig,
 };
-use dataplane::wire::tcp::{TcpFlags, TcpOption, TcpOptions};
+use dataplane::wire::tcp::{OptionsBuf, TcpFlags, TcpOption, TcpOptions};
 use dataplane::wire::MacAddr;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -46,6 +46,13 @@ struct Host {
     dead: Vec<bool>,
     /// A middlebox on the way out drops SYNs that carry MPTCP options.
     drop_mptcp_syns: bool,
+    /// A middlebox on the way out strips the MPTCP options of every segment with data.
+    strip_data_options: bool,
+    /// A middlebox on the way out inverts payload bytes of this data segment (counted
+    /// from 1), fixing up the TCP checksum.
+    corrupt_data_segment: Option<u64>,
+    /// Data segments sent so far.
+    data_segments: u64,
 }
 
 impl Host {
@@ -99,6 +106,9 @@ impl Host {
             path_bytes: vec![0; n],
             dead: vec![false; n],
             drop_mptcp_syns: false,
+            strip_data_options: false,
+            corrupt_data_segment: None,
+            data_segments: 0,
         }
     }
 
@@ -154,7 +164,23 @@ impl Host {
 
     fn transmit(&mut self, pool: &HeapPool) {
         let mut tx: Vec<Burst<_>> = (0..self.ports.len()).map(|_| Burst::new()).collect();
-        for (tuple, seg) in self.out.drain(..) {
+        for (tuple, mut seg) in self.out.drain(..) {
+            if seg.data_len() > 0 {
+                self.data_segments += 1;
+                if self.strip_data_options {
+                    seg.options = without_mptcp(&seg.options);
+                }
+                if self.corrupt_data_segment == Some(self.data_segments) {
+                    let mut bytes = seg.payload.as_ref().unwrap().bytes().to_vec();
+                    let mid = bytes.len() / 2;
+                    let end = (mid + 4).min(bytes.len());
+                    for b in &mut bytes[mid..end] {
+                        *b = !*b;
+                    }
+                    let buf = pool.alloc_from(&bytes).expect("pool large enough");
+                    seg.payload = Some(Payload::new(buf.into_shared()));
+                }
+            }
             let i = self
                 .addrs
                 .iter()
@@ -183,6 +209,24 @@ impl Host {
     fn done(&self) -> bool {
         self.stack.is_empty() && self.stack.tcp().is_empty()
     }
+}
+
+/// `opts` without its MPTCP options (timestamps and SACK blocks kept).
+fn without_mptcp(opts: &OptionsBuf) -> OptionsBuf {
+    let mut out = OptionsBuf::new();
+    for o in TcpOptions::new(opts.as_bytes()) {
+        match o.unwrap() {
+            TcpOption::Timestamps { tsval, tsecr } => {
+                out.push_timestamps(tsval, tsecr, false).unwrap();
+            }
+            TcpOption::Sack(blocks) => {
+                let blocks: Vec<_> = blocks.iter().collect();
+                out.push_sack(&blocks).unwrap();
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 fn is_mptcp_syn(seg: &SegmentOut<S>) -> bool {
@@ -217,6 +261,11 @@ struct Scenario {
     blackhole_mptcp_syns: bool,
     /// The server announces its address on path 1 (ADD_ADDR).
     server_signal: bool,
+    /// A middlebox strips the MPTCP options of every data segment, both ways.
+    strip_data_options: bool,
+    /// The client's data segment with this number (from 1) has payload bytes inverted
+    /// on the way (TCP checksum fixed up, as `tc pedit` does).
+    corrupt_client_segment: Option<u64>,
 }
 
 struct Outcome {
@@ -261,6 +310,9 @@ fn run(sc: Scenario) -> Outcome {
         sc.seed,
     );
     c.drop_mptcp_syns = sc.blackhole_mptcp_syns;
+    c.strip_data_options = sc.strip_data_options;
+    s.strip_data_options = sc.strip_data_options;
+    c.corrupt_data_segment = sc.corrupt_client_segment;
     if sc.server_signal {
         s.stack.set_signal(&[server_addr(1)]);
     }
@@ -273,6 +325,7 @@ fn run(sc: Scenario) -> Outcome {
         .connect(
             SocketAddr::new(client_addr(0), 40_000),
             SocketAddr::new(server_addr(0), SERVER_PORT),
+            true,
             Instant::default(),
             &mut c.out,
         )
@@ -419,6 +472,8 @@ fn scenario(seed: u64, paths: Vec<Faults>) -> Scenario {
         kill: None,
         blackhole_mptcp_syns: false,
         server_signal: false,
+        strip_data_options: false,
+        corrupt_client_segment: None,
     }
 }
 
@@ -558,4 +613,82 @@ fn the_server_announces_its_other_address_and_the_client_echoes() {
     assert_eq!(c.get(Mib::AddAddr), 1, "the client verified the HMAC");
     assert_eq!(c.get(Mib::AddAddrDrop), 0);
     assert_eq!(s.get(Mib::EchoAdd), 1, "the echo came back");
+}
+
+/// Checksums on both sides, the client's data segment `n` corrupted on the way.
+fn corrupting(seed: u64, paths: Vec<Faults>, n: u64) -> Scenario {
+    let mut sc = scenario(seed, paths);
+    sc.client.checksum = true;
+    sc.server.checksum = true;
+    sc.corrupt_client_segment = Some(n);
+    sc
+}
+
+#[test]
+fn a_corrupted_segment_on_the_only_path_falls_back_by_an_infinite_mapping() {
+    // RFC 8684 §3.7: the receiver drops the mapping and sends MP_FAIL; the sender
+    // answers with an infinite mapping from that DSN, sends the data again, and both
+    // go on as plain TCP: exact, no reset (Linux selftest "Infinite map").
+    let o = run(corrupting(21, vec![clean(5, 100)], 50));
+    let (c, s) = (o.client.stack.mib(), o.server.stack.mib());
+    assert_eq!(s.get(Mib::DataCsumErr), 1);
+    assert_eq!(s.get(Mib::MPFailTx), 1);
+    assert_eq!(c.get(Mib::MPFailRx), 1);
+    assert_eq!(c.get(Mib::InfiniteMapTx), 1);
+    assert_eq!(s.get(Mib::InfiniteMapRx), 1);
+    assert_eq!(c.get(Mib::MPRstTx) + s.get(Mib::MPRstTx), 0);
+    assert!(!o.client.events.contains(Events::RESET));
+    assert!(!o.server.events.contains(Events::RESET));
+}
+
+#[test]
+fn a_corrupted_segment_on_a_lossy_only_path_falls_back_exactly() {
+    // Loss, duplicates and reordering around the failed mapping, the MP_FAIL and the
+    // infinite mapping.
+    for (seed, n) in [(31, 20), (32, 100), (33, 400), (34, 7), (35, 1)] {
+        let o = run(corrupting(seed, vec![lossy(5, 50, 0.02)], n));
+        let (c, s) = (o.client.stack.mib(), o.server.stack.mib());
+        assert_eq!(s.get(Mib::DataCsumErr), 1, "seed {seed}");
+        assert_eq!(c.get(Mib::InfiniteMapTx), 1, "seed {seed}");
+        assert_eq!(s.get(Mib::InfiniteMapRx), 1, "seed {seed}");
+        assert_eq!(c.get(Mib::MPRstTx) + s.get(Mib::MPRstTx), 0, "seed {seed}");
+    }
+}
+
+#[test]
+fn a_corrupted_segment_with_two_subflows_resets_that_subflow_and_recovers() {
+    // Fallback is impossible with a join: the subflow is reset with MP_FAIL and
+    // MP_TCPRST "middlebox interference"; its data comes again on the other one
+    // (Linux selftest "MP_FAIL MP_RST").
+    let o = run(corrupting(23, vec![clean(5, 100), clean(5, 100)], 300));
+    let (c, s) = (o.client.stack.mib(), o.server.stack.mib());
+    assert_eq!(s.get(Mib::DataCsumErr), 1);
+    assert_eq!(s.get(Mib::MPFailTx), 1);
+    assert_eq!(s.get(Mib::MPRstTx), 1);
+    assert_eq!(c.get(Mib::MPRstRx), 1);
+    assert_eq!(c.get(Mib::MPFailRx), 1);
+    assert_eq!(c.get(Mib::InfiniteMapTx), 0);
+    assert_eq!(s.get(Mib::MPJoinAckRx), 1);
+}
+
+#[test]
+fn a_middlebox_stripping_dss_from_data_makes_both_sides_fall_back() {
+    // Every data segment loses its MPTCP options on the only path, before any
+    // DATA_ACK: both ends fall back to plain TCP without a reset, byte-exact.
+    for (seed, bytes_ba, path) in [
+        (25, 1 << 20, clean(5, 100)),
+        (27, 0, clean(5, 100)),
+        (29, 1 << 20, lossy(5, 50, 0.02)),
+    ] {
+        let mut sc = scenario(seed, vec![path]);
+        sc.strip_data_options = true;
+        sc.bytes_ba = bytes_ba;
+        let o = run(sc);
+        let (c, s) = (o.client.stack.mib(), o.server.stack.mib());
+        assert_eq!(s.get(Mib::DssFallback), 1, "seed {seed}");
+        assert_eq!(c.get(Mib::DssFallback), 1, "seed {seed}");
+        assert_eq!(c.get(Mib::MPRstTx) + s.get(Mib::MPRstTx), 0);
+        assert!(!o.client.events.contains(Events::RESET));
+        assert!(!o.server.events.contains(Events::RESET));
+    }
 }

@@ -1,46 +1,52 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Scripted exchanges with an MPTCP stack: segments in, the exact options out. A
-//! well-behaved peer stack drives the handshakes; the script then forges what a hostile
-//! or broken peer sends (unknown token, wrong HMACs) and checks the stack's answer:
-//! a RST with MP_TCPRST, the MIB counter, nothing allocated, the rest unharmed.
+//! well-behaved peer stack drives the handshakes, or a script plays the peer segment by
+//! segment with a known key and sequence numbers; either way the test forges what a
+//! hostile or broken peer sends (unknown token, wrong HMACs, bad mappings, MP_FAIL,
+//! MP_FASTCLOSE) and checks the stack's answer: the options it sends, the MIB counter,
+//! what the application sees, nothing allocated, the rest unharmed.
 
-use dataplane::mptcp::crypto::KeySource;
+use dataplane::mptcp::crypto::{derive, KeySource};
 use dataplane::mptcp::mib::Mib;
 use dataplane::mptcp::msk::{MskId, Phase};
 use dataplane::mptcp::stack::{Config, JoinPath, Stack};
-use dataplane::port::SharedBuf;
-use dataplane::seq::TcpSeq;
+use dataplane::port::heap::{HeapPool, HeapShared};
+use dataplane::port::PacketBuf;
+use dataplane::seq::{Dsn, TcpSeq};
 use dataplane::tcp::{
-    Events, FourTuple, Instant, Secrets, SegOptions, SegmentIn, SegmentOut, TableConfig,
+    Events, FourTuple, Instant, Payload, Secrets, SegOptions, SegmentIn, SegmentOut, TableConfig,
 };
-use dataplane::wire::mptcp::{reset_reason, MpCapable, MpJoin, MpcVariant, MptcpOption};
+use dataplane::wire::mptcp::{
+    reset_reason, DsnField, Dss, Mapping, MpCapable, MpJoin, MpcVariant, MptcpOption, RemoveAddr,
+};
 use dataplane::wire::tcp::{OptionsBuf, TcpFlags, TcpOption, TcpOptions};
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
-#[derive(Clone, Copy)]
-struct NoBuf;
+type S = HeapShared;
 
-impl SharedBuf for NoBuf {
-    fn data(&self) -> &[u8] {
-        &[]
-    }
+type Out = Vec<(FourTuple, SegmentOut<S>)>;
 
-    fn refcount(&self) -> u16 {
-        1
-    }
-}
-
-type Out = Vec<(FourTuple, SegmentOut<NoBuf>)>;
-
-fn stack(seed: u8) -> Stack<NoBuf> {
+fn stack_with(seed: u8, cfg: Config) -> Stack<S> {
     Stack::new(
         TableConfig::default(),
         Secrets::new([seed; 32]),
-        Config::default(),
+        cfg,
         KeySource::from_seed([seed; 32]),
         (0, 1),
         Instant::default(),
     )
+}
+
+fn stack(seed: u8) -> Stack<S> {
+    stack_with(seed, Config::default())
+}
+
+/// A payload holding a copy of `bytes`.
+fn payload(bytes: &[u8]) -> Payload<S> {
+    let buf = HeapPool::new(1).alloc_from(bytes).unwrap();
+    Payload::new(buf.into_shared())
 }
 
 fn server_addr() -> SocketAddr {
@@ -62,10 +68,11 @@ fn now() -> Instant {
 }
 
 /// The segment as the peer receives it.
-fn received(seg: &SegmentOut<NoBuf>) -> SegmentIn<NoBuf> {
+fn received(seg: &SegmentOut<S>) -> SegmentIn<S> {
     let mut s = SegmentIn::bare(seg.seq, seg.ack, seg.flags, seg.window);
     s.raw_options.extend(seg.options.as_bytes().iter().copied());
     s.options = SegOptions::parse(&s.raw_options);
+    s.payload = seg.payload.clone();
     s
 }
 
@@ -77,7 +84,7 @@ fn flipped(t: &FourTuple) -> FourTuple {
 }
 
 /// The MPTCP options of a segment.
-fn mptcp(seg: &SegmentOut<NoBuf>) -> Vec<MptcpOption> {
+fn mptcp(seg: &SegmentOut<S>) -> Vec<MptcpOption> {
     TcpOptions::new(seg.options.as_bytes())
         .filter_map(|o| match o {
             Ok(TcpOption::Mptcp(b)) => MptcpOption::parse(b).ok(),
@@ -88,26 +95,36 @@ fn mptcp(seg: &SegmentOut<NoBuf>) -> Vec<MptcpOption> {
 
 /// A client and a listener with one established MPTCP connection between them.
 struct Pair {
-    client: Stack<NoBuf>,
-    server: Stack<NoBuf>,
+    client: Stack<S>,
+    server: Stack<S>,
     /// The connection at the client.
     m: MskId,
     /// The same connection at the listener.
     sm: Option<MskId>,
-    /// The last segment the client sent on the initial subflow.
-    last_initial: Option<(FourTuple, SegmentOut<NoBuf>)>,
+    /// The last segment the client sent from each of its ports.
+    last: HashMap<u16, (FourTuple, SegmentOut<S>)>,
+    /// The client port of every data segment the server sent.
+    server_data_ports: Vec<u16>,
+    /// The server's key, from its SYN/ACK.
+    server_key: u64,
 }
 
 impl Pair {
     fn new() -> Self {
-        let mut client = stack(1);
-        let mut server = stack(2);
+        Self::new_with(Config::default())
+    }
+
+    /// Both stacks with `cfg`.
+    fn new_with(cfg: Config) -> Self {
+        let mut client = stack_with(1, cfg.clone());
+        let mut server = stack_with(2, cfg);
         server.listen(server_addr());
         let mut to_s = Out::new();
         let m = client
             .connect(
                 "192.0.2.1:40000".parse().unwrap(),
                 server_addr(),
+                true,
                 now(),
                 &mut to_s,
             )
@@ -117,7 +134,9 @@ impl Pair {
             server,
             m,
             sm: None,
-            last_initial: None,
+            last: HashMap::new(),
+            server_data_ports: Vec::new(),
+            server_key: 0,
         };
         p.exchange(to_s);
         assert_eq!(p.client.info(m).unwrap().phase, Phase::Established);
@@ -126,17 +145,29 @@ impl Pair {
     }
 
     /// Delivers `to_server` and everything it causes, both ways.
-    fn exchange(&mut self, mut to_s: Out) {
-        let mut to_c = Out::new();
+    fn exchange(&mut self, to_s: Out) {
+        self.exchange_both(to_s, Out::new());
+    }
+
+    /// Delivers `to_s` and `to_c` and everything they cause, both ways.
+    fn exchange_both(&mut self, mut to_s: Out, mut to_c: Out) {
         while !to_s.is_empty() || !to_c.is_empty() {
             for (t, seg) in std::mem::take(&mut to_s) {
                 self.server
                     .on_segment(flipped(&t), received(&seg), now(), &mut to_c);
-                if t.local.port() == 40000 {
-                    self.last_initial = Some((t, seg));
-                }
+                self.last.insert(t.local.port(), (t, seg));
             }
             for (t, seg) in std::mem::take(&mut to_c) {
+                if seg.data_len() > 0 {
+                    self.server_data_ports.push(t.remote.port());
+                }
+                if let [MptcpOption::MpCapable(MpCapable {
+                    variant: MpcVariant::SynAck { sender_key },
+                    ..
+                })] = mptcp(&seg).as_slice()
+                {
+                    self.server_key = *sender_key;
+                }
                 self.client
                     .on_segment(flipped(&t), received(&seg), now(), &mut to_s);
             }
@@ -152,8 +183,68 @@ impl Pair {
     }
 }
 
+impl Pair {
+    /// Adds a join from the client's second address (address id 1) on `port`.
+    fn join(&mut self, port: u16) {
+        let mut to_s = Out::new();
+        assert!(self.client.join(self.m, &join_path(port), now(), &mut to_s));
+        self.exchange(to_s);
+    }
+
+    /// The server sends `n` segments' worth of data; returns the client ports they
+    /// went to.
+    fn server_sends(&mut self, n: usize) -> Vec<u16> {
+        let sm = self.sm.unwrap();
+        for _ in 0..n {
+            self.server.send(sm, payload(&[7; 1000])).unwrap();
+        }
+        let mut to_c = Out::new();
+        self.server.flush(sm, now(), &mut to_c);
+        self.server_data_ports.clear();
+        self.exchange_both(Out::new(), to_c);
+        std::mem::take(&mut self.server_data_ports)
+    }
+
+    /// A pure ACK from the client's `port` (its last segment there, repeated) carrying
+    /// only `opts`.
+    fn forge_ack(&mut self, port: u16, opts: &[MptcpOption]) -> Out {
+        let (t, mut ack) = self.last[&port].clone();
+        let mut o = OptionsBuf::new();
+        for opt in opts {
+            o.push_mptcp(opt).unwrap();
+        }
+        ack.options = o;
+        ack.payload = None;
+        ack.flags = TcpFlags::ACK;
+        let mut out = Out::new();
+        self.server
+            .on_segment(flipped(&t), received(&ack), now(), &mut out);
+        out
+    }
+}
+
+/// `seg` with its MPTCP options replaced by `f` of each (timestamps kept).
+fn rewrite_mptcp(
+    seg: &SegmentOut<S>,
+    mut f: impl FnMut(MptcpOption) -> MptcpOption,
+) -> SegmentOut<S> {
+    let mut o = OptionsBuf::new();
+    for opt in TcpOptions::new(seg.options.as_bytes()) {
+        match opt.unwrap() {
+            TcpOption::Timestamps { tsval, tsecr } => {
+                o.push_timestamps(tsval, tsecr, false).unwrap()
+            }
+            TcpOption::Mptcp(b) => o.push_mptcp(&f(MptcpOption::parse(b).unwrap())).unwrap(),
+            _ => {}
+        }
+    }
+    let mut out = seg.clone();
+    out.options = o;
+    out
+}
+
 /// A SYN from `from` to the listener carrying `opt`.
-fn syn_with(opt: MptcpOption, from: &str) -> (FourTuple, SegmentIn<NoBuf>) {
+fn syn_with(opt: MptcpOption, from: &str) -> (FourTuple, SegmentIn<S>) {
     let mut o = OptionsBuf::new();
     o.push_mss(1460).unwrap();
     o.push_mptcp(&opt).unwrap();
@@ -172,7 +263,7 @@ fn syn_with(opt: MptcpOption, from: &str) -> (FourTuple, SegmentIn<NoBuf>) {
     (tuple, received(&seg))
 }
 
-fn reset_reason_of(seg: &SegmentOut<NoBuf>) -> Option<u8> {
+fn reset_reason_of(seg: &SegmentOut<S>) -> Option<u8> {
     mptcp(seg).into_iter().find_map(|o| match o {
         MptcpOption::MpTcpRst { reason, .. } => Some(reason),
         _ => None,
@@ -353,7 +444,7 @@ fn remove_addr_resets_every_subflow_to_that_address() {
     p.exchange(to_s);
     assert_eq!(p.server.tcp().len(), 2);
     // The client removes its address id 1, on the initial subflow (a duplicate ACK).
-    let (t, mut ack) = p.last_initial.clone().unwrap();
+    let (t, mut ack) = p.last[&40000].clone();
     assert!(ack.flags.contains(TcpFlags::ACK));
     let mut opts = OptionsBuf::new();
     opts.push_mptcp(&MptcpOption::RemoveAddr(
@@ -377,4 +468,884 @@ fn remove_addr_resets_every_subflow_to_that_address() {
         p.server.info(p.sm.unwrap()).unwrap().phase,
         Phase::Established
     );
+}
+
+// ----- a scripted client ------------------------------------------------------------
+
+/// The scripted client's key (the Red Hat trace's client key).
+const CLIENT_KEY: u64 = 0x4192_3206_b758_35f5;
+
+/// A listener stack and a scripted MPTCP client that forges every segment: a known
+/// key, sequence numbers from 1000, no TCP option but MSS (so no timestamps, window
+/// scaling or SACK), exactly the MPTCP options each step names.
+struct Script {
+    server: Stack<S>,
+    /// The connection's addresses as the listener sees them.
+    tuple: FourTuple,
+    /// The listener's key, from its SYN/ACK.
+    server_key: u64,
+    /// Our next sequence number.
+    seq: TcpSeq,
+    /// The listener's next sequence number.
+    ack: TcpSeq,
+    /// The connection at the listener, once established.
+    m: Option<MskId>,
+    /// Every event the listener's application saw.
+    events: Events,
+    now: Instant,
+}
+
+impl Script {
+    /// Our SYN with MP_CAPABLE; the listener answers with its key.
+    fn syn(cfg: Config) -> Self {
+        let mut server = stack_with(2, cfg);
+        server.listen(server_addr());
+        let mut s = Script {
+            server,
+            tuple: FourTuple {
+                local: server_addr(),
+                remote: "192.0.2.1:40000".parse().unwrap(),
+            },
+            server_key: 0,
+            seq: TcpSeq::new(1000),
+            ack: TcpSeq::new(0),
+            m: None,
+            events: Events::NONE,
+            now: now(),
+        };
+        let syn = MptcpOption::MpCapable(MpCapable::new(MpcVariant::Syn, false, false));
+        let out = s.send(TcpFlags::SYN, b"", &[syn]);
+        let (_, synack) = out
+            .iter()
+            .find(|(_, g)| g.flags.contains(TcpFlags::SYN))
+            .expect("a SYN/ACK");
+        s.server_key = match mptcp(synack).as_slice() {
+            [MptcpOption::MpCapable(MpCapable {
+                variant: MpcVariant::SynAck { sender_key },
+                ..
+            })] => *sender_key,
+            o => panic!("{o:?}"),
+        };
+        s
+    }
+
+    /// Our third ACK with both keys; returns what the listener sends.
+    fn third_ack(&mut self) -> Out {
+        let ack = MptcpOption::MpCapable(MpCapable::new(
+            MpcVariant::Ack {
+                sender_key: CLIENT_KEY,
+                receiver_key: self.server_key,
+            },
+            false,
+            false,
+        ));
+        let out = self.send(TcpFlags::ACK, b"", &[ack]);
+        assert!(self.m.is_some(), "established");
+        out
+    }
+
+    /// An established connection.
+    fn new(cfg: Config) -> Self {
+        let mut s = Self::syn(cfg);
+        s.third_ack();
+        s
+    }
+
+    /// The connection at the listener.
+    fn m(&self) -> MskId {
+        self.m.unwrap()
+    }
+
+    /// Sends one segment with `flags`, `data` and the MPTCP options `opts` at our next
+    /// sequence number; returns what the listener sends in answer.
+    fn send(&mut self, flags: TcpFlags, data: &[u8], opts: &[MptcpOption]) -> Out {
+        let syn = flags.contains(TcpFlags::SYN);
+        let mut o = OptionsBuf::new();
+        if syn {
+            o.push_mss(1460).unwrap();
+        }
+        for opt in opts {
+            o.push_mptcp(opt).unwrap();
+        }
+        let seg = SegmentOut {
+            seq: self.seq,
+            ack: if syn { TcpSeq::new(0) } else { self.ack },
+            flags,
+            window: 65535,
+            options: o,
+            payload: (!data.is_empty()).then(|| payload(data)),
+        };
+        self.seq += data.len() as u32 + u32::from(syn || flags.contains(TcpFlags::FIN));
+        let mut out = Out::new();
+        self.server
+            .on_segment(self.tuple, received(&seg), self.now, &mut out);
+        self.settle(out)
+    }
+
+    /// Follows the listener's sequence numbers in `out` and collects its events.
+    fn settle(&mut self, out: Out) -> Out {
+        for (_, g) in &out {
+            if g.flags.contains(TcpFlags::SYN) {
+                self.ack = g.seq + 1;
+                continue;
+            }
+            let end = g.seq + (g.data_len() as u32 + u32::from(g.flags.contains(TcpFlags::FIN)));
+            if end.after(self.ack) {
+                self.ack = end;
+            }
+        }
+        while let Some(m) = self.server.next_ready() {
+            let ev = self.server.take_events(m);
+            if ev.contains(Events::CONNECTED) {
+                self.m = Some(m);
+            }
+            self.events |= ev;
+        }
+        out
+    }
+
+    /// Runs the listener's timers `ms` later (delayed ACKs); returns what it sends.
+    fn wait(&mut self, ms: u64) -> Out {
+        self.now = self.now + Duration::from_millis(ms);
+        let mut out = Out::new();
+        self.server.on_timers(self.now, &mut out);
+        self.settle(out)
+    }
+
+    /// Flushes the listener's connection; returns what it sends.
+    fn flush(&mut self) -> Out {
+        let mut out = Out::new();
+        self.server.flush(self.m(), self.now, &mut out);
+        self.settle(out)
+    }
+
+    /// Everything the listener's application can read.
+    fn read(&mut self) -> Vec<u8> {
+        let mut v = Vec::new();
+        while let Some(p) = self.server.recv(self.m()) {
+            v.extend_from_slice(p.bytes());
+        }
+        v
+    }
+
+    /// The DSN of our byte `off` (0 is the first).
+    fn client_dsn(&self, off: u64) -> Dsn {
+        derive(CLIENT_KEY).idsn + 1 + off
+    }
+
+    /// The DSN of the listener's byte `off`.
+    fn server_dsn(&self, off: u64) -> Dsn {
+        derive(self.server_key).idsn + 1 + off
+    }
+}
+
+fn rst_of(out: &Out) -> &SegmentOut<S> {
+    &out.iter()
+        .find(|(_, g)| g.flags.contains(TcpFlags::RST))
+        .expect("a RST")
+        .1
+}
+
+fn no_rst(out: &Out) -> bool {
+    out.iter().all(|(_, g)| !g.flags.contains(TcpFlags::RST))
+}
+
+/// The MPTCP options of the last segment in `out` without payload.
+fn last_ack(out: &Out) -> Vec<MptcpOption> {
+    let (_, g) = out
+        .iter()
+        .rev()
+        .find(|(_, g)| g.data_len() == 0 && !g.flags.contains(TcpFlags::RST))
+        .expect("an ACK");
+    mptcp(g)
+}
+
+fn dss(data_ack: Option<DsnField>, mapping: Option<Mapping>, data_fin: bool) -> MptcpOption {
+    MptcpOption::Dss(Dss {
+        data_ack,
+        mapping,
+        data_fin,
+    })
+}
+
+#[test]
+fn mapped_data_is_delivered_and_data_acked_in_the_width_the_peer_uses() {
+    let mut s = Script::new(Config::default());
+    // 10 bytes mapped with a 32-bit DSN: a 32-bit DATA_ACK answers.
+    let ack32 = DsnField::Bits32(s.server_dsn(0).low32());
+    let map = Mapping {
+        dsn: DsnField::Bits32(s.client_dsn(0).low32()),
+        ssn: 1,
+        data_len: 10,
+        checksum: None,
+    };
+    let mut out = s.send(
+        TcpFlags::ACK,
+        b"0123456789",
+        &[dss(Some(ack32), Some(map), false)],
+    );
+    out.extend(s.wait(100));
+    assert_eq!(s.read(), b"0123456789");
+    assert_eq!(
+        last_ack(&out),
+        vec![MptcpOption::Dss(Dss::ack(DsnField::Bits32(
+            s.client_dsn(10).low32()
+        )))]
+    );
+    // One 64-bit mapping for two segments, sent with the first only: a 64-bit
+    // DATA_ACK covers both.
+    let ack64 = DsnField::Bits64(s.server_dsn(0));
+    let map = Mapping::new(s.client_dsn(10), 11, 8, None);
+    let mut out = s.send(
+        TcpFlags::ACK,
+        b"abcd",
+        &[dss(Some(ack64), Some(map), false)],
+    );
+    out.extend(s.send(TcpFlags::ACK, b"efgh", &[dss(Some(ack64), None, false)]));
+    out.extend(s.wait(100));
+    assert_eq!(s.read(), b"abcdefgh");
+    assert_eq!(
+        last_ack(&out),
+        vec![MptcpOption::Dss(Dss::ack(DsnField::Bits64(
+            s.client_dsn(18)
+        )))]
+    );
+    assert!(no_rst(&out));
+    assert_eq!(s.server.mib().get(Mib::DSSNoMatchTCP), 0);
+    assert_eq!(s.server.info(s.m()).unwrap().phase, Phase::Established);
+}
+
+#[test]
+fn a_mapping_outside_the_subflow_sequence_space_is_refused_with_a_reset() {
+    // Once the subflow is fully established it cannot fall back: data its mapping
+    // does not cover is a protocol error, MP_TCPRST reason 1 (Linux: MAPPING_INVALID,
+    // subflow_can_fallback false).
+    for stale in [false, true] {
+        let mut s = Script::new(Config::default());
+        let ack = Some(DsnField::Bits64(s.server_dsn(0)));
+        let mut sent = 0;
+        let map = if stale {
+            // A first mapping delivered, then data at SSN 11 whose mapping ends before
+            // it (it names SSN 1 again).
+            let first = Mapping::new(s.client_dsn(0), 1, 10, None);
+            let out = s.send(
+                TcpFlags::ACK,
+                b"0123456789",
+                &[dss(ack, Some(first), false)],
+            );
+            assert!(no_rst(&out));
+            sent = 10;
+            Mapping::new(s.client_dsn(10), 1, 10, None)
+        } else {
+            // Data at SSN 1 whose mapping starts at SSN 5001.
+            Mapping::new(s.client_dsn(0), 5001, 10, None)
+        };
+        let out = s.send(TcpFlags::ACK, b"abcdefghij", &[dss(ack, Some(map), false)]);
+        assert_eq!(
+            mptcp(rst_of(&out)),
+            vec![MptcpOption::MpTcpRst {
+                flags: 0,
+                reason: reset_reason::MPTCP_ERROR
+            }]
+        );
+        assert_eq!(s.server.mib().get(Mib::DSSNoMatchTCP), 1);
+        assert_eq!(s.server.mib().get(Mib::MPRstTx), 1);
+        assert!(s.events.contains(Events::RESET), "{:?}", s.events);
+        assert_eq!(s.read().len(), sent, "the unmapped bytes are not delivered");
+        assert_eq!(s.server.tcp().len(), 0);
+    }
+}
+
+#[test]
+fn the_peers_data_fin_is_reported_and_data_acked_and_ours_follows_our_data() {
+    for combined in [false, true] {
+        let mut s = Script::new(Config::default());
+        let m = s.m();
+        let ack = Some(DsnField::Bits64(s.server_dsn(0)));
+        let mut out = if combined {
+            // Data and DATA_FIN in one mapping: data-level length 5 + 1.
+            let map = Mapping::new(s.client_dsn(0), 1, 6, None);
+            s.send(TcpFlags::ACK, b"hello", &[dss(ack, Some(map), true)])
+        } else {
+            let map = Mapping::new(s.client_dsn(0), 1, 5, None);
+            s.send(TcpFlags::ACK, b"hello", &[dss(ack, Some(map), false)]);
+            // Linux's DATA_FIN-only form on a pure ACK: SSN 0, length 1.
+            let fin = Dss::data_fin_only(s.client_dsn(5), ack, None);
+            s.send(TcpFlags::ACK, b"", &[MptcpOption::Dss(fin)])
+        };
+        out.extend(s.wait(100));
+        // The DATA_ACK covers the DATA_FIN: its DSN + 1.
+        let data_ack = DsnField::Bits64(s.client_dsn(6));
+        assert_eq!(last_ack(&out), vec![MptcpOption::Dss(Dss::ack(data_ack))]);
+        // The application sees the peer's close once it read everything before it.
+        assert!(!s.events.contains(Events::PEER_FIN));
+        assert_eq!(s.read(), b"hello");
+        s.flush();
+        assert!(s.events.contains(Events::PEER_FIN), "{:?}", s.events);
+        assert!(s.server.peer_closed(m));
+        // Our 3 bytes, then our DATA_FIN at the DSN after them: on the data segment
+        // when it closes right away (data-level length 3 + 1), else on a pure ACK in
+        // Linux's DATA_FIN-only form.
+        s.server.send(m, payload(b"bye")).unwrap();
+        if combined {
+            s.server.close(m);
+        }
+        let out = s.flush();
+        let (_, data) = out.iter().find(|(_, g)| g.data_len() > 0).expect("data");
+        assert_eq!(data.payload.as_ref().unwrap().bytes(), b"bye");
+        let len = 3 + u16::from(combined);
+        assert_eq!(
+            mptcp(data),
+            vec![dss(
+                Some(data_ack),
+                Some(Mapping::new(s.server_dsn(0), 1, len, None)),
+                combined
+            )]
+        );
+        if !combined {
+            let ack = DsnField::Bits64(s.server_dsn(3));
+            s.send(TcpFlags::ACK, b"", &[MptcpOption::Dss(Dss::ack(ack))]);
+            s.server.close(m);
+            let out = s.flush();
+            assert_eq!(
+                last_ack(&out),
+                vec![MptcpOption::Dss(Dss::data_fin_only(
+                    s.server_dsn(3),
+                    Some(data_ack),
+                    None
+                ))]
+            );
+        }
+        assert!(!s.events.contains(Events::CLOSED));
+        // Our DATA_FIN acknowledged: the connection is closed and the subflow FINs.
+        let out = s.send(
+            TcpFlags::ACK,
+            b"",
+            &[MptcpOption::Dss(Dss::ack(DsnField::Bits64(
+                s.server_dsn(4),
+            )))],
+        );
+        assert!(s.events.contains(Events::CLOSED), "{:?}", s.events);
+        assert!(out.iter().any(|(_, g)| g.flags.contains(TcpFlags::FIN)));
+        assert!(no_rst(&out));
+    }
+}
+
+#[test]
+fn mp_fastclose_with_our_key_resets_the_connection_and_a_wrong_key_is_ignored() {
+    let mut s = Script::new(Config::default());
+    let wrong = MptcpOption::MpFastclose {
+        receiver_key: s.server_key ^ 1,
+    };
+    let out = s.send(TcpFlags::ACK, b"", &[wrong]);
+    assert!(no_rst(&out));
+    assert_eq!(s.server.mib().get(Mib::MPFastcloseRx), 0);
+    assert_eq!(s.server.info(s.m()).unwrap().phase, Phase::Established);
+    assert!(!s.events.contains(Events::RESET));
+
+    let right = MptcpOption::MpFastclose {
+        receiver_key: s.server_key,
+    };
+    let out = s.send(TcpFlags::ACK, b"", &[right]);
+    assert_eq!(
+        mptcp(rst_of(&out)),
+        vec![MptcpOption::MpTcpRst {
+            flags: 0,
+            reason: reset_reason::UNSPECIFIED
+        }]
+    );
+    assert_eq!(s.server.mib().get(Mib::MPFastcloseRx), 1);
+    assert!(s.events.contains(Events::RESET), "{:?}", s.events);
+    assert_eq!(s.server.tcp().len(), 0);
+}
+
+#[test]
+fn our_abort_sends_mp_fastclose_with_the_peers_key_and_mp_tcprst() {
+    let mut s = Script::new(Config::default());
+    let mut out = Out::new();
+    s.server.abort(s.m(), s.now, &mut out);
+    assert_eq!(
+        mptcp(rst_of(&out)),
+        vec![
+            MptcpOption::MpFastclose {
+                receiver_key: CLIENT_KEY
+            },
+            MptcpOption::MpTcpRst {
+                flags: 0,
+                reason: reset_reason::UNSPECIFIED
+            }
+        ]
+    );
+    assert_eq!(s.server.mib().get(Mib::MPFastcloseTx), 1);
+    assert_eq!(s.server.mib().get(Mib::MPRstTx), 1);
+}
+
+#[test]
+fn a_join_before_the_connection_is_established_is_prohibited() {
+    let mut s = Script::syn(Config::default());
+    let (t, syn) = syn_with(
+        MptcpOption::MpJoin(MpJoin::Syn {
+            backup: false,
+            addr_id: 1,
+            token: derive(s.server_key).token,
+            nonce: 7,
+        }),
+        "192.0.2.2:40001",
+    );
+    let mut out = Out::new();
+    s.server.on_segment(t, syn, now(), &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        reset_reason_of(rst_of(&out)),
+        Some(reset_reason::PROHIBITED)
+    );
+    assert_eq!(s.server.mib().get(Mib::MPJoinNotEstablished), 1);
+    assert_eq!(s.server.tcp().len(), 1, "nothing allocated for the join");
+}
+
+#[test]
+fn mp_prio_received_makes_the_subflow_a_backup() {
+    let mut p = Pair::new();
+    p.join(40040);
+    // The client asks for its join subflow to be a backup: everything goes on the
+    // initial subflow.
+    let out = p.forge_ack(40040, &[MptcpOption::MpPrio { backup: true }]);
+    assert!(no_rst(&out));
+    assert_eq!(p.server.mib().get(Mib::MPPrioRx), 1);
+    let ports = p.server_sends(20);
+    assert!(
+        !ports.is_empty() && ports.iter().all(|&pt| pt == 40000),
+        "{ports:?}"
+    );
+    // Roles swapped: the initial subflow a backup, the join a regular one.
+    p.forge_ack(40000, &[MptcpOption::MpPrio { backup: true }]);
+    p.forge_ack(40040, &[MptcpOption::MpPrio { backup: false }]);
+    assert_eq!(p.server.mib().get(Mib::MPPrioRx), 3);
+    let ports = p.server_sends(20);
+    assert!(
+        !ports.is_empty() && ports.iter().all(|&pt| pt == 40040),
+        "{ports:?}"
+    );
+}
+
+#[test]
+fn set_backup_sends_mp_prio_on_the_subflows_from_that_address() {
+    let mut p = Pair::new();
+    p.join(40050);
+    let second: IpAddr = "192.0.2.2".parse().unwrap();
+    assert_eq!(p.client.set_backup(p.m, second, true), 1);
+    let mut to_s = Out::new();
+    p.client.flush(p.m, now(), &mut to_s);
+    assert_eq!(to_s.len(), 1, "{to_s:?}");
+    let (t, ack) = &to_s[0];
+    assert_eq!(t.local.port(), 40050);
+    assert_eq!(ack.data_len(), 0);
+    assert!(
+        matches!(
+            mptcp(ack).as_slice(),
+            [
+                MptcpOption::Dss(Dss { mapping: None, .. }),
+                MptcpOption::MpPrio { backup: true }
+            ]
+        ),
+        "{:?}",
+        mptcp(ack)
+    );
+    assert_eq!(p.client.mib().get(Mib::MPPrioTx), 1);
+    p.exchange(to_s);
+    assert_eq!(p.server.mib().get(Mib::MPPrioRx), 1);
+    let ports = p.server_sends(20);
+    assert!(
+        !ports.is_empty() && ports.iter().all(|&pt| pt == 40000),
+        "{ports:?}"
+    );
+    // And back to a regular subflow.
+    assert_eq!(p.client.set_backup(p.m, second, false), 1);
+    let mut to_s = Out::new();
+    p.client.flush(p.m, now(), &mut to_s);
+    assert!(mptcp(&to_s[0].1).contains(&MptcpOption::MpPrio { backup: false }));
+    p.exchange(to_s);
+    assert_eq!(p.server.mib().get(Mib::MPPrioRx), 2);
+    assert_eq!(p.client.mib().get(Mib::MPPrioTx), 2);
+    // No subflow from that address: nothing to do.
+    assert_eq!(
+        p.client
+            .set_backup(p.m, "192.0.2.99".parse().unwrap(), true),
+        0
+    );
+}
+
+#[test]
+fn remove_address_sends_remove_addr_and_resets_the_subflows_from_it() {
+    let mut p = Pair::new();
+    p.join(40060);
+    assert_eq!(p.server.tcp().len(), 2);
+    assert_eq!(p.client.remove_address("192.0.2.2".parse().unwrap()), 1);
+    let mut to_s = Out::new();
+    p.client.flush(p.m, now(), &mut to_s);
+    // REMOVE_ADDR with the address id 1 on the initial subflow, a RST on the other.
+    let (_, rm) = to_s
+        .iter()
+        .find(|(t, _)| t.local.port() == 40000)
+        .expect("a segment on the initial subflow");
+    assert!(
+        mptcp(rm).contains(&MptcpOption::RemoveAddr(RemoveAddr::new(&[1]).unwrap())),
+        "{:?}",
+        mptcp(rm)
+    );
+    let (_, rst) = to_s
+        .iter()
+        .find(|(t, g)| t.local.port() == 40060 && g.flags.contains(TcpFlags::RST))
+        .expect("a RST on the removed subflow");
+    assert_eq!(reset_reason_of(rst), Some(reset_reason::UNSPECIFIED));
+    assert_eq!(p.client.mib().get(Mib::RmAddrTx), 1);
+    assert_eq!(p.client.mib().get(Mib::RmSubflow), 1);
+    assert_eq!(p.client.tcp().len(), 1);
+    p.exchange(to_s);
+    assert_eq!(p.server.mib().get(Mib::RmAddr), 1);
+    assert_eq!(p.server.tcp().len(), 1);
+    assert_eq!(p.client.info(p.m).unwrap().phase, Phase::Established);
+    assert_eq!(
+        p.server.info(p.sm.unwrap()).unwrap().phase,
+        Phase::Established
+    );
+    // The connection goes on over the initial subflow.
+    let ports = p.server_sends(5);
+    assert!(
+        !ports.is_empty() && ports.iter().all(|&pt| pt == 40000),
+        "{ports:?}"
+    );
+}
+
+#[test]
+fn remove_address_withdraws_an_announced_address() {
+    let other: IpAddr = "198.51.100.2".parse().unwrap();
+    let mut s = Script::syn(Config::default());
+    s.server.set_signal(&[other]);
+    let out = s.third_ack();
+    assert!(
+        out.iter().any(|(_, g)| mptcp(g)
+            .iter()
+            .any(|o| matches!(o, MptcpOption::AddAddr(a) if a.addr_id == 1 && a.addr == other))),
+        "{out:?}"
+    );
+    assert_eq!(s.server.remove_address(other), 1);
+    let out = s.flush();
+    assert_eq!(
+        last_ack(&out),
+        vec![
+            MptcpOption::Dss(Dss::ack(DsnField::Bits32(s.client_dsn(0).low32()))),
+            MptcpOption::RemoveAddr(RemoveAddr::new(&[1]).unwrap())
+        ]
+    );
+    assert_eq!(s.server.mib().get(Mib::RmAddrTx), 1);
+    assert_eq!(s.server.mib().get(Mib::RmSubflow), 0);
+    assert_eq!(s.server.info(s.m()).unwrap().phase, Phase::Established);
+    // The announcement is not repeated any more.
+    let out = s.wait(130_000);
+    assert!(
+        out.iter().all(|(_, g)| !mptcp(g)
+            .iter()
+            .any(|o| matches!(o, MptcpOption::AddAddr(_)))),
+        "{out:?}"
+    );
+    assert_eq!(s.server.mib().get(Mib::AddAddrTx), 1);
+}
+
+#[test]
+fn a_checksum_failure_on_the_only_subflow_sends_mp_fail_and_falls_back_at_the_infinite_mapping() {
+    let mut s = Script::new(Config {
+        checksum: true,
+        ..Config::default()
+    });
+    assert!(s.server.info(s.m()).unwrap().checksum);
+    let ack = Some(DsnField::Bits64(s.server_dsn(0)));
+    // 10 bytes whose checksum is wrong: not delivered, no reset, MP_FAIL with the
+    // mapping's DSN on the ACK.
+    let map = Mapping::new(s.client_dsn(0), 1, 10, Some(0x1234));
+    let mut out = s.send(TcpFlags::ACK, b"0123456789", &[dss(ack, Some(map), false)]);
+    out.extend(s.wait(100));
+    assert!(no_rst(&out));
+    assert_eq!(s.read(), b"");
+    assert_eq!(s.server.mib().get(Mib::DataCsumErr), 1);
+    assert_eq!(
+        last_ack(&out),
+        vec![
+            MptcpOption::Dss(Dss::ack(DsnField::Bits64(s.client_dsn(0)))),
+            MptcpOption::MpFail {
+                dsn: s.client_dsn(0)
+            }
+        ]
+    );
+    assert_eq!(s.server.mib().get(Mib::MPFailTx), 1);
+    // We answer with the infinite mapping from that DSN and send the bytes again:
+    // plain TCP from there on, both ways.
+    let infinite = Mapping {
+        dsn: DsnField::Bits64(s.client_dsn(0)),
+        ssn: 11,
+        data_len: 0,
+        checksum: Some(0),
+    };
+    let mut out = s.send(
+        TcpFlags::ACK,
+        b"0123456789",
+        &[dss(ack, Some(infinite), false)],
+    );
+    out.extend(s.send(TcpFlags::ACK, b"more", &[]));
+    out.extend(s.wait(100));
+    assert!(no_rst(&out));
+    assert_eq!(s.server.mib().get(Mib::InfiniteMapRx), 1);
+    assert_eq!(s.read(), b"0123456789more");
+    assert!(s.server.info(s.m()).unwrap().fallback);
+    assert_eq!(
+        last_ack(&out),
+        vec![],
+        "no MPTCP options after the fallback"
+    );
+    s.server.send(s.m(), payload(b"back")).unwrap();
+    let out = s.flush();
+    let (_, data) = out.iter().find(|(_, g)| g.data_len() > 0).expect("data");
+    assert!(mptcp(data).is_empty());
+    assert_eq!(
+        s.server.mib().get(Mib::MPFailTx),
+        1,
+        "sent once counted once"
+    );
+}
+
+#[test]
+fn mp_fail_received_is_answered_with_an_infinite_mapping_and_the_data_again() {
+    let mut s = Script::new(Config {
+        checksum: true,
+        ..Config::default()
+    });
+    let m = s.m();
+    s.server.send(m, payload(b"abcdefgh")).unwrap();
+    let out = s.flush();
+    let (_, data) = out.iter().find(|(_, g)| g.data_len() > 0).expect("data");
+    let first_seq = data.seq;
+    assert!(matches!(
+        mptcp(data).as_slice(),
+        [MptcpOption::Dss(Dss {
+            mapping: Some(Mapping {
+                ssn: 1,
+                data_len: 8,
+                checksum: Some(_),
+                ..
+            }),
+            ..
+        })]
+    ));
+    // The peer says that mapping failed its checksum.
+    let ack = Some(DsnField::Bits64(s.server_dsn(0)));
+    let fail = MptcpOption::MpFail {
+        dsn: s.server_dsn(0),
+    };
+    let out = s.send(TcpFlags::ACK, b"", &[dss(ack, None, false), fail]);
+    assert!(no_rst(&out));
+    assert_eq!(s.server.mib().get(Mib::MPFailRx), 1);
+    assert_eq!(s.server.mib().get(Mib::InfiniteMapTx), 1);
+    assert!(s.server.info(m).unwrap().fallback);
+    // The same bytes again after the first copy, with the infinite mapping from the
+    // failed DSN (the peer never sent a DSN, so the DATA_ACK is 32 bits).
+    let (_, again) = out
+        .iter()
+        .find(|(_, g)| g.data_len() > 0)
+        .expect("data again");
+    assert_eq!(again.seq, first_seq + 8);
+    assert_eq!(again.payload.as_ref().unwrap().bytes(), b"abcdefgh");
+    assert_eq!(
+        mptcp(again),
+        vec![dss(
+            Some(DsnField::Bits32(s.client_dsn(0).low32())),
+            Some(Mapping {
+                dsn: DsnField::Bits64(s.server_dsn(0)),
+                ssn: 9,
+                data_len: 0,
+                checksum: Some(0),
+            }),
+            false
+        )]
+    );
+    // Plain TCP from there: the subflow ACK frees the data, new data has no options.
+    s.send(TcpFlags::ACK, b"", &[]);
+    assert_eq!(
+        s.server.send_space(m),
+        Config::default().send_budget as usize
+    );
+    s.server.send(m, payload(b"ij")).unwrap();
+    let out = s.flush();
+    let (_, data) = out.iter().find(|(_, g)| g.data_len() > 0).expect("data");
+    assert!(mptcp(data).is_empty());
+    // An MP_FAIL repeated by the peer changes nothing.
+    let out = s.send(TcpFlags::ACK, b"", &[fail]);
+    assert!(no_rst(&out));
+    assert_eq!(s.server.mib().get(Mib::InfiniteMapTx), 1);
+}
+
+#[test]
+fn a_checksum_failure_with_several_subflows_resets_with_mp_fail_and_middlebox() {
+    let cfg = Config {
+        checksum: true,
+        ..Config::default()
+    };
+    let mut p = Pair::new_with(cfg);
+    p.join(40070);
+    let mut to_s = Out::new();
+    p.client.send(p.m, payload(&[5; 100])).unwrap();
+    p.client.flush(p.m, now(), &mut to_s);
+    let (t, data) = to_s
+        .iter()
+        .find(|(_, g)| g.data_len() > 0)
+        .expect("data")
+        .clone();
+    // A middlebox changed the payload: the checksum no longer matches.
+    let mut dsn = None;
+    let bad = rewrite_mptcp(&data, |o| match o {
+        MptcpOption::Dss(mut d) => {
+            if let Some(m) = d.mapping.as_mut() {
+                m.checksum = m.checksum.map(|c| c ^ 0x0101);
+                dsn = Some(m.dsn.expand(Dsn::new(0)));
+            }
+            MptcpOption::Dss(d)
+        }
+        // The first data may still carry MP_CAPABLE: its DSN is the sender's IDSN + 1.
+        MptcpOption::MpCapable(mut c) => {
+            if let MpcVariant::AckData {
+                sender_key,
+                checksum,
+                ..
+            } = &mut c.variant
+            {
+                *checksum = checksum.map(|x| x ^ 0x0101);
+                dsn = Some(derive(*sender_key).idsn + 1);
+            }
+            MptcpOption::MpCapable(c)
+        }
+        o => o,
+    });
+    let mut out = Out::new();
+    p.server
+        .on_segment(flipped(&t), received(&bad), now(), &mut out);
+    let rst = out
+        .iter()
+        .find(|(tt, g)| tt.remote == t.local && g.flags.contains(TcpFlags::RST))
+        .expect("a RST on the subflow the data came on");
+    let dsn = dsn.expect("a mapping");
+    assert_eq!(
+        mptcp(&rst.1),
+        vec![
+            MptcpOption::MpFail { dsn },
+            MptcpOption::MpTcpRst {
+                flags: 0,
+                reason: reset_reason::MIDDLEBOX
+            }
+        ]
+    );
+    assert_eq!(p.server.mib().get(Mib::DataCsumErr), 1);
+    assert_eq!(p.server.mib().get(Mib::MPFailTx), 1);
+    assert_eq!(p.server.tcp().len(), 1, "the other subflow stays");
+    assert!(!p.server.info(p.sm.unwrap()).unwrap().fallback);
+}
+
+#[test]
+fn a_data_fin_on_a_checksummed_data_segment_counts_in_the_checksum() {
+    let mut s = Script::new(Config {
+        checksum: true,
+        ..Config::default()
+    });
+    let m = s.m();
+    s.server.send(m, payload(b"bye")).unwrap();
+    s.server.close(m);
+    let out = s.flush();
+    let (_, data) = out.iter().find(|(_, g)| g.data_len() > 0).expect("data");
+    let sum = dataplane::wire::checksum::sum(b"bye");
+    let csum = dataplane::mptcp::crypto::dss_checksum(s.server_dsn(0), 1, 4, sum);
+    assert_eq!(
+        mptcp(data),
+        vec![dss(
+            Some(DsnField::Bits32(s.client_dsn(0).low32())),
+            Some(Mapping::new(s.server_dsn(0), 1, 4, Some(csum))),
+            true
+        )]
+    );
+}
+
+#[test]
+fn removing_the_initial_subflows_address_moves_the_connection_to_the_join() {
+    let mut p = Pair::new();
+    p.join(40061);
+    assert_eq!(p.client.remove_address("192.0.2.1".parse().unwrap()), 1);
+    let mut to_s = Out::new();
+    p.client.flush(p.m, now(), &mut to_s);
+    // REMOVE_ADDR with id 0 (the initial subflow's address) on the join.
+    let (_, rm) = to_s
+        .iter()
+        .find(|(t, _)| t.local.port() == 40061)
+        .expect("a segment on the join");
+    assert!(
+        mptcp(rm).contains(&MptcpOption::RemoveAddr(RemoveAddr::new(&[0]).unwrap())),
+        "{:?}",
+        mptcp(rm)
+    );
+    assert!(to_s
+        .iter()
+        .any(|(t, g)| t.local.port() == 40000 && g.flags.contains(TcpFlags::RST)));
+    p.exchange(to_s);
+    assert_eq!(p.server.mib().get(Mib::RmAddr), 1);
+    assert_eq!(p.server.tcp().len(), 1);
+    let ports = p.server_sends(5);
+    assert!(
+        !ports.is_empty() && ports.iter().all(|&pt| pt == 40061),
+        "{ports:?}"
+    );
+    assert_eq!(p.client.info(p.m).unwrap().phase, Phase::Established);
+}
+
+#[test]
+fn mp_fastclose_on_one_subflow_resets_every_subflow() {
+    let mut p = Pair::new();
+    p.join(40080);
+    assert_eq!(p.server.tcp().len(), 2);
+    let key = p.server_key;
+    let out = p.forge_ack(40000, &[MptcpOption::MpFastclose { receiver_key: key }]);
+    for port in [40000, 40080] {
+        let (_, rst) = out
+            .iter()
+            .find(|(t, g)| t.remote.port() == port && g.flags.contains(TcpFlags::RST))
+            .unwrap_or_else(|| panic!("a RST on {port}: {out:?}"));
+        assert_eq!(reset_reason_of(rst), Some(reset_reason::UNSPECIFIED));
+    }
+    assert_eq!(p.server.mib().get(Mib::MPFastcloseRx), 1);
+    assert_eq!(p.server.tcp().len(), 0);
+    let sm = p.sm.unwrap();
+    assert!(p.server.take_events(sm).contains(Events::RESET));
+}
+
+#[test]
+fn a_rst_carrying_mp_fastclose_and_mp_tcprst_is_counted_and_ends_the_connection() {
+    for right_key in [true, false] {
+        let mut s = Script::new(Config::default());
+        let key = if right_key {
+            s.server_key
+        } else {
+            s.server_key ^ 1
+        };
+        let out = s.send(
+            TcpFlags::RST | TcpFlags::ACK,
+            b"",
+            &[
+                MptcpOption::MpFastclose { receiver_key: key },
+                MptcpOption::MpTcpRst {
+                    flags: 0,
+                    reason: reset_reason::UNSPECIFIED,
+                },
+            ],
+        );
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(s.server.mib().get(Mib::MPRstRx), 1);
+        assert_eq!(s.server.mib().get(Mib::MPFastcloseRx), u64::from(right_key));
+        assert!(s.events.contains(Events::RESET), "{:?}", s.events);
+        assert_eq!(s.server.tcp().len(), 0);
+    }
 }

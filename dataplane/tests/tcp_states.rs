@@ -925,6 +925,15 @@ fn time_wait_reacks_fin_and_expires() {
 }
 
 #[test]
+fn a_rst_in_time_wait_ends_the_connection_without_a_reset_event() {
+    let mut fx = time_wait();
+    let g = fx.seg(R1 + 1, 0, TcpFlags::RST, 0);
+    fx.recv(g);
+    assert_eq!(fx.c.state(), State::Closed);
+    assert_eq!(fx.events(), Events::CLOSED);
+}
+
+#[test]
 fn time_wait_accepts_a_newer_syn() {
     let fx = time_wait();
     let old = fx.seg(R1, 0, SYN, 1000);

@@ -61,8 +61,17 @@ fn rig() -> Rig {
         worker: (0, 1),
         signal: Vec::new(),
         diag: Vec::new(),
+        relay: dataplane::relay::RelayConfig::default(),
+        listeners: Vec::new(),
+        path_manager: dataplane::pm::PathManager::new(
+            dataplane::pm::PathManagerKind::Default,
+            Vec::new(),
+        ),
     };
-    let worker = Worker::new(vec![WorkerPort::new(gw, host)], tcp, writer, rx, 0);
+    let peers = dataplane::worker::Peers {
+        handoff: dataplane::handoff::handoffs(1).remove(0),
+    };
+    let worker = Worker::new(vec![WorkerPort::new(gw, host)], tcp, peers, writer, rx, 0);
     Rig {
         pool,
         peer,

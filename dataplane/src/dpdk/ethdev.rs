@@ -574,6 +574,11 @@ impl Port for EthPort {
     fn alloc(&mut self) -> Option<Mbuf> {
         self.pool.alloc()
     }
+
+    fn pool_room(&self) -> Option<(usize, usize)> {
+        let free = self.pool.available() as usize;
+        Some((free, free + self.pool.in_use() as usize))
+    }
 }
 
 impl std::fmt::Debug for EthPort {

@@ -117,7 +117,8 @@ mib! {
     SubflowStale,
     /// Stale subflows that came back.
     SubflowRecover,
-    /// Fallbacks because DSS options went missing before any DATA_ACK.
+    /// Fallbacks because DSS options went missing (data without a mapping, or segments
+    /// without MPTCP options) while fallback was still possible.
     DssFallback,
 }
 

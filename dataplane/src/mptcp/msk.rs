@@ -176,6 +176,8 @@ pub struct Msk<S> {
     pub(super) removed_ids: ArrayVec<u8, 8>,
     /// Echoes owed for the peer's announcements.
     pub(super) echo_due: ArrayVec<AddAddr, 4>,
+    /// Our address ids to withdraw with a REMOVE_ADDR on the next pure ACK.
+    pub(super) rm_due: ArrayVec<u8, 8>,
     /// Every subflow must be flushed at the next settle (the timer asked for ACKs).
     pub(super) flush_all: bool,
     /// The window last given to the subflows (`None`: give it again, a subflow joined).
@@ -201,6 +203,8 @@ pub struct Msk<S> {
     pub(super) reinjected_bytes: u64,
     /// Aborting with MP_FASTCLOSE: RSTs on its subflows carry the peer's key.
     pub(super) fastclose: bool,
+    /// The peer aborted with MP_FASTCLOSE: every subflow left is reset.
+    pub(super) peer_fastclose: bool,
     /// A subflow was reset or timed out (the connection did not end cleanly).
     pub(super) subflow_failed: bool,
 }
@@ -249,6 +253,7 @@ impl<S: SharedBuf> Msk<S> {
             offered: None,
             announce: ArrayVec::new(),
             echo_due: ArrayVec::new(),
+            rm_due: ArrayVec::new(),
             removed_ids: ArrayVec::new(),
             flush_all: false,
             peer_fin_reported: false,
@@ -261,6 +266,7 @@ impl<S: SharedBuf> Msk<S> {
             timer_una: start,
             reinjected_bytes: 0,
             fastclose: false,
+            peer_fastclose: false,
             subflow_failed: false,
         }
     }
@@ -296,6 +302,16 @@ impl<S: SharedBuf> Msk<S> {
         if self.rcv.is_none() {
             self.start_receiving(Dsn::new(0));
         }
+    }
+
+    /// True while the connection may still fall back to plain TCP by an infinite
+    /// mapping (RFC 8684 §3.7): one subflow, no join ever, no data reinjected.
+    pub(super) fn infinite_fallback_allowed(&self) -> bool {
+        !self.fallback
+            && !self.joined
+            && self.half_open_joins == 0
+            && self.subflows.len() <= 1
+            && self.reinjected_bytes == 0
     }
 
     /// The DATA_ACK to send, once receiving.
@@ -388,6 +404,13 @@ impl<S: SharedBuf> Msk<S> {
             .filter(|a| !a.echoed)
             .filter_map(|a| a.sent_at.map(|t| t + timeout))
             .min()
+    }
+
+    /// The peer aborted the connection with MP_FASTCLOSE carrying our key.
+    pub(super) fn on_peer_fastclose(&mut self) {
+        self.phase = Phase::Closed;
+        self.peer_fastclose = true;
+        self.notify(Events::RESET);
     }
 
     /// True when the subflow `id` belongs to this connection.

@@ -166,9 +166,21 @@ pub struct Ctx<S> {
     signal: Vec<(u8, IpAddr)>,
     /// The time of the input being processed.
     pub(super) now: Instant,
+    /// Memory pressure: windows stay closed (see [`Stack::set_memory_pressure`]).
+    pub(super) pressure: bool,
 }
 
 impl<S: SharedBuf> Ctx<S> {
+    /// The ids of every live connection.
+    fn live_ids(&self) -> impl Iterator<Item = MskId> + '_ {
+        (0..self.slots.len())
+            .map(|index| MskId {
+                index: index as u32,
+                generation: self.generations[index].wrapping_sub(1),
+            })
+            .filter(|&m| self.msk(m).is_some())
+    }
+
     /// The connection `id`.
     pub(super) fn msk(&self, id: MskId) -> Option<&Msk<S>> {
         self.slots[self.live(id)?].as_ref()
@@ -501,6 +513,9 @@ pub struct MskInfo {
     pub checksum: bool,
     /// Subflows (established or not).
     pub subflows: usize,
+    /// A subflow is fully established: the peer has our keys, so it accepts joins
+    /// (Linux's client adds subflows only from then on).
+    pub fully_established: bool,
     /// Bytes reinjected at the connection level.
     pub reinjected_bytes: u64,
 }
@@ -560,6 +575,7 @@ impl<S: SharedBuf> Stack<S> {
                 ready: VecDeque::new(),
                 signal: Vec::new(),
                 now,
+                pressure: false,
             },
             timers: TimerWheel::new(wheel_slots, now),
             fired: Vec::new(),
@@ -591,6 +607,24 @@ impl<S: SharedBuf> Stack<S> {
         self.len() == 0
     }
 
+    /// Under memory pressure (the packet-buffer pool runs low) no connection opens
+    /// its receive window further: received data holds pool buffers until read, so
+    /// peers must stop sending until buffers come back (Linux's `tcp_mem` pressure).
+    /// Every connection re-offers its window when the pressure changes.
+    pub fn set_memory_pressure(&mut self, on: bool) {
+        if self.ctx.pressure == on {
+            return;
+        }
+        self.ctx.pressure = on;
+        let live: Vec<MskId> = self.ctx.live_ids().collect();
+        for m in live {
+            if let Some(k) = self.ctx.msk_mut(m) {
+                k.offered = None;
+            }
+            self.ctx.mark(m);
+        }
+    }
+
     /// Names our address `ip` with address id `id` in MP_JOIN and ADD_ADDR.
     pub fn set_address_id(&mut self, ip: IpAddr, id: u8) {
         self.ctx.addr_ids.insert(ip, id);
@@ -606,6 +640,86 @@ impl<S: SharedBuf> Stack<S> {
             self.ctx.signal.push((id, ip));
             self.ctx.addr_ids.insert(ip, id);
         }
+    }
+
+    /// Asks the peer to treat the subflows of `m` from our address `local_addr` as
+    /// backup (`backup`), or as regular subflows again: an MP_PRIO goes on a pure ACK
+    /// of each (RFC 8684 §3.3.8) at the next [`Stack::flush`]. Returns how many
+    /// subflows it concerns (0 when `m` is gone or plain TCP).
+    pub fn set_backup(&mut self, m: MskId, local_addr: IpAddr, backup: bool) -> usize {
+        let Some(k) = self.ctx.msk_mut(m) else {
+            return 0;
+        };
+        if k.fallback {
+            return 0;
+        }
+        let mut n = 0;
+        for e in &k.subflows {
+            let Some(c) = self.tcp.get_mut(e.id) else {
+                continue;
+            };
+            if c.tuple().local.ip() == local_addr && c.hook_mut().set_backup(backup) {
+                c.ack_soon();
+                n += 1;
+            }
+        }
+        if n > 0 {
+            k.flush_all = true;
+            self.ctx.mark(m);
+        }
+        n
+    }
+
+    /// Withdraws our address `ip` (its interface went down, say) from every MPTCP
+    /// connection that announced it (ADD_ADDR) or has subflows from it: a REMOVE_ADDR
+    /// with its address id goes on another subflow, and the subflows from `ip` are
+    /// reset (their unacknowledged data is reinjected on the others). `ip` is no longer
+    /// announced to new connections either. Takes effect at the next settle
+    /// ([`Stack::flush`], [`Stack::on_segment`] or [`Stack::on_timers`]). Returns how
+    /// many connections it concerns.
+    pub fn remove_address(&mut self, ip: IpAddr) -> usize {
+        self.ctx.signal.retain(|&(_, a)| a != ip);
+        let mut n = 0;
+        let live: Vec<MskId> = self.ctx.live_ids().collect();
+        for m in live {
+            let Some(k) = self.ctx.msk_mut(m) else {
+                continue;
+            };
+            if k.fallback {
+                continue;
+            }
+            let mut ids = ArrayVec::<u8, MAX_SUBFLOWS>::new();
+            if let Some(i) = k.announce.iter().position(|a| a.addr == ip) {
+                let a = k.announce.remove(i);
+                if a.sent_at.is_some() {
+                    let _ = ids.try_push(a.id);
+                }
+            }
+            for e in &k.subflows {
+                let Some(c) = self.tcp.get_mut(e.id) else {
+                    continue;
+                };
+                if c.tuple().local.ip() != ip {
+                    continue;
+                }
+                c.hook_mut().withdraw();
+                let id = c.hook().local_id();
+                if !ids.contains(&id) {
+                    let _ = ids.try_push(id);
+                }
+            }
+            if ids.is_empty() {
+                continue;
+            }
+            for id in ids {
+                if !k.rm_due.contains(&id) {
+                    let _ = k.rm_due.try_push(id);
+                }
+            }
+            self.ctx.mark(m);
+            n += 1;
+        }
+        n
     }
 
     /// Accepts connections on `addr`.
@@ -624,25 +738,41 @@ impl<S: SharedBuf> Stack<S> {
             fallback: k.fallback,
             checksum: k.csum,
             subflows: k.subflows.len(),
+            fully_established: k.subflows.iter().any(|e| {
+                self.tcp
+                    .get(e.id)
+                    .is_some_and(|c| c.hook().fully_established())
+            }),
             reinjected_bytes: k.reinjected_bytes,
         })
     }
 
-    /// Opens an MPTCP connection from `local` to `remote`; its SYN goes out now.
+    /// Opens a connection from `local` to `remote`, MPTCP when `mptcp` is true and the
+    /// stack has MPTCP enabled, plain TCP otherwise; its SYN goes out now. `None` when
+    /// the connection table is full or the tuple is taken.
     pub fn connect(
         &mut self,
         local: SocketAddr,
         remote: SocketAddr,
+        mptcp: bool,
         now: Instant,
         out: &mut impl SegmentSink<S>,
     ) -> Option<MskId> {
-        let (m, mptcp) = self.ctx.new_msk(local, remote)?;
-        let hook = Subflow::capable(m);
-        if !mptcp {
+        let (m, mptcp) = if mptcp && self.ctx.cfg.enabled {
+            self.ctx.new_msk(local, remote)?
+        } else {
+            let scheduler = self.ctx.cfg.scheduler.scheduler();
+            let msk = Msk::new(local, remote, 0, scheduler, self.ctx.cfg.recv_window);
+            (self.ctx.insert(msk)?, false)
+        };
+        let hook = if mptcp {
+            Subflow::capable(m)
+        } else {
             if let Some(k) = self.ctx.msk_mut(m) {
                 k.fall_back();
             }
-        }
+            Subflow::plain(m)
+        };
         let tuple = FourTuple { local, remote };
         let mut o = Out {
             sink: out,
@@ -807,6 +937,14 @@ impl<S: SharedBuf> Stack<S> {
         k.fastclose = true;
         k.app_closed = true;
         k.phase = Phase::Closed;
+        self.reset_subflows(m, now, out);
+        self.ctx.mark(m);
+        self.settle(now, out);
+    }
+
+    /// Resets every subflow of `m`.
+    fn reset_subflows(&mut self, m: MskId, now: Instant, out: &mut impl SegmentSink<S>) {
+        let Some(k) = self.ctx.msk(m) else { return };
         let ids: ArrayVec<ConnId, MAX_SUBFLOWS> = k.subflows.iter().map(|e| e.id).collect();
         let mut o = Out {
             sink: out,
@@ -818,8 +956,6 @@ impl<S: SharedBuf> Stack<S> {
             }
             self.tcp.flush(id, now, &mut o);
         }
-        self.ctx.mark(m);
-        self.settle(now, out);
     }
 
     /// Transmits what `m` has to send and frees it once closed and unused.
@@ -904,16 +1040,21 @@ impl<S: SharedBuf> Stack<S> {
         } else {
             0
         };
-        if k.phase == Phase::Established {
+        if std::mem::take(&mut k.peer_fastclose) {
+            self.reset_subflows(m, now, out);
+        }
+        let Some(k) = self.ctx.msk(m) else { return };
+        let established = k.phase == Phase::Established;
+        touched |= self.answer_mp_fail(m);
+        if established {
             touched |= self.push(m);
         }
         touched |= self.data_fin(m);
         touched |= self.sync_window(m);
         touched |= self.check_closed(m);
         touched |= self.signal_addresses(m, now);
-        self.remove_subflows(m, now, out);
-        let add_addr_timeout = self.ctx.cfg.add_addr_timeout;
         let Some(k) = self.ctx.msk_mut(m) else { return };
+        // Named before removals shift the subflows' indices.
         let ids: ArrayVec<ConnId, MAX_SUBFLOWS> = k
             .subflows
             .iter()
@@ -921,20 +1062,30 @@ impl<S: SharedBuf> Stack<S> {
             .filter(|(i, _)| touched & (1 << i) != 0)
             .map(|(_, e)| e.id)
             .collect();
+        self.remove_subflows(m, now, out);
+        let add_addr_timeout = self.ctx.cfg.add_addr_timeout;
+        let Some(k) = self.ctx.msk_mut(m) else { return };
         let outstanding = k.snd_una.before(k.snd_nxt) || matches!(k.fin, SendFin::Sent(_));
         let announce_at = k.announce_deadline(add_addr_timeout);
-        if (outstanding || announce_at.is_some()) && k.timer_at.is_none() {
-            let rtx = now + self.rtx_interval(m);
-            let at = match (outstanding, announce_at) {
-                (true, Some(a)) => rtx.min(a),
-                (false, Some(a)) => a,
-                _ => rtx,
+        // Armed when something waits, and re-armed earlier when data became
+        // outstanding under a later deadline (an ADD_ADDR retransmission minutes
+        // away must not hold back the data retransmission). A superseded wheel entry
+        // fires harmlessly: the timer checks `timer_at`.
+        let armed = k.timer_at;
+        if outstanding || announce_at.is_some() {
+            let rtx = outstanding.then(|| now + self.rtx_interval(m));
+            let at = match (rtx, announce_at) {
+                (Some(r), Some(a)) => r.min(a),
+                (Some(t), None) | (None, Some(t)) => t,
+                (None, None) => now,
             };
-            if let Some(k) = self.ctx.msk_mut(m) {
-                k.timer_at = Some(at);
-                k.timer_una = k.snd_una;
+            if armed.is_none_or(|t| at < t && rtx.is_some_and(|r| r < t)) {
+                if let Some(k) = self.ctx.msk_mut(m) {
+                    k.timer_at = Some(at);
+                    k.timer_una = k.snd_una;
+                }
+                self.timers.schedule(m, at);
             }
-            self.timers.schedule(m, at);
         }
         let mut o = Out {
             sink: out,
@@ -954,6 +1105,37 @@ impl<S: SharedBuf> Stack<S> {
         {
             self.ctx.remove(m);
         }
+    }
+
+    /// Answers a received MP_FAIL while infinite fallback is possible (RFC 8684 §3.7):
+    /// the connection falls back, the subflow's next segment carries an infinite
+    /// mapping from the failed DSN and everything from that DSN is sent again in plain
+    /// TCP. Returns the subflows told to send.
+    fn answer_mp_fail(&mut self, m: MskId) -> u32 {
+        let Stack { tcp, ctx, .. } = self;
+        let Some((k, mib, _)) = ctx.split(m) else {
+            return 0;
+        };
+        let mut touched = 0;
+        let ids: ArrayVec<ConnId, MAX_SUBFLOWS> = k.subflows.iter().map(|e| e.id).collect();
+        for (i, id) in ids.into_iter().enumerate() {
+            let Some(c) = tcp.get_mut(id) else { continue };
+            let Some(dsn) = c.hook_mut().take_fail_rx() else {
+                continue;
+            };
+            // A DSN outside what is sent and not acknowledged is no mapping of ours.
+            if !k.infinite_fallback_allowed() || dsn.before(k.snd_una) || dsn.after(k.snd_nxt) {
+                continue;
+            }
+            let at = c.send_seq_end();
+            c.hook_mut().start_infinite(at, dsn);
+            k.snd_nxt = dsn;
+            k.retrans_nxt = None;
+            k.fall_back();
+            mib.inc(Mib::InfiniteMapTx);
+            touched |= 1 << i;
+        }
+        touched
     }
 
     /// Maps queued data onto subflows as the scheduler picks them; returns the
@@ -1116,24 +1298,36 @@ impl<S: SharedBuf> Stack<S> {
     /// Offers the shared receive window on every subflow when it changed (or a
     /// subflow joined); returns the subflows given a new budget.
     fn sync_window(&mut self, m: MskId) -> u32 {
+        let pressure = self.ctx.pressure;
         let Some(k) = self.ctx.msk_mut(m) else {
             return 0;
         };
         let Some(r) = k.rcv.as_mut() else { return 0 };
         // The window is what the buffer holds beyond the unread in-order bytes: held
         // out-of-order data lies inside it.
-        let free = (k.recv_window as usize).saturating_sub(r.ready_bytes()) as u32;
-        if k.offered == Some(free) {
-            return 0;
+        let mut free = (k.recv_window as usize).saturating_sub(r.ready_bytes()) as u32;
+        if pressure {
+            free = 0;
         }
-        k.offered = Some(free);
-        r.set_window(free);
-        for e in &k.subflows {
+        let changed = k.offered != Some(free);
+        if changed {
+            k.offered = Some(free);
+            r.set_window(free);
+        }
+        // A subflow that handed data over since its budget was set counts it against
+        // that budget until told the connection's new free space; only subflows whose
+        // window changed need to send.
+        let mut touched = 0;
+        for (i, e) in k.subflows.iter().enumerate() {
             if let Some(c) = self.tcp.get_mut(e.id) {
-                c.set_recv_budget(free);
+                let refresh = changed || c.took_since_budget();
+                let ack_due = refresh && c.set_recv_budget(free);
+                if changed || ack_due {
+                    touched |= 1 << i;
+                }
             }
         }
-        all(k.subflows.len())
+        touched
     }
 
     /// Reports the peer's DATA_FIN and ends the connection once both are done; returns
@@ -1160,17 +1354,19 @@ impl<S: SharedBuf> Stack<S> {
         0
     }
 
-    /// Resets the subflows whose remote address the peer removed (REMOVE_ADDR).
+    /// Resets the subflows whose remote address the peer removed (REMOVE_ADDR) and
+    /// those from our own addresses withdrawn by [`Stack::remove_address`].
     fn remove_subflows(&mut self, m: MskId, now: Instant, out: &mut impl SegmentSink<S>) {
         let Some(k) = self.ctx.msk_mut(m) else { return };
-        if k.removed_ids.is_empty() {
-            return;
-        }
         let removed = std::mem::take(&mut k.removed_ids);
+        let tcp = &self.tcp;
         let gone: ArrayVec<ConnId, MAX_SUBFLOWS> = k
             .subflows
             .iter()
-            .filter(|e| removed.contains(&e.remote_id))
+            .filter(|e| {
+                removed.contains(&e.remote_id)
+                    || tcp.get(e.id).is_some_and(|c| c.hook().withdrawn())
+            })
             .map(|e| e.id)
             .collect();
         for _ in &gone {
@@ -1188,7 +1384,8 @@ impl<S: SharedBuf> Stack<S> {
         }
     }
 
-    /// Asks a subflow for an ACK when an ADD_ADDR (or an echo) is due; returns it.
+    /// Asks a subflow for an ACK when an ADD_ADDR, an echo or a REMOVE_ADDR is due (not
+    /// one from a withdrawn address); returns it.
     fn signal_addresses(&mut self, m: MskId, now: Instant) -> u32 {
         let timeout = self.ctx.cfg.add_addr_timeout;
         let Some(k) = self.ctx.msk_mut(m) else {
@@ -1197,7 +1394,7 @@ impl<S: SharedBuf> Stack<S> {
         if k.phase != Phase::Established || k.fallback {
             return 0;
         }
-        if k.announce_due(now, timeout).is_none() && k.echo_due.is_empty() {
+        if k.announce_due(now, timeout).is_none() && k.echo_due.is_empty() && k.rm_due.is_empty() {
             return 0;
         }
         for (i, e) in k.subflows.iter().enumerate() {
@@ -1205,10 +1402,15 @@ impl<S: SharedBuf> Stack<S> {
                 continue;
             }
             if let Some(c) = self.tcp.get_mut(e.id) {
+                if c.hook().withdrawn() {
+                    continue;
+                }
                 c.ack_soon();
                 return 1 << i;
             }
         }
+        // No subflow is left to carry a REMOVE_ADDR.
+        k.rm_due.clear();
         0
     }
 

@@ -22,6 +22,7 @@ use crate::tcp::{
 use crate::wire::checksum;
 use crate::wire::mptcp::{
     reset_reason, AddAddr, DsnField, Dss, Mapping, MpCapable, MpJoin, MpcVariant, MptcpOption,
+    RemoveAddr,
 };
 use crate::wire::tcp::{OptionsBuf, TcpFlags, TcpOption, TcpOptions};
 use arrayvec::ArrayVec;
@@ -41,6 +42,8 @@ const TX_MAPS: usize = 16_384;
 const DATA_OPTION_SPACE: usize = 28;
 /// Option bytes a pure ACK needs at most: DSS with a 64-bit DATA_ACK (12).
 const ACK_OPTION_SPACE: usize = 12;
+/// Option bytes of an MP_FAIL.
+const MP_FAIL_SPACE: usize = 12;
 
 /// Which handshake the subflow started with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,6 +151,35 @@ pub struct Subflow<S> {
     pending: Option<CsumPending<S>>,
     /// MP_TCPRST reason for our next RST.
     reset_reason: Option<u8>,
+    /// An MP_PRIO with `backup` is owed on the next pure ACK.
+    prio_due: bool,
+    /// Our address of this subflow was withdrawn: the stack resets it.
+    withdrawn: bool,
+    /// A mapping failed its checksum: MP_FAIL with the DSN of its start goes on every
+    /// ACK (and on the RST, if any) until the peer's infinite mapping arrives or the
+    /// data is recovered.
+    mp_fail: Option<FailTx>,
+    /// The peer sent MP_FAIL with this DSN; the stack answers with an infinite mapping.
+    fail_rx: Option<Dsn>,
+    /// We fell back by an infinite mapping: the segment at this subflow sequence
+    /// carries it (with this DSN); earlier ones keep their mappings.
+    infinite_tx: Option<(TcpSeq, Dsn)>,
+    /// The peer's infinite mapping: from this subflow sequence on, bytes are this DSN
+    /// onwards one to one.
+    infinite_rx: Option<(TcpSeq, Dsn)>,
+    /// After falling back at the peer's infinite mapping: the DSN of the next in-order
+    /// subflow byte (at this sequence). The peer sent data again from the failed DSN,
+    /// so the connection's DATA_ACK (which held later data) is no guide.
+    plain_at: Option<(TcpSeq, Dsn)>,
+}
+
+/// An MP_FAIL we owe the peer.
+#[derive(Clone, Copy, Debug)]
+struct FailTx {
+    /// Start of the failed mapping.
+    dsn: Dsn,
+    /// Sent (and counted) at least once.
+    sent: bool,
 }
 
 impl<S: SharedBuf> Subflow<S> {
@@ -171,12 +203,24 @@ impl<S: SharedBuf> Subflow<S> {
             rx: VecDeque::new(),
             pending: None,
             reset_reason: None,
+            prio_due: false,
+            withdrawn: false,
+            mp_fail: None,
+            fail_rx: None,
+            infinite_tx: None,
+            infinite_rx: None,
+            plain_at: None,
         }
     }
 
     /// The hook of an active MP_CAPABLE subflow (a new connection).
     pub(super) fn capable(msk: MskId) -> Self {
         Self::new(msk, Role::Capable, Stage::SynSent)
+    }
+
+    /// The hook of a plain TCP connection (MPTCP not wanted or not possible).
+    pub(super) fn plain(msk: MskId) -> Self {
+        Self::new(msk, Role::Plain, Stage::Established)
     }
 
     /// The hook of an active MP_JOIN subflow with address id `local_id`.
@@ -194,9 +238,54 @@ impl<S: SharedBuf> Subflow<S> {
         self.msk
     }
 
+    /// True once the peer showed it has our keys (MP_CAPABLE) or the join completed.
+    pub fn fully_established(&self) -> bool {
+        self.fully_established
+    }
+
     /// True once it may carry connection data (MPTCP established, or plain TCP).
     pub fn usable(&self) -> bool {
         self.role == Role::Plain || self.stage == Stage::Established
+    }
+
+    /// Our address id on this subflow (0 on the initial subflow).
+    pub(super) fn local_id(&self) -> u8 {
+        self.local_id
+    }
+
+    /// Asks the peer (MP_PRIO on the next pure ACK) to treat this subflow as backup or
+    /// not; false on a plain subflow, which has no MPTCP options.
+    pub(super) fn set_backup(&mut self, backup: bool) -> bool {
+        if self.role == Role::Plain {
+            return false;
+        }
+        self.backup = backup;
+        self.prio_due = true;
+        true
+    }
+
+    /// Marks the subflow's local address withdrawn (the stack resets it).
+    pub(super) fn withdraw(&mut self) {
+        self.withdrawn = true;
+    }
+
+    /// True when the subflow's local address was withdrawn.
+    pub(super) fn withdrawn(&self) -> bool {
+        self.withdrawn
+    }
+
+    /// Takes the DSN of a received MP_FAIL still to answer.
+    pub(super) fn take_fail_rx(&mut self) -> Option<Dsn> {
+        self.fail_rx.take()
+    }
+
+    /// Falls back by an infinite mapping for `dsn` on the segment at subflow sequence
+    /// `at` (the first byte not yet handed to TCP): what precedes keeps its mappings,
+    /// what follows is plain TCP.
+    pub(super) fn start_infinite(&mut self, at: TcpSeq, dsn: Dsn) {
+        self.role = Role::Plain;
+        self.infinite_tx = Some((at, dsn));
+        self.mp_fail = None;
     }
 
     /// Records a payload of `len` bytes handed to the subflow at `seq` for `dsn`.
@@ -471,15 +560,24 @@ impl<S: SharedBuf> Subflow<S> {
                     }
                     let dsn = m.dsn.expand(rcv_nxt);
                     if m.data_len == 0 {
-                        mib.inc(Mib::InfiniteMapRx);
-                        if !msk.joined && msk.subflows.len() == 1 {
-                            msk.fall_back();
-                            self.role = Role::Plain;
+                        // The infinite mapping: the peer fell back (answering our
+                        // MP_FAIL, or on its own). We follow once the subflow bytes
+                        // reach it; refused when fallback is no longer possible.
+                        if self.infinite_rx.is_none() {
+                            mib.inc(Mib::InfiniteMapRx);
+                            if msk.infinite_fallback_allowed() {
+                                self.infinite_rx = Some((self.irs + m.ssn, dsn));
+                            }
                         }
                         continue;
                     }
                     let fin = u32::from(dss.data_fin);
                     let data_len = u32::from(m.data_len) - fin;
+                    if dss.data_fin && meta.data_len == 0 && verdict == Verdict::Continue {
+                        // A DATA_FIN on a pure ACK (or its retransmission) is
+                        // DATA_ACKed at once.
+                        verdict = Verdict::AckNow;
+                    }
                     if dss.data_fin {
                         let fin_dsn = dsn + u64::from(data_len);
                         if let Some(r) = msk.rcv.as_mut() {
@@ -516,8 +614,7 @@ impl<S: SharedBuf> Subflow<S> {
                 }
                 MptcpOption::MpFastclose { receiver_key } if receiver_key == msk.local_key => {
                     mib.inc(Mib::MPFastcloseRx);
-                    msk.phase = Phase::Closed;
-                    msk.notify(Events::RESET);
+                    msk.on_peer_fastclose();
                     verdict = Verdict::Reset;
                 }
                 MptcpOption::MpPrio { backup } => {
@@ -526,8 +623,13 @@ impl<S: SharedBuf> Subflow<S> {
                         e.backup = backup;
                     }
                 }
-                MptcpOption::MpFail { .. } => {
+                MptcpOption::MpFail { dsn } => {
+                    // Answered by the stack with an infinite mapping while fallback is
+                    // possible; otherwise the sender resets the subflow itself.
                     mib.inc(Mib::MPFailRx);
+                    if msk.infinite_fallback_allowed() && self.mp_fail.is_none() {
+                        self.fail_rx = Some(dsn);
+                    }
                 }
                 MptcpOption::AddAddr(a) => {
                     if a.is_echo() {
@@ -559,14 +661,24 @@ impl<S: SharedBuf> Subflow<S> {
                 _ => {}
             }
         }
-        // Data without any DSS before the peer ever sent a DATA_ACK, on the only
-        // subflow: a middlebox strips the options, fall back (RFC 8684 §3.7).
-        if meta.data_len > 0
-            && !mapped
-            && !msk.data_ack_seen
-            && !msk.joined
-            && msk.subflows.len() == 1
-            && self.rx_map(meta.seq).is_none()
+        // Data without any mapping, or a segment without any MPTCP option (the peer
+        // fell back, or a middlebox strips the options; an MPTCP peer puts a DSS on
+        // every segment): fall back while the subflow's bytes are still the
+        // connection's one to one (RFC 8684 §3.7; Linux `subflow_can_fallback`: one
+        // subflow, no join, no reinjection, and with checksums none verified yet,
+        // which a DATA_ACK stands for here).
+        let stripped = if meta.data_len > 0 {
+            !mapped && self.rx_map(meta.seq).is_none()
+        } else {
+            opts.is_empty() && self.role == Role::Capable
+        };
+        // Not while an MP_FAIL awaits its infinite mapping: the peer, fallen back
+        // already, sends without options, but its bytes before that mapping are mapped.
+        if stripped
+            && (!msk.csum || !msk.data_ack_seen)
+            && msk.infinite_fallback_allowed()
+            && self.mp_fail.is_none()
+            && self.infinite_rx.is_none()
         {
             msk.fall_back();
             self.role = Role::Plain;
@@ -581,6 +693,16 @@ impl<S: SharedBuf> Subflow<S> {
         let msk_id = self.msk;
         let mut rest = Some(p);
         while let Some(mut p) = rest.take() {
+            // Bytes before the peer's infinite mapping keep their mappings; from it on
+            // the subflow is plain TCP.
+            let mut limit = p.len() as u32;
+            if let Some((at, dsn)) = self.infinite_rx {
+                if seq.after_eq(at) {
+                    self.finish_fallback(ctx, at, dsn);
+                    return self.deliver_plain(ctx, seq, p);
+                }
+                limit = limit.min(at.offset_from(seq));
+            }
             let Some(i) = self.rx_map(seq) else {
                 ctx.mib.inc(Mib::DSSNoMatchTCP);
                 self.reset_reason = Some(reset_reason::MPTCP_ERROR);
@@ -588,7 +710,7 @@ impl<S: SharedBuf> Subflow<S> {
             };
             let m = self.rx[i];
             let off = seq.offset_from(m.seq);
-            let take = (m.len - off).min(p.len() as u32);
+            let take = (m.len - off).min(limit);
             let piece = if (take as usize) < p.len() {
                 let front = p.split_to(take as usize);
                 rest = Some(p);
@@ -608,13 +730,65 @@ impl<S: SharedBuf> Subflow<S> {
             if m.csum.is_some() {
                 if !self.collect_checksummed(ctx, m, off, dsn, piece) {
                     ctx.mib.inc(Mib::DataCsumErr);
-                    self.reset_reason = Some(reset_reason::MIDDLEBOX);
-                    return Delivery::Reset;
+                    self.pending = None;
+                    if self.mp_fail.is_none() {
+                        self.mp_fail = Some(FailTx {
+                            dsn: m.dsn,
+                            sent: false,
+                        });
+                    }
+                    // RFC 8684 §3.7: the mapping's data is not delivered. On the only
+                    // subflow, MP_FAIL asks the peer for an infinite mapping from its
+                    // DSN; otherwise the subflow is reset (MP_FAIL in the RST) and the
+                    // data comes again on another one.
+                    if !ctx
+                        .msk(msk_id)
+                        .is_some_and(|k| k.infinite_fallback_allowed())
+                    {
+                        self.reset_reason = Some(reset_reason::MIDDLEBOX);
+                        return Delivery::Reset;
+                    }
+                    ctx.mark(msk_id);
                 }
             } else {
                 push_data(ctx, msk_id, dsn, piece);
             }
         }
+        Delivery::Taken
+    }
+
+    /// Falls back at the peer's infinite mapping (subflow sequence `at` carries `dsn`):
+    /// plain TCP from here on.
+    fn finish_fallback(&mut self, ctx: &mut Ctx<S>, at: TcpSeq, dsn: Dsn) {
+        self.plain_at = Some((at, dsn));
+        self.role = Role::Plain;
+        self.rx.clear();
+        self.pending = None;
+        self.mp_fail = None;
+        self.infinite_rx = None;
+        if let Some(k) = ctx.msk_mut(self.msk) {
+            k.fall_back();
+        }
+        ctx.mark(self.msk);
+    }
+
+    /// Hands in-order plain TCP bytes at `seq` to the connection: after the peer's
+    /// infinite mapping by the DSN it named, otherwise at the connection's DATA_ACK (one
+    /// subflow whose bytes always were the connection's, in order).
+    fn deliver_plain(&mut self, ctx: &mut Ctx<S>, seq: TcpSeq, p: Payload<S>) -> Delivery<S> {
+        let dsn = match self.plain_at {
+            Some((at, dsn)) => {
+                let dsn = dsn + u64::from(seq.offset_from(at));
+                // Re-anchored at every payload so the offset never wraps.
+                self.plain_at = Some((seq + p.len() as u32, dsn + p.len() as u64));
+                dsn
+            }
+            None => match ctx.msk(self.msk).and_then(|m| m.data_ack()) {
+                Some(dsn) => dsn,
+                None => return Delivery::Reset,
+            },
+        };
+        push_data(ctx, self.msk, dsn, p);
         Delivery::Taken
     }
 
@@ -730,6 +904,9 @@ impl<S: SharedBuf> Subflow<S> {
     /// Pushes the options of an ACK-bearing segment after the handshake.
     fn established_option(&self, ctx: &Ctx<S>, opts: &mut OptionsBuf, meta: &SegmentMeta) {
         let Some(msk) = ctx.msk(self.msk) else { return };
+        if let Some((at, dsn)) = self.infinite_tx {
+            return self.infinite_option(msk, opts, meta, at, dsn);
+        }
         if self.role == Role::Plain || msk.fallback {
             return;
         }
@@ -773,7 +950,80 @@ impl<S: SharedBuf> Subflow<S> {
         self.push_dss(msk, opts, map, meta);
     }
 
-    /// On a pure ACK: an ADD_ADDR that is due, or an echo we owe, if it fits.
+    /// The options of a segment after we fell back by an infinite mapping at subflow
+    /// sequence `at` for `dsn`: segments before it keep their mappings, the one at it
+    /// carries the infinite mapping (data-level length 0, checksum 0), later ones none.
+    fn infinite_option(
+        &self,
+        msk: &super::msk::Msk<S>,
+        opts: &mut OptionsBuf,
+        meta: &SegmentMeta,
+        at: TcpSeq,
+        dsn: Dsn,
+    ) {
+        if meta.data_len == 0 || meta.seq.after(at) {
+            return;
+        }
+        if meta.seq.before(at) {
+            let map = self.tx_map(meta.seq).copied();
+            return self.push_dss(msk, opts, map, meta);
+        }
+        let dss = Dss {
+            data_ack: msk
+                .data_ack()
+                .map(|a| DsnField::data_ack(a, msk.peer_dsn64)),
+            mapping: Some(Mapping::new(
+                dsn,
+                at.offset_from(self.iss),
+                0,
+                msk.csum.then_some(0),
+            )),
+            data_fin: false,
+        };
+        let _ = opts.push_mptcp(&MptcpOption::Dss(dss));
+    }
+
+    /// MP_FAIL while it is owed (after the DSS, which it may share a segment with):
+    /// until the peer's infinite mapping arrives, or the failed data came again some
+    /// other way (the peer could not fall back and reinjected it).
+    fn fail_option(&mut self, ctx: &mut Ctx<S>, opts: &mut OptionsBuf) {
+        let Some(fail) = self.mp_fail.as_mut() else {
+            return;
+        };
+        let recovered = ctx
+            .msk(self.msk)
+            .and_then(|k| k.data_ack())
+            .is_some_and(|a| a.after(fail.dsn));
+        if recovered {
+            self.mp_fail = None;
+            return;
+        }
+        if opts
+            .push_mptcp(&MptcpOption::MpFail { dsn: fail.dsn })
+            .is_ok()
+            && !fail.sent
+        {
+            fail.sent = true;
+            ctx.mib.inc(Mib::MPFailTx);
+        }
+    }
+
+    /// On a pure ACK: an MP_PRIO that is due, if it fits.
+    fn prio_option(&mut self, ctx: &mut Ctx<S>, opts: &mut OptionsBuf, meta: &SegmentMeta) {
+        if !self.prio_due || meta.data_len > 0 || self.stage != Stage::Established {
+            return;
+        }
+        let opt = MptcpOption::MpPrio {
+            backup: self.backup,
+        };
+        if opts.push_mptcp(&opt).is_ok() {
+            self.prio_due = false;
+            ctx.mib.inc(Mib::MPPrioTx);
+        }
+    }
+
+    /// On a pure ACK: a REMOVE_ADDR, an ADD_ADDR that is due, or an echo we owe, if it
+    /// fits.
     fn signal_option(&self, ctx: &mut Ctx<S>, opts: &mut OptionsBuf, meta: &SegmentMeta) {
         if meta.data_len > 0 || self.role == Role::Plain || self.stage != Stage::Established {
             return;
@@ -783,7 +1033,18 @@ impl<S: SharedBuf> Subflow<S> {
         let Some((msk, mib, _)) = ctx.split(self.msk) else {
             return;
         };
-        if msk.fallback {
+        if msk.fallback || self.withdrawn {
+            return;
+        }
+        if !msk.rm_due.is_empty() {
+            let Some(rm) = RemoveAddr::new(&msk.rm_due) else {
+                msk.rm_due.clear();
+                return;
+            };
+            if opts.push_mptcp(&MptcpOption::RemoveAddr(rm)).is_ok() {
+                msk.rm_due.clear();
+                mib.inc(Mib::RmAddrTx);
+            }
             return;
         }
         if let Some(i) = msk.announce_due(now, timeout) {
@@ -821,16 +1082,29 @@ impl<S: SharedBuf> Subflow<S> {
             .data_ack()
             .map(|a| DsnField::data_ack(a, msk.peer_dsn64));
         let dss = match (map, msk.fin) {
-            (Some(m), _) => Dss {
-                data_ack,
-                mapping: Some(Mapping::new(
-                    m.dsn,
-                    m.seq.offset_from(self.iss),
-                    m.len as u16,
-                    m.csum,
-                )),
-                data_fin: false,
-            },
+            (Some(m), fin) => {
+                // The mapping that ends where our DATA_FIN is carries it (Linux: one
+                // more byte of data-level length, and the checksum over that length).
+                let data_fin =
+                    m.len < u32::from(u16::MAX) && fin == SendFin::Sent(m.dsn + u64::from(m.len));
+                let csum = m.csum.map(|c| {
+                    if data_fin {
+                        !checksum::combine(!c, 1)
+                    } else {
+                        c
+                    }
+                });
+                Dss {
+                    data_ack,
+                    mapping: Some(Mapping::new(
+                        m.dsn,
+                        m.seq.offset_from(self.iss),
+                        (m.len + u32::from(data_fin)) as u16,
+                        csum,
+                    )),
+                    data_fin,
+                }
+            }
             (None, SendFin::Sent(fin)) if meta.data_len == 0 => {
                 let csum = msk.csum.then(|| dss_checksum(fin, 0, 1, 0));
                 Dss::data_fin_only(fin, data_ack, csum)
@@ -845,7 +1119,16 @@ impl<S: SharedBuf> Subflow<S> {
 
     /// The DSN a plain-TCP subflow's acknowledgement `ack` stands for.
     fn plain_data_ack(&self, ack: TcpSeq) -> Option<Dsn> {
-        let i = self.tx.partition_point(|m| (m.seq + m.len).before_eq(ack));
+        // After an infinite mapping only what follows it counts: the mappings before
+        // it name DSNs sent again from its point.
+        let from = match self.infinite_tx {
+            Some((at, _)) if ack.before_eq(at) => return None,
+            Some((at, _)) => Some(at),
+            None => None,
+        };
+        let i = self.tx.partition_point(|m| {
+            from.is_some_and(|at| m.seq.before(at)) || (m.seq + m.len).before_eq(ack)
+        });
         match self.tx.get(i) {
             Some(m) if ack.after(m.seq) => Some(m.dsn + u64::from(ack.offset_from(m.seq))),
             Some(m) => Some(m.dsn),
@@ -913,6 +1196,15 @@ fn mptcp_options<S: SharedBuf>(ctx: &mut Ctx<S>, raw: &[u8]) -> ArrayVec<MptcpOp
 impl<S: SharedBuf> Hook<S> for Subflow<S> {
     type Ctx = Ctx<S>;
 
+    /// MP_JOIN SYNs: a peer joins an announced address on the port it first
+    /// connected to (RFC 8684 §3.4.1), where no listener may be; the token decides.
+    fn claims_unlistened(syn: &SegmentIn<S>) -> bool {
+        TcpOptions::new(&syn.raw_options).any(|o| {
+            matches!(o, Ok(TcpOption::Mptcp(b))
+                if matches!(MptcpOption::parse(b), Ok(MptcpOption::MpJoin(MpJoin::Syn { .. }))))
+        })
+    }
+
     fn accept(ctx: &mut Ctx<S>, tuple: &FourTuple, syn: &SegmentIn<S>) -> Result<Self, OptionsBuf> {
         let opts = mptcp_options(ctx, &syn.raw_options);
         ctx.accept(tuple, &opts).map(|(msk, kind)| {
@@ -920,7 +1212,7 @@ impl<S: SharedBuf> Hook<S> for Subflow<S> {
                 super::stack::Accepted::Capable => {
                     Self::new(msk, Role::Capable, Stage::SynReceived)
                 }
-                super::stack::Accepted::Plain => Self::new(msk, Role::Plain, Stage::Established),
+                super::stack::Accepted::Plain => Self::plain(msk),
                 super::stack::Accepted::Join {
                     remote_nonce,
                     local_nonce,
@@ -972,8 +1264,11 @@ impl<S: SharedBuf> Hook<S> for Subflow<S> {
 
     fn option_space(&self, data: bool) -> usize {
         match (self.role, data) {
+            // Until the infinite mapping is through, earlier segments keep their DSS.
+            (Role::Plain, true) if self.infinite_tx.is_some() => DATA_OPTION_SPACE,
             (Role::Plain, _) => 0,
             (_, true) => DATA_OPTION_SPACE,
+            (_, false) if self.mp_fail.is_some() => ACK_OPTION_SPACE + MP_FAIL_SPACE,
             (_, false) => ACK_OPTION_SPACE,
         }
     }
@@ -981,13 +1276,28 @@ impl<S: SharedBuf> Hook<S> for Subflow<S> {
     fn add_options(&mut self, ctx: &mut Ctx<S>, opts: &mut OptionsBuf, meta: &SegmentMeta) {
         let f = meta.flags;
         if f.contains(TcpFlags::RST) {
-            if let Some(reason) = self.reset_reason {
-                ctx.mib.inc(Mib::MPRstTx);
-                let _ = opts.push_mptcp(&MptcpOption::MpTcpRst { flags: 0, reason });
-            }
+            // Linux's order: MP_FASTCLOSE or MP_FAIL, then MP_TCPRST, which goes on
+            // every RST of an MPTCP subflow (reason 0 when nothing more specific).
             if let Some(key) = ctx.fastclose_key(self.msk) {
                 ctx.mib.inc(Mib::MPFastcloseTx);
                 let _ = opts.push_mptcp(&MptcpOption::MpFastclose { receiver_key: key });
+            } else if let Some(fail) = self.mp_fail {
+                if opts
+                    .push_mptcp(&MptcpOption::MpFail { dsn: fail.dsn })
+                    .is_ok()
+                    && !fail.sent
+                {
+                    ctx.mib.inc(Mib::MPFailTx);
+                }
+            }
+            if self.role != Role::Plain || self.reset_reason.is_some() {
+                let reason = self.reset_reason.unwrap_or(reset_reason::UNSPECIFIED);
+                if opts
+                    .push_mptcp(&MptcpOption::MpTcpRst { flags: 0, reason })
+                    .is_ok()
+                {
+                    ctx.mib.inc(Mib::MPRstTx);
+                }
             }
             return;
         }
@@ -1001,6 +1311,10 @@ impl<S: SharedBuf> Hook<S> for Subflow<S> {
             return;
         }
         self.established_option(ctx, opts, meta);
+        if self.role != Role::Plain && self.stage == Stage::Established {
+            self.fail_option(ctx, opts);
+            self.prio_option(ctx, opts, meta);
+        }
         self.signal_option(ctx, opts, meta);
     }
 
@@ -1026,6 +1340,10 @@ impl<S: SharedBuf> Hook<S> for Subflow<S> {
             }
         }
         self.prune_tx(meta.ack);
+        if self.infinite_tx.is_some_and(|(at, _)| meta.ack.after(at)) {
+            // The peer has the infinite mapping: nothing before it is sent again.
+            self.infinite_tx = None;
+        }
         let verdict = match self.stage {
             Stage::SynReceived => {
                 let v = self.on_third_ack(ctx, &opts, meta);
@@ -1060,14 +1378,38 @@ impl<S: SharedBuf> Hook<S> for Subflow<S> {
         verdict
     }
 
+    /// MP_TCPRST and MP_FAIL are counted; MP_FASTCLOSE with our key closes the whole
+    /// connection (RFC 8684 §3.5: it may come on the RST itself, as Linux sends it).
+    fn on_reset(&mut self, ctx: &mut Ctx<S>, raw: &[u8]) {
+        if self.role == Role::Plain {
+            return;
+        }
+        let opts = mptcp_options(ctx, raw);
+        let Some((msk, mib, _)) = ctx.split(self.msk) else {
+            return;
+        };
+        for o in &opts {
+            match *o {
+                MptcpOption::MpTcpRst { .. } => mib.inc(Mib::MPRstRx),
+                // The subflow goes; its data is reinjected on the others.
+                MptcpOption::MpFail { .. } => mib.inc(Mib::MPFailRx),
+                // Linux sends MP_FASTCLOSE in a RST on every subflow.
+                MptcpOption::MpFastclose { receiver_key }
+                    if receiver_key == msk.local_key && msk.keys.is_some() =>
+                {
+                    mib.inc(Mib::MPFastcloseRx);
+                    msk.on_peer_fastclose();
+                }
+                _ => {}
+            }
+        }
+        ctx.mark(self.msk);
+    }
+
     fn on_data(&mut self, ctx: &mut Ctx<S>, seq: TcpSeq, payload: Payload<S>) -> Delivery<S> {
         let fallback = self.role == Role::Plain || ctx.msk(self.msk).is_none_or(|m| m.fallback);
         if fallback {
-            let Some(dsn) = ctx.msk(self.msk).and_then(|m| m.data_ack()) else {
-                return Delivery::Reset;
-            };
-            push_data(ctx, self.msk, dsn, payload);
-            return Delivery::Taken;
+            return self.deliver_plain(ctx, seq, payload);
         }
         self.deliver(ctx, seq, payload)
     }

@@ -106,4 +106,8 @@ pub trait Port {
     fn tx_burst(&mut self, pkts: &mut Burst<Self::Buf>) -> usize;
     /// Allocates an empty buffer from this port's pool, `None` when exhausted.
     fn alloc(&mut self) -> Option<Self::Buf>;
+    /// Buffers left in this port's pool and its size, where the pool tells.
+    fn pool_room(&self) -> Option<(usize, usize)> {
+        None
+    }
 }

@@ -160,6 +160,10 @@ pub struct Connection<S, H = NoHook> {
     delivered: VecDeque<Payload<S>>,
     /// Sum of `delivered` lengths.
     delivered_bytes: usize,
+    /// Bytes the hook took since the budget was last set: the budget is what may
+    /// arrive beyond `rcv_nxt` as of that moment, so what was taken since counts
+    /// against it (else the window's right edge would run ahead of the hook's buffer).
+    taken_since_budget: usize,
     /// Sum over `delivered` of what each payload costs beyond its length (see
     /// [`PAYLOAD_MIN_CHARGE`]).
     delivered_overhead: usize,
@@ -261,6 +265,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
             recv_budget: cfg.recv_budget,
             delivered: VecDeque::new(),
             delivered_bytes: 0,
+            taken_since_budget: 0,
             delivered_overhead: 0,
             ooo: Reassembly::new(cfg.max_ooo_segments, cfg.recv_budget as usize),
             ooo_fin: None,
@@ -540,11 +545,19 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
         self.delivered_bytes
     }
 
-    /// Sets the receive budget (the relay's backpressure); the window follows it, but
-    /// the right edge already advertised is kept.
-    pub fn set_recv_budget(&mut self, bytes: u32) {
+    /// Sets the receive budget (the relay's backpressure): what may arrive beyond
+    /// `rcv_nxt` from now on. The window follows it, but the right edge already
+    /// advertised is kept. True when the window opened enough that an ACK is due.
+    pub fn set_recv_budget(&mut self, bytes: u32) -> bool {
         self.recv_budget = bytes;
+        self.taken_since_budget = 0;
         self.consider_window_update();
+        self.ack_now
+    }
+
+    /// True when the hook took data since the budget was last set.
+    pub fn took_since_budget(&self) -> bool {
+        self.taken_since_budget > 0
     }
 
     /// Closes our sending direction: a FIN follows the queued data (half-close; the
@@ -608,6 +621,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
         }
         if f.contains(TcpFlags::RST) {
             if f.contains(TcpFlags::ACK) {
+                out.with_ctx(|ctx| self.hook.on_reset(ctx, &seg.raw_options));
                 self.terminate(Events::RESET);
             }
             return;
@@ -683,7 +697,12 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
             self.ack_now = true;
         }
         if rst {
-            if seg.seq == self.rcv_nxt {
+            if seg.seq == self.rcv_nxt && self.state == State::TimeWait {
+                // Both directions already finished: the peer forgot the connection
+                // first (Linux, `tcp_rfc1337` = 0). A normal end, not a reset.
+                self.terminate(Events::CLOSED);
+            } else if seg.seq == self.rcv_nxt {
+                out.with_ctx(|ctx| self.hook.on_reset(ctx, &seg.raw_options));
                 self.terminate(Events::RESET);
             } else {
                 self.challenge_ack(now);
@@ -1085,7 +1104,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
                 self.events |= Events::RESET;
                 return false;
             }
-            Delivery::Taken => {}
+            Delivery::Taken => self.taken_since_budget += len,
             Delivery::Deliver(p) => {
                 self.delivered_bytes += len;
                 self.delivered_overhead += PAYLOAD_MIN_CHARGE.saturating_sub(len);
@@ -1477,7 +1496,8 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
 
     /// The receive window the budget allows now, before the never-shrink rule.
     fn rcv_window(&self) -> u32 {
-        let free = (self.recv_budget as usize).saturating_sub(self.delivered_bytes);
+        let free = (self.recv_budget as usize)
+            .saturating_sub(self.delivered_bytes + self.taken_since_budget);
         let max = u32::from(u16::MAX) << self.rcv_wscale;
         (free.min(max as usize)) as u32
     }

@@ -67,6 +67,13 @@ pub trait Hook<S>: Sized {
         syn: &SegmentIn<S>,
     ) -> Result<Self, OptionsBuf>;
 
+    /// True when a SYN to an address and port nothing listens on is still the hook's
+    /// to accept (MPTCP routes an MP_JOIN by its token, whatever port it reaches).
+    #[inline]
+    fn claims_unlistened(_syn: &SegmentIn<S>) -> bool {
+        false
+    }
+
     /// The hook of a connection rebuilt from a SYN cookie's final `ack` (its SYN/ACK
     /// carried no options of the hook's, so the hook runs as plain TCP).
     fn accept_cookie(
@@ -102,6 +109,10 @@ pub trait Hook<S>: Sized {
     fn on_options(&mut self, _ctx: &mut Self::Ctx, _raw: &[u8], _meta: &SegmentMeta) -> Verdict {
         Verdict::Continue
     }
+
+    /// Sees the raw options of an acceptable RST, just before the connection is reset.
+    #[inline]
+    fn on_reset(&mut self, _ctx: &mut Self::Ctx, _raw: &[u8]) {}
 
     /// Sees an in-order payload starting at subflow sequence `seq`, before delivery.
     #[inline]

@@ -88,15 +88,35 @@ impl Secrets {
         u64::from(hi) << 32 | u64::from(lo)
     }
 
-    /// The connection's timestamp clock offset.
+    /// The connection's timestamp clock offset: keyed on the address pair only (as
+    /// Linux's `secure_tcp_ts_off`), so the timestamps of successive connections
+    /// between two hosts keep rising and a peer whose old connection on the same ports
+    /// is still in TIME-WAIT accepts the new SYN (RFC 6191). Random per port, half of
+    /// the reused ports would be refused.
     pub fn ts_offset(&self, tuple: &FourTuple) -> u32 {
-        self.hash(Purpose::Timestamp, tuple, 0)
+        let pair = FourTuple {
+            local: SocketAddr::new(tuple.local.ip(), 0),
+            remote: SocketAddr::new(tuple.remote.ip(), 0),
+        };
+        self.hash(Purpose::Timestamp, &pair, 0)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamp_offsets_are_per_address_pair() {
+        let s = Secrets::new([7; 32]);
+        let t = |l: &str, r: &str| FourTuple {
+            local: l.parse().unwrap_or(SocketAddr::from(([0; 4], 0))),
+            remote: r.parse().unwrap_or(SocketAddr::from(([0; 4], 0))),
+        };
+        let a = s.ts_offset(&t("192.0.2.1:32768", "203.0.113.2:80"));
+        assert_eq!(a, s.ts_offset(&t("192.0.2.1:40000", "203.0.113.2:443")));
+        assert_ne!(a, s.ts_offset(&t("192.0.2.1:32768", "203.0.113.3:80")));
+    }
 
     #[test]
     fn isn_depends_on_tuple_and_time() {

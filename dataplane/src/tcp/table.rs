@@ -276,7 +276,8 @@ impl<S: SharedBuf, H: Hook<S>> Table<S, H> {
             // A new incarnation replaces the TIME-WAIT connection (RFC 6191).
             self.remove(id, out);
         }
-        if !self.listeners.contains(&tuple.local) {
+        let taken = self.listeners.contains(&tuple.local) || bare_syn && H::claims_unlistened(&seg);
+        if !taken {
             self.reset(&tuple, &seg, OptionsBuf::new(), out);
             return;
         }

@@ -68,6 +68,8 @@ def lab(request):
     extra = getattr(request.module, "LAB_EXTRA_CONFIG", "")
     lab = Lab(f"mpgw-t{os.getpid() % 100000}", mpgw_bin)
     lab.env["MPGW_EXTRA_CONFIG"] = extra
+    # A module may set LAB_WORKERS = 2 to run mpgw with two workers.
+    lab.env["MPGW_WORKERS"] = str(getattr(request.module, "LAB_WORKERS", 1))
     up = lab.script("up")
     if up.returncode != 0:
         lab.script("down")

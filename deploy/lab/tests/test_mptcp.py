@@ -1,6 +1,9 @@
 """MPTCP interop with the Linux kernel: a kernel MPTCP client (two paths, a `subflow`
 endpoint on the second) against mpgw's diagnostic services, which terminate MPTCP."""
 
+import subprocess
+import time
+
 import pytest
 
 from mptcp_helpers import (iface_bytes, mptcp_transfer, nstat, set_checksum,
@@ -67,20 +70,42 @@ def test_discard_counts_every_byte_over_mptcp(mp_lab):
     assert lab.wait_counter("diag_bytes_discarded", before + (32 << 20)) == before + (32 << 20)
 
 
-def test_mpgw_announces_its_second_address_and_the_client_echoes_it(mp_lab):
+def test_mpgw_announces_its_second_address_and_the_client_joins_it(mp_lab):
     # down1 has flags = ["signal"]: on a connection to 192.0.2.1 mpgw announces
-    # 198.51.100.1 (ADD_ADDR with HMAC); the client (add_addr_accepted 2) verifies the
-    # HMAC (MPTcpExtAddAddr) and echoes it.
+    # 198.51.100.1 (ADD_ADDR with HMAC, no port); the client (add_addr_accepted 2)
+    # verifies the HMAC (MPTcpExtAddAddr), echoes it and, besides its `subflow`
+    # endpoint's join to 192.0.2.1, joins 198.51.100.1 from the routed source
+    # (198.51.100.2) at the connection's port. Nothing listens on 198.51.100.1:7: mpgw
+    # takes MP_JOIN SYNs by their token on any of its addresses and ports (it used to
+    # answer them with a plain RST there: SF_CLOSED error=111 at the client).
     lab = mp_lab
-    before, gw_before = nstat(lab, lab.cli), lab.stats()["mptcp_mib"]
-    res = mptcp_transfer(lab, GW4, 7, 8 << 20, mode="echo", timeout=120)
-    after, gw = nstat(lab, lab.cli), lab.stats()["mptcp_mib"]
+    # `ip mptcp monitor` shows every subflow the client's path manager opens.
+    monitor = subprocess.Popen(["ip", "netns", "exec", lab.cli, "ip", "mptcp", "monitor"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(0.5)  # subscribed before the connection starts
+        before, gw_before = nstat(lab, lab.cli), lab.stats()
+        res = mptcp_transfer(lab, GW4, 7, 16 << 20, mode="echo", timeout=120)
+        time.sleep(0.5)
+        after, gw = nstat(lab, lab.cli), lab.stats()
+    finally:
+        monitor.terminate()
+        events = monitor.communicate(timeout=10)[0]
     assert res["sha256_sent"] == res["sha256_received"], res
+    assert res["mptcp_info"]["fallback"] is False, res
+    mib_before, mib = gw_before["mptcp_mib"], gw["mptcp_mib"]
     assert _delta(before, after, MIB + "AddAddr") >= 1, "the client took the announcement"
-    assert gw[MIB + "AddAddrTx"] > gw_before[MIB + "AddAddrTx"]
-    assert gw[MIB + "EchoAdd"] > gw_before[MIB + "EchoAdd"], "the client echoed it"
-    assert gw[MIB + "AddAddrDrop"] == 0
-    # The endpoint's join is answered as before. (This kernel accepts and echoes the
-    # announcement but opens no subflow to it while its `subflow` endpoint already has
-    # one: see docs/status.md.)
-    assert _delta(before, after, MIB + "MPJoinSynAckRx") >= 1
+    assert mib[MIB + "AddAddrTx"] > mib_before[MIB + "AddAddrTx"]
+    assert mib[MIB + "EchoAdd"] > mib_before[MIB + "EchoAdd"], "the client echoed it"
+    assert mib[MIB + "AddAddrDrop"] == 0
+    # A join reaches the announced address (remote id 1 = 198.51.100.1) and is
+    # established, next to the endpoint's join to the initial address.
+    token = res["mptcp_info"]["token"]
+    joined = [line for line in events.splitlines()
+              if "SF_ESTABLISHED" in line and f"token={token}" in line]
+    assert any("daddr4=198.51.100.1 " in line and "remid=1 " in line for line in joined), events
+    assert any("daddr4=192.0.2.1 " in line for line in joined), events
+    assert _delta(before, after, MIB + "MPJoinSynAckRx") >= 2
+    assert mib[MIB + "MPJoinAckRx"] - mib_before[MIB + "MPJoinAckRx"] >= 2
+    assert gw["total"]["mptcp_joins"] - gw_before["total"]["mptcp_joins"] >= 2
+    assert gw["total"]["tcp_resets_sent"] == gw_before["total"]["tcp_resets_sent"]

@@ -1,0 +1,281 @@
+//! Hand-off between workers: segments that reached a worker other than their
+//! connection's owner (already parsed and checksum-verified, payload by reference),
+//! and neighbours one worker learnt that the others need.
+//!
+//! Each worker has one bounded lock-free inbox (a crossbeam `ArrayQueue`, written by
+//! every other worker, read by its owner between bursts). No locks, no allocation per
+//! message; a full inbox drops the segment and counts it (TCP retransmits it).
+//!
+//! Who owns a TCP segment ([`Steering::owner`]), without shared state:
+//! - a connection this worker already has, or a SYN to a listener: this worker (the
+//!   port's RSS or `net_af_packet`'s fanout hash keeps a 4-tuple on one queue);
+//! - an MP_JOIN SYN: the worker its token names ([`crate::mptcp::token::owner_of`]);
+//!   the rest of that subflow follows through a bounded redirect table;
+//! - a segment to a local port of a connection the gateway opened: the worker the
+//!   port names (relay ports are handed out ≡ worker modulo workers);
+//! - any other segment this worker has no connection for, SYNs included: the next
+//!   worker, and so on around the ring until one has it (the last one answers as TCP
+//!   does: a SYN to a listener opens the connection there). A queue mapping is not
+//!   always flow-stable — `net_af_packet`'s fanout rolls over to another queue when
+//!   one is full — and then this finds the owner of an accepted connection, and a
+//!   retransmitted SYN finds the connection its first copy opened.
+
+use crate::mptcp::token::owner_of;
+use crate::tcp::{FourTuple, SegmentIn};
+use crate::wire::mptcp::{MpJoin, MptcpOption};
+use crate::wire::tcp::{TcpFlags, TcpOption, TcpOptions};
+use crate::wire::MacAddr;
+use crossbeam::queue::ArrayQueue;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Messages one inbox holds at most.
+pub const INBOX_CAPACITY: usize = 4096;
+
+/// A message for another worker; `S` is the shared-buffer type of payloads.
+pub enum Message<S> {
+    /// A received segment for the receiver, with the workers it already visited
+    /// looking for its connection's owner (0 when the sender knew the owner).
+    Segment(FourTuple, SegmentIn<S>, u16),
+    /// A neighbour learnt on port `port` (index).
+    Neighbor(u16, IpAddr, MacAddr),
+}
+
+/// One worker's ends of the hand-off: its own inbox and the others'.
+pub struct Handoff<S> {
+    me: u16,
+    inboxes: Arc<[ArrayQueue<Message<S>>]>,
+}
+
+/// The hand-off ends of `workers` workers, in worker order.
+pub fn handoffs<S>(workers: u16) -> Vec<Handoff<S>> {
+    let inboxes: Arc<[ArrayQueue<Message<S>>]> = (0..workers.max(1))
+        .map(|_| ArrayQueue::new(INBOX_CAPACITY))
+        .collect();
+    (0..workers.max(1))
+        .map(|me| Handoff {
+            me,
+            inboxes: inboxes.clone(),
+        })
+        .collect()
+}
+
+impl<S> Handoff<S> {
+    /// This worker's index.
+    pub fn me(&self) -> u16 {
+        self.me
+    }
+
+    /// Number of workers.
+    pub fn workers(&self) -> u16 {
+        self.inboxes.len() as u16
+    }
+
+    /// Puts `msg` into worker `to`'s inbox; false (and `msg` dropped, its buffers
+    /// freed) when that inbox is full or there is no such worker.
+    pub fn send(&self, to: u16, msg: Message<S>) -> bool {
+        self.inboxes
+            .get(usize::from(to))
+            .is_some_and(|q| q.push(msg).is_ok())
+    }
+
+    /// The next message for this worker.
+    pub fn recv(&self) -> Option<Message<S>> {
+        self.inboxes.get(usize::from(self.me))?.pop()
+    }
+}
+
+/// Redirected subflows kept at most per worker.
+const MAX_REDIRECTS: usize = 65_536;
+/// A redirect unused this long is forgotten (ns).
+const REDIRECT_IDLE_NS: u64 = 120_000_000_000;
+
+/// Decides which worker owns a received TCP segment.
+pub struct Steering {
+    me: u16,
+    workers: u16,
+    /// Local ports of connections the gateway opens: `[first, first + count)`.
+    ports: (u16, u16),
+    /// Subflows whose MP_JOIN SYN went to another worker: tuple → (owner, last use).
+    redirects: HashMap<FourTuple, (u16, u64)>,
+    /// Redirects not recorded because the table was full.
+    pub redirects_full: u64,
+}
+
+impl Steering {
+    /// Steering for worker `me` of `workers`, with the relay's local port range.
+    pub fn new(me: u16, workers: u16, ports: (u16, u16)) -> Self {
+        Steering {
+            me,
+            workers: workers.max(1),
+            ports,
+            redirects: HashMap::new(),
+            redirects_full: 0,
+        }
+    }
+
+    /// True with more than one worker (otherwise every segment is this worker's).
+    pub fn active(&self) -> bool {
+        self.workers > 1
+    }
+
+    /// The worker to hand the segment of `tuple` to and the hop count it travels
+    /// with, `None` for this worker. `known` says whether this worker has the
+    /// connection; `flags` and `options` are the segment's; `hops` is how many
+    /// workers it already visited looking for an owner. `now` in ns.
+    pub fn owner(
+        &mut self,
+        tuple: &FourTuple,
+        known: bool,
+        flags: TcpFlags,
+        options: &[u8],
+        hops: u16,
+        now: u64,
+    ) -> Option<(u16, u16)> {
+        if known || !self.active() {
+            return None;
+        }
+        match self.owner_of_unknown(tuple, flags, options, now) {
+            Some(w) if w == self.me => None,
+            Some(w) => Some((w, 0)),
+            // Look further, once around the ring at most; the last worker takes it.
+            // SYNs too: a retransmitted SYN that reached another queue must find the
+            // connection its first copy opened, not open a second one.
+            None => (hops + 1 < self.workers).then(|| ((self.me + 1) % self.workers, hops + 1)),
+        }
+    }
+
+    /// The owner a segment names (its MP_JOIN token, its redirect, its local port),
+    /// for a connection this worker does not have.
+    fn owner_of_unknown(
+        &mut self,
+        tuple: &FourTuple,
+        flags: TcpFlags,
+        options: &[u8],
+        now: u64,
+    ) -> Option<u16> {
+        if let Some((owner, last)) = self.redirects.get_mut(tuple) {
+            *last = now;
+            return Some(*owner);
+        }
+        if flags.contains(TcpFlags::SYN) && !flags.contains(TcpFlags::ACK) {
+            let token = TcpOptions::new(options).find_map(|o| match o {
+                Ok(TcpOption::Mptcp(b)) => match MptcpOption::parse(b) {
+                    Ok(MptcpOption::MpJoin(MpJoin::Syn { token, .. })) => Some(token),
+                    _ => None,
+                },
+                _ => None,
+            })?;
+            let owner = owner_of(token, self.workers);
+            if owner == self.me {
+                return Some(owner);
+            }
+            if self.redirects.len() < MAX_REDIRECTS {
+                self.redirects.insert(*tuple, (owner, now));
+            } else {
+                self.redirects_full += 1;
+            }
+            return Some(owner);
+        }
+        let (first, count) = self.ports;
+        let port = tuple.local.port();
+        (port >= first && u32::from(port - first) < u32::from(count))
+            .then(|| (port - first) % self.workers)
+    }
+
+    /// Forgets redirects unused for a while; call now and then.
+    pub fn expire(&mut self, now: u64) {
+        self.redirects
+            .retain(|_, &mut (_, last)| now.saturating_sub(last) < REDIRECT_IDLE_NS);
+    }
+
+    /// Redirects held.
+    pub fn redirects(&self) -> usize {
+        self.redirects.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::tcp::OptionsBuf;
+    use std::net::SocketAddr;
+
+    fn tuple(local_port: u16) -> FourTuple {
+        FourTuple {
+            local: SocketAddr::from(([192, 0, 2, 1], local_port)),
+            remote: SocketAddr::from(([192, 0, 2, 2], 40_000)),
+        }
+    }
+
+    fn join_syn(token: u32) -> OptionsBuf {
+        let mut o = OptionsBuf::new();
+        let join = MptcpOption::MpJoin(MpJoin::Syn {
+            backup: false,
+            addr_id: 1,
+            token,
+            nonce: 7,
+        });
+        assert!(o.push_mptcp(&join).is_ok());
+        o
+    }
+
+    #[test]
+    fn a_join_goes_to_its_tokens_owner_and_the_subflow_follows() {
+        let mut s = Steering::new(0, 2, (32_768, 28_232));
+        let token = (0..u32::MAX)
+            .step_by(7919)
+            .find(|&t| owner_of(t, 2) == 1)
+            .unwrap_or(u32::MAX);
+        let syn = join_syn(token);
+        let (t, opts) = (tuple(80), syn.as_bytes());
+        assert_eq!(s.owner(&t, false, TcpFlags::SYN, opts, 0, 1), Some((1, 0)));
+        assert_eq!(s.owner(&t, false, TcpFlags::ACK, &[], 0, 2), Some((1, 0)));
+        assert_eq!(s.redirects(), 1);
+        s.expire(2 + REDIRECT_IDLE_NS);
+        assert_eq!(s.redirects(), 0);
+        // A connection this worker has stays here.
+        assert_eq!(s.owner(&t, true, TcpFlags::SYN, opts, 0, 3), None);
+    }
+
+    #[test]
+    fn opened_connections_are_owned_by_their_ports_worker() {
+        let mut s = Steering::new(0, 2, (32_768, 28_232));
+        let ack = TcpFlags::ACK;
+        assert_eq!(s.owner(&tuple(32_769), false, ack, &[], 0, 0), Some((1, 0)));
+        assert_eq!(s.owner(&tuple(32_770), false, ack, &[], 0, 0), None);
+        // One worker: always here.
+        let mut one = Steering::new(0, 1, (32_768, 28_232));
+        assert_eq!(one.owner(&tuple(32_769), false, ack, &[], 0, 0), None);
+    }
+
+    #[test]
+    fn unknown_segments_and_syns_go_once_around_the_ring() {
+        let mut s = Steering::new(1, 3, (32_768, 28_232));
+        let ack = TcpFlags::ACK;
+        assert_eq!(s.owner(&tuple(80), false, ack, &[], 0, 0), Some((2, 1)));
+        assert_eq!(s.owner(&tuple(80), false, ack, &[], 1, 0), Some((2, 2)));
+        assert_eq!(s.owner(&tuple(80), false, ack, &[], 2, 0), None);
+        assert_eq!(
+            s.owner(&tuple(80), false, TcpFlags::SYN, &[], 0, 0),
+            Some((2, 1))
+        );
+        assert_eq!(s.owner(&tuple(80), false, TcpFlags::SYN, &[], 2, 0), None);
+    }
+
+    #[test]
+    fn inboxes_are_bounded_and_addressed() {
+        let h = handoffs::<()>(2);
+        let ip = IpAddr::from([192, 0, 2, 9]);
+        let msg = |port| Message::Neighbor(port, ip, MacAddr([2, 0, 0, 0, 0, 1]));
+        assert!(h[0].send(1, msg(5)));
+        assert!(h[0].recv().is_none());
+        assert!(matches!(h[1].recv(), Some(Message::Neighbor(5, ..))));
+        assert!(!h[0].send(7, msg(1)));
+        for _ in 0..INBOX_CAPACITY {
+            assert!(h[1].send(0, msg(0)));
+        }
+        assert!(!h[1].send(0, msg(0)));
+    }
+}

@@ -1,0 +1,409 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The relay end to end, sans I/O: an MPTCP client (two subflows) → the gateway's
+//! stack running the relay → a server stack running the echo service. Segments are
+//! handed between the stacks directly (payloads by reference), so every byte the
+//! client reads back went through both of the gateway's connections.
+
+use dataplane::diag::{DiagMode, DiagService};
+use dataplane::mptcp::crypto::KeySource;
+use dataplane::mptcp::mib::Mib;
+use dataplane::mptcp::msk::MskId;
+use dataplane::mptcp::stack::{Config, JoinPath, Stack};
+use dataplane::port::heap::{HeapPool, HeapShared};
+use dataplane::port::PacketBuf;
+use dataplane::relay::{Listener, Relay, RelayConfig, RelayStats};
+use dataplane::tcp::{Events, FourTuple, Instant, Payload, Secrets, SegmentIn, SegmentOut};
+use dataplane::tcp::{SegOptions, TableConfig};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+type S = HeapShared;
+type Out = Vec<(FourTuple, SegmentOut<S>)>;
+
+const LISTEN: &str = "192.0.2.1:80";
+const DEAD_BACKEND: &str = "203.0.113.2:80";
+const BACKEND: &str = "203.0.113.3:80";
+
+fn sock(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn stack(seed: u8, cfg: Config) -> Stack<S> {
+    Stack::new(
+        TableConfig::default(),
+        Secrets::new([seed; 32]),
+        cfg,
+        KeySource::from_seed([seed; 32]),
+        (0, 1),
+        Instant::default(),
+    )
+}
+
+/// The segment as its receiver sees it (payload by reference).
+fn received(seg: &SegmentOut<S>) -> SegmentIn<S> {
+    let mut s = SegmentIn::bare(seg.seq, seg.ack, seg.flags, seg.window);
+    s.raw_options.extend(seg.options.as_bytes().iter().copied());
+    s.options = SegOptions::parse(&s.raw_options);
+    s.payload = seg.payload.clone();
+    s
+}
+
+/// What the server does with connections.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ServerApp {
+    /// Echo everything.
+    Echo,
+    /// Accept but never read.
+    Stall,
+    /// Reset every connection once established.
+    Reset,
+    /// Send [`BLOB`] bytes at once, then close.
+    Blob,
+}
+
+/// What [`ServerApp::Blob`] sends.
+const BLOB: usize = 3 << 20;
+
+struct Net {
+    pool: HeapPool,
+    client: Stack<S>,
+    gw: Stack<S>,
+    relay: Relay<MskId>,
+    server: Stack<S>,
+    diag: DiagService<S, MskId>,
+    app: ServerApp,
+    /// The server's connection and the bytes it sent ([`ServerApp::Blob`]).
+    server_conn: Option<MskId>,
+    server_sent: usize,
+    /// Segments in flight, by sender.
+    wire: Out,
+    now: Instant,
+    conn: Option<MskId>,
+    client_events: Events,
+    joined: bool,
+    data: Vec<u8>,
+    sent: usize,
+    got: Vec<u8>,
+    /// The client application reads what arrives.
+    reading: bool,
+}
+
+impl Net {
+    fn new(backends: &[&str], app: ServerApp, cfg: Config) -> Self {
+        let mut gw = stack(2, cfg.clone());
+        let mut relay = Relay::new(RelayConfig::default());
+        relay.add(
+            &mut gw,
+            Listener {
+                addr: sock(LISTEN),
+                backends: backends.iter().map(|b| sock(b)).collect(),
+                mptcp: false,
+            },
+        );
+        let mut server = stack(3, cfg.clone());
+        let mut diag = DiagService::new(Vec::new());
+        match app {
+            ServerApp::Echo => diag.add(&mut server, sock(BACKEND), DiagMode::Echo),
+            ServerApp::Stall | ServerApp::Reset | ServerApp::Blob => server.listen(sock(BACKEND)),
+        }
+        let mut client = stack(1, cfg);
+        let mut wire = Out::new();
+        let conn = client.connect(
+            sock("192.0.2.2:40000"),
+            sock(LISTEN),
+            true,
+            Instant::default(),
+            &mut wire,
+        );
+        Net {
+            pool: HeapPool::new(1 << 16),
+            client,
+            gw,
+            relay,
+            server,
+            diag,
+            app,
+            server_conn: None,
+            server_sent: 0,
+            wire,
+            now: Instant::default(),
+            conn,
+            client_events: Events::NONE,
+            joined: false,
+            data: (0..4 << 20)
+                .map(|i: u32| (i * 7 + i / 1000) as u8)
+                .collect(),
+            sent: 0,
+            got: Vec::new(),
+            reading: true,
+        }
+    }
+
+    /// Delivers every segment in flight to the stack owning its destination.
+    fn deliver(&mut self) {
+        let mut from_gw = Out::new();
+        let mut from_ends = Out::new();
+        for (tuple, seg) in std::mem::take(&mut self.wire) {
+            let to = FourTuple {
+                local: tuple.remote,
+                remote: tuple.local,
+            };
+            let seg = received(&seg);
+            match to.local.ip() {
+                IpAddr::V4(a) if a.octets()[3] == 1 => {
+                    self.gw.on_segment(to, seg, self.now, &mut from_gw);
+                }
+                IpAddr::V4(a) if a.octets()[..3] == [203, 0, 113] => {
+                    self.server.on_segment(to, seg, self.now, &mut from_ends);
+                }
+                _ => self.client.on_segment(to, seg, self.now, &mut from_ends),
+            }
+        }
+        self.wire.extend(from_gw);
+        self.wire.extend(from_ends);
+    }
+
+    /// One round: deliver, run the applications and timers, advance 1 ms.
+    fn step(&mut self) {
+        self.deliver();
+        let out = &mut self.wire;
+        // The gateway: the relay serves its connections.
+        while let Some(id) = self.gw.next_ready() {
+            let ev = self.gw.take_events(id);
+            let source = |_: IpAddr| Some(IpAddr::from([203, 0, 113, 1]));
+            if !self
+                .relay
+                .serve(&mut self.gw, id, ev, source, self.now, out)
+            {
+                self.gw.flush(id, self.now, out);
+            }
+        }
+        // The server.
+        while let Some(id) = self.server.next_ready() {
+            let ev = self.server.take_events(id);
+            if self.app == ServerApp::Reset && ev.contains(Events::CONNECTED) {
+                self.server.abort(id, self.now, out);
+            }
+            if self.app == ServerApp::Blob && ev.contains(Events::CONNECTED) {
+                self.server_conn = Some(id);
+            }
+            if !self.diag.serve(&mut self.server, id, ev, self.now, out) {
+                self.server.flush(id, self.now, out);
+            }
+        }
+        if let Some(id) = self.server_conn {
+            while self.server_sent < BLOB && self.server.send_space(id) > 0 {
+                let n = (BLOB - self.server_sent)
+                    .min(1400)
+                    .min(self.server.send_space(id));
+                let bytes: Vec<u8> = (self.server_sent..self.server_sent + n)
+                    .map(|i| i as u8)
+                    .collect();
+                let buf = self.pool.alloc_from(&bytes).unwrap();
+                self.server
+                    .send(id, Payload::new(buf.into_shared()))
+                    .unwrap();
+                self.server_sent += n;
+                if self.server_sent == BLOB {
+                    self.server.close(id);
+                }
+            }
+            self.server.flush(id, self.now, out);
+        }
+        // The client: join once, send everything, read, close after sending.
+        while let Some(id) = self.client.next_ready() {
+            self.client_events |= self.client.take_events(id);
+            self.client.flush(id, self.now, out);
+        }
+        if let Some(m) = self.conn {
+            if !self.joined && self.client_events.contains(Events::CONNECTED) {
+                let path = JoinPath {
+                    local: sock("198.51.100.2:40001"),
+                    remote: sock(LISTEN),
+                    local_id: 1,
+                    backup: false,
+                };
+                self.joined = self.client.join(m, &path, self.now, out);
+            }
+            while let Some(p) = self.reading.then(|| self.client.recv(m)).flatten() {
+                self.got.extend_from_slice(p.bytes());
+            }
+            while self.sent < self.data.len() && self.client.send_space(m) > 0 {
+                let n = (self.data.len() - self.sent)
+                    .min(1400)
+                    .min(self.client.send_space(m));
+                let buf = self
+                    .pool
+                    .alloc_from(&self.data[self.sent..self.sent + n])
+                    .unwrap();
+                self.client
+                    .send(m, Payload::new(buf.into_shared()))
+                    .unwrap();
+                self.sent += n;
+                if self.sent == self.data.len() {
+                    self.client.close(m);
+                }
+            }
+            self.client.flush(m, self.now, out);
+        }
+        self.gw.on_timers(self.now, out);
+        self.server.on_timers(self.now, out);
+        self.client.on_timers(self.now, out);
+        self.now = self.now + Duration::from_millis(1);
+    }
+
+    /// Steps until every stack is empty or `limit` rounds passed; returns the rounds.
+    fn run(&mut self, limit: u32) -> u32 {
+        for round in 0..limit {
+            if round > 10 && self.client.is_empty() && self.gw.is_empty() && self.server.is_empty()
+            {
+                return round;
+            }
+            self.step();
+        }
+        limit
+    }
+
+    /// Steps until every stack is empty; fails when that takes too long.
+    fn finish(&mut self) {
+        assert!(self.run(200_000) < 200_000, "the transfer did not finish");
+    }
+
+    /// The client read exactly what [`ServerApp::Blob`] sent.
+    fn assert_got_blob(&self) {
+        assert_eq!(self.got.len(), BLOB);
+        let exact = self.got.iter().enumerate().all(|(i, &b)| b == i as u8);
+        assert!(exact, "bytes differ");
+    }
+
+    fn stats(&self) -> RelayStats {
+        self.relay.stats()
+    }
+}
+
+#[test]
+fn relays_both_ways_exactly_past_a_dead_backend_and_closes_everything() {
+    let mut net = Net::new(&[DEAD_BACKEND, BACKEND], ServerApp::Echo, Config::default());
+    net.finish();
+    assert_eq!(net.got.len(), net.data.len());
+    assert!(net.got == net.data, "echoed bytes differ");
+    let st = net.stats();
+    assert_eq!(st.accepted, 1);
+    assert_eq!(st.connect_failures, 1, "the dead backend was tried first");
+    assert_eq!(st.connected, 1);
+    assert_eq!((st.resets, st.refused, st.pairs), (0, 0, 0));
+    assert_eq!(st.bytes_up, net.data.len() as u64);
+    assert_eq!(st.bytes_down, net.data.len() as u64);
+    assert!(net.joined);
+    assert_eq!(net.gw.mib().get(Mib::MPJoinAckRx), 1);
+    // Closed cleanly at the client: DATA_FIN relayed as FIN and back.
+    assert!(net.client_events.contains(Events::CLOSED));
+    assert!(!net.client_events.contains(Events::RESET));
+}
+
+#[test]
+fn a_backend_reset_reaches_the_mptcp_client_as_fastclose() {
+    let mut net = Net::new(&[BACKEND], ServerApp::Reset, Config::default());
+    net.run(20_000);
+    assert!(net.client_events.contains(Events::RESET));
+    assert_eq!(net.stats().resets, 1);
+    // One MP_FASTCLOSE per subflow, on its RST.
+    assert!(net.client.mib().get(Mib::MPFastcloseRx) >= 1);
+    assert!(net.gw.is_empty(), "the gateway freed both connections");
+}
+
+#[test]
+fn no_reachable_backend_resets_the_client() {
+    let mut net = Net::new(
+        &[DEAD_BACKEND, "203.0.113.4:80"],
+        ServerApp::Echo,
+        Config::default(),
+    );
+    net.run(20_000);
+    let st = net.stats();
+    assert_eq!((st.connect_failures, st.refused, st.connected), (2, 1, 0));
+    assert!(net.client_events.contains(Events::RESET));
+    assert!(net.gw.is_empty());
+}
+
+#[test]
+fn a_server_that_does_not_read_holds_the_client_back() {
+    let cfg = Config {
+        recv_window: 256 << 10,
+        send_budget: 256 << 10,
+        ..Config::default()
+    };
+    let mut net = Net::new(&[BACKEND], ServerApp::Stall, cfg);
+    net.run(5_000);
+    // What left the client sits in the server's receive buffer, the gateway's two
+    // connections and the client's send buffer: all bounded by the buffers.
+    let st = net.stats();
+    assert!(st.bytes_up > 0);
+    assert!(net.sent < net.data.len(), "the client was held back");
+    // Slack: window rounding (scaled windows) and segments in flight.
+    let bound = 4 * (256 << 10) + (64 << 10);
+    assert!(net.sent <= bound, "client sent {} > {bound}", net.sent);
+    assert!(st.bytes_up <= 2 * (256 << 10) + (64 << 10), "{st:?}");
+}
+
+#[test]
+fn a_backend_closing_behind_a_full_client_buffer_loses_nothing() {
+    // The backend sends everything and closes at once; the gateway's send buffer
+    // towards the client is small, so its FIN arrives while data still waits to be
+    // relayed. The client must read every byte before the end of data.
+    let cfg = Config {
+        recv_window: 1 << 20,
+        send_budget: 64 << 10,
+        ..Config::default()
+    };
+    let mut net = Net::new(&[BACKEND], ServerApp::Blob, cfg);
+    net.data.truncate(1);
+    net.finish();
+    net.assert_got_blob();
+    assert!(net.client_events.contains(Events::CLOSED));
+}
+
+#[test]
+fn a_plain_backend_filling_a_stalled_pair_loses_nothing() {
+    // The client stops reading: the gateway's buffers fill up to the backend. The
+    // plain backend connection acknowledges what it takes, so its window must never
+    // run ahead of the connection's buffer (nothing may be dropped past it).
+    let cfg = Config {
+        recv_window: 256 << 10,
+        send_budget: 128 << 10,
+        ..Config::default()
+    };
+    let mut net = Net::new(&[BACKEND], ServerApp::Blob, cfg);
+    net.data.truncate(1);
+    net.reading = false;
+    net.run(3_000);
+    assert!(
+        net.server_sent > 0 && net.server_sent < BLOB,
+        "{}",
+        net.server_sent
+    );
+    assert_eq!(net.gw.mib().get(Mib::NoDSSInWindow), 0);
+    net.reading = true;
+    net.finish();
+    net.assert_got_blob();
+}
+
+#[test]
+fn memory_pressure_stops_windows_opening_until_it_lifts() {
+    let cfg = Config {
+        recv_window: 256 << 10,
+        ..Config::default()
+    };
+    let mut net = Net::new(&[BACKEND], ServerApp::Echo, cfg);
+    net.gw.set_memory_pressure(true);
+    net.run(3_000);
+    // Only what the handshake offered got through to the gateway.
+    let st = net.stats();
+    assert!(
+        st.bytes_up > 0 && st.bytes_up <= (256 << 10) + (64 << 10),
+        "{st:?}"
+    );
+    net.gw.set_memory_pressure(false);
+    net.finish();
+    assert!(net.got == net.data, "echoed bytes differ");
+}
