@@ -53,6 +53,8 @@ struct Host {
     corrupt_data_segment: Option<u64>,
     /// Data segments sent so far.
     data_segments: u64,
+    /// Most bytes the application reads per step (a slow reader); unlimited if None.
+    read_per_step: Option<usize>,
 }
 
 impl Host {
@@ -109,6 +111,7 @@ impl Host {
             strip_data_options: false,
             corrupt_data_segment: None,
             data_segments: 0,
+            read_per_step: None,
         }
     }
 
@@ -138,7 +141,10 @@ impl Host {
             self.stack.flush(m, now, &mut self.out);
         }
         if let Some(m) = self.conn {
-            while let Some(p) = self.stack.recv(m) {
+            let mut budget = self.read_per_step.unwrap_or(usize::MAX);
+            while budget > 0 {
+                let Some(p) = self.stack.recv(m) else { break };
+                budget = budget.saturating_sub(p.len());
                 self.received.extend_from_slice(p.bytes());
             }
             while self.sent < self.data.len() && self.stack.send_space(m) > 0 {
@@ -266,6 +272,8 @@ struct Scenario {
     /// The client's data segment with this number (from 1) has payload bytes inverted
     /// on the way (TCP checksum fixed up, as `tc pedit` does).
     corrupt_client_segment: Option<u64>,
+    /// The server's application reads at most this many bytes per step.
+    server_read_per_step: Option<usize>,
 }
 
 struct Outcome {
@@ -313,6 +321,7 @@ fn run(sc: Scenario) -> Outcome {
     c.strip_data_options = sc.strip_data_options;
     s.strip_data_options = sc.strip_data_options;
     c.corrupt_data_segment = sc.corrupt_client_segment;
+    s.read_per_step = sc.server_read_per_step;
     if sc.server_signal {
         s.stack.set_signal(&[server_addr(1)]);
     }
@@ -474,6 +483,7 @@ fn scenario(seed: u64, paths: Vec<Faults>) -> Scenario {
         server_signal: false,
         strip_data_options: false,
         corrupt_client_segment: None,
+        server_read_per_step: None,
     }
 }
 
@@ -584,6 +594,26 @@ fn a_server_that_only_sends_is_not_stuck_behind_a_closed_window() {
     sc.bytes_ab = 0;
     sc.bytes_ba = 4 << 20;
     run(sc);
+}
+
+#[test]
+fn a_slow_reader_s_window_is_never_overrun_on_any_subflow() {
+    // The server's buffer fills: every subflow must offer only the connection's
+    // window beyond the DATA_ACK it carries. A subflow that kept its own larger
+    // edge let the sender overrun the connection's window, and the data beyond it
+    // was dropped and sent again.
+    let mut sc = scenario(16, vec![clean(2, 100), clean(6, 100)]);
+    sc.bytes_ab = 4 << 20;
+    sc.bytes_ba = 0;
+    sc.server = MpConfig {
+        recv_window: 256 << 10,
+        ..sc.server
+    };
+    sc.server_read_per_step = Some(1024);
+    let o = run(sc);
+    let s = o.server.stack.mib();
+    assert!(s.get(Mib::MPJoinAckRx) >= 1);
+    assert_eq!(s.get(Mib::NoDSSInWindow), 0, "data beyond the window");
 }
 
 #[test]

@@ -319,6 +319,13 @@ impl<S: SharedBuf> Msk<S> {
         self.rcv.as_ref().map(Reassembly::rcv_nxt)
     }
 
+    /// The window beyond the DATA_ACK: up to the right edge, which never moves back.
+    pub(super) fn rcv_window(&self) -> Option<u32> {
+        self.rcv
+            .as_ref()
+            .map(|r| r.window().min(u64::from(u32::MAX)) as u32)
+    }
+
     /// Adds `ev` for the application.
     pub(super) fn notify(&mut self, ev: Events) {
         self.events |= ev;

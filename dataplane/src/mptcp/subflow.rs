@@ -902,28 +902,34 @@ impl<S: SharedBuf> Subflow<S> {
     }
 
     /// Pushes the options of an ACK-bearing segment after the handshake.
-    fn established_option(&self, ctx: &Ctx<S>, opts: &mut OptionsBuf, meta: &SegmentMeta) {
-        let Some(msk) = ctx.msk(self.msk) else { return };
+    /// The options of an established subflow's segment; returns the window to
+    /// advertise when they carry a DATA_ACK (the connection-level window).
+    fn established_option(
+        &self,
+        ctx: &Ctx<S>,
+        opts: &mut OptionsBuf,
+        meta: &SegmentMeta,
+    ) -> Option<u32> {
+        let msk = ctx.msk(self.msk)?;
         if let Some((at, dsn)) = self.infinite_tx {
-            return self.infinite_option(msk, opts, meta, at, dsn);
+            self.infinite_option(msk, opts, meta, at, dsn);
+            return None;
         }
         if self.role == Role::Plain || msk.fallback {
-            return;
+            return None;
         }
         let map = (meta.data_len > 0)
             .then(|| self.tx_map(meta.seq))
             .flatten()
             .copied();
         if self.stage == Stage::AwaitFourthAck {
-            let Some(keys) = msk.keys.as_ref() else {
-                return;
-            };
+            let keys = msk.keys.as_ref()?;
             let hmac = keys.ack_hmac(self.local_nonce, self.remote_nonce);
             let _ = opts.push_mptcp(&MptcpOption::MpJoin(MpJoin::Ack { hmac }));
-            return;
+            return None;
         }
         if self.stage != Stage::Established {
-            return;
+            return None;
         }
         if self.role == Role::Capable && !self.fully_established {
             // Until the peer shows it has our keys, repeat them: on the first data as
@@ -945,9 +951,9 @@ impl<S: SharedBuf> Subflow<S> {
             let _ = opts.push_mptcp(&MptcpOption::MpCapable(MpCapable::new(
                 variant, msk.csum, false,
             )));
-            return;
+            return None;
         }
-        self.push_dss(msk, opts, map, meta);
+        self.push_dss(msk, opts, map, meta)
     }
 
     /// The options of a segment after we fell back by an infinite mapping at subflow
@@ -966,7 +972,9 @@ impl<S: SharedBuf> Subflow<S> {
         }
         if meta.seq.before(at) {
             let map = self.tx_map(meta.seq).copied();
-            return self.push_dss(msk, opts, map, meta);
+            // Falling back: TCP's own window from here on.
+            let _ = self.push_dss(msk, opts, map, meta);
+            return;
         }
         let dss = Dss {
             data_ack: msk
@@ -1071,13 +1079,14 @@ impl<S: SharedBuf> Subflow<S> {
         }
     }
 
+    /// Adds the DSS; returns the connection-level window when it carries a DATA_ACK.
     fn push_dss(
         &self,
         msk: &super::msk::Msk<S>,
         opts: &mut OptionsBuf,
         map: Option<TxMap>,
         meta: &SegmentMeta,
-    ) {
+    ) -> Option<u32> {
         let data_ack = msk
             .data_ack()
             .map(|a| DsnField::data_ack(a, msk.peer_dsn64));
@@ -1109,12 +1118,14 @@ impl<S: SharedBuf> Subflow<S> {
                 let csum = msk.csum.then(|| dss_checksum(fin, 0, 1, 0));
                 Dss::data_fin_only(fin, data_ack, csum)
             }
-            (None, _) => match data_ack {
-                Some(a) => Dss::ack(a),
-                None => return,
-            },
+            (None, _) => Dss::ack(data_ack?),
         };
-        let _ = opts.push_mptcp(&MptcpOption::Dss(dss));
+        let pushed = opts.push_mptcp(&MptcpOption::Dss(dss)).is_ok();
+        if pushed && dss.data_ack.is_some() {
+            msk.rcv_window()
+        } else {
+            None
+        }
     }
 
     /// The DSN a plain-TCP subflow's acknowledgement `ack` stands for.
@@ -1273,7 +1284,12 @@ impl<S: SharedBuf> Hook<S> for Subflow<S> {
         }
     }
 
-    fn add_options(&mut self, ctx: &mut Ctx<S>, opts: &mut OptionsBuf, meta: &SegmentMeta) {
+    fn add_options(
+        &mut self,
+        ctx: &mut Ctx<S>,
+        opts: &mut OptionsBuf,
+        meta: &SegmentMeta,
+    ) -> Option<u32> {
         let f = meta.flags;
         if f.contains(TcpFlags::RST) {
             // Linux's order: MP_FASTCLOSE or MP_FAIL, then MP_TCPRST, which goes on
@@ -1299,7 +1315,7 @@ impl<S: SharedBuf> Hook<S> for Subflow<S> {
                     ctx.mib.inc(Mib::MPRstTx);
                 }
             }
-            return;
+            return None;
         }
         if f.contains(TcpFlags::SYN) {
             self.iss = meta.seq;
@@ -1308,14 +1324,15 @@ impl<S: SharedBuf> Hook<S> for Subflow<S> {
             } else {
                 self.syn_option(ctx, opts);
             }
-            return;
+            return None;
         }
-        self.established_option(ctx, opts, meta);
+        let window = self.established_option(ctx, opts, meta);
         if self.role != Role::Plain && self.stage == Stage::Established {
             self.fail_option(ctx, opts);
             self.prio_option(ctx, opts, meta);
         }
         self.signal_option(ctx, opts, meta);
+        window
     }
 
     fn on_options(&mut self, ctx: &mut Ctx<S>, raw: &[u8], meta: &SegmentMeta) -> Verdict {
