@@ -1,13 +1,16 @@
 //! The admin Unix socket: a line-based request/response protocol between the running
 //! gateway's control thread and the `mpgw` CLI.
 //!
-//! A client connects, writes one request line (`stats`), reads one JSON document and the
-//! server closes the connection. The server side is polled from the control loop and
-//! never blocks it for longer than a short per-connection timeout.
+//! A client connects, writes one request line (`stats`, `ss`, `paths`), reads one JSON
+//! document and the server closes the connection. `monitor` streams instead: the
+//! server answers `{"monitor": "attached"}` and then writes one JSON line per event
+//! until the client goes away. The server side is polled from the control loop and
+//! never blocks it for longer than a short per-connection timeout; monitor clients are
+//! written without blocking, and one that falls too far behind is dropped.
 
 use anyhow::{bail, Context};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,11 +19,55 @@ use std::time::Duration;
 const CLIENT_TIMEOUT: Duration = Duration::from_millis(500);
 /// Longest accepted request line.
 const MAX_REQUEST: u64 = 256;
+/// Monitor clients at once.
+const MAX_MONITORS: usize = 8;
+/// Bytes a monitor client may fall behind before it is dropped.
+const MONITOR_BACKLOG: usize = 1 << 20;
 
 /// The listening side, owned by the control thread.
 pub struct AdminServer {
     listener: UnixListener,
     path: PathBuf,
+    monitors: Vec<Monitor>,
+}
+
+/// A client streaming events (`monitor`): its socket, non-blocking, and the bytes
+/// not yet written to it.
+struct Monitor {
+    stream: UnixStream,
+    pending: Vec<u8>,
+}
+
+impl Monitor {
+    /// Writes what the socket takes now; false when the client is gone or too slow.
+    fn flush(&mut self) -> bool {
+        while !self.pending.is_empty() {
+            match (&self.stream).write(&self.pending) {
+                Ok(0) => return false,
+                Ok(n) => {
+                    self.pending.drain(..n);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+        self.pending.len() <= MONITOR_BACKLOG
+    }
+
+    /// False once the client hung up (what it sends is ignored).
+    fn alive(&mut self) -> bool {
+        let mut buf = [0u8; 64];
+        loop {
+            match (&self.stream).read(&mut buf) {
+                Ok(0) => return false,
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+    }
 }
 
 impl AdminServer {
@@ -43,16 +90,64 @@ impl AdminServer {
         Ok(Self {
             listener,
             path: path.to_owned(),
+            monitors: Vec::new(),
         })
     }
 
     /// Answers every client waiting now; `answer` maps a request line to a response.
-    pub fn poll(&self, mut answer: impl FnMut(&str) -> Value) {
+    /// A `monitor` request makes the client a monitor; monitors that hung up are
+    /// dropped.
+    pub fn poll(&mut self, mut answer: impl FnMut(&str) -> Value) {
         while let Ok((stream, _)) = self.listener.accept() {
-            if let Err(e) = serve(stream, &mut answer) {
+            let served = read_request(&stream).and_then(|req| {
+                if req == "monitor" {
+                    self.attach(stream)
+                } else {
+                    respond(&stream, &answer(&req))
+                }
+            });
+            if let Err(e) = served {
                 tracing::debug!("admin client: {e:#}");
             }
         }
+        self.monitors.retain_mut(|m| m.alive() && m.flush());
+    }
+
+    /// Monitor clients attached.
+    pub fn monitors(&self) -> usize {
+        self.monitors.len()
+    }
+
+    /// Writes `events`, one JSON line each, to every monitor client; a client that
+    /// fell too far behind or went away is dropped.
+    pub fn broadcast(&mut self, events: &[Value]) {
+        if events.is_empty() || self.monitors.is_empty() {
+            return;
+        }
+        let mut lines = Vec::new();
+        for ev in events {
+            if serde_json::to_writer(&mut lines, ev).is_ok() {
+                lines.push(b'\n');
+            }
+        }
+        self.monitors.retain_mut(|m| {
+            m.pending.extend_from_slice(&lines);
+            m.flush()
+        });
+    }
+
+    fn attach(&mut self, stream: UnixStream) -> anyhow::Result<()> {
+        if self.monitors.len() >= MAX_MONITORS {
+            let busy = serde_json::json!({ "error": "too many monitors attached" });
+            return respond(&stream, &busy);
+        }
+        respond(&stream, &serde_json::json!({ "monitor": "attached" }))?;
+        stream.set_nonblocking(true)?;
+        self.monitors.push(Monitor {
+            stream,
+            pending: Vec::new(),
+        });
+        Ok(())
     }
 }
 
@@ -62,32 +157,64 @@ impl Drop for AdminServer {
     }
 }
 
-fn serve(stream: UnixStream, answer: &mut impl FnMut(&str) -> Value) -> anyhow::Result<()> {
+/// Reads a client's request line (blocking, bounded by [`CLIENT_TIMEOUT`]).
+fn read_request(stream: &UnixStream) -> anyhow::Result<String> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
     stream.set_write_timeout(Some(CLIENT_TIMEOUT))?;
     let mut line = String::new();
-    BufReader::new((&stream).take(MAX_REQUEST)).read_line(&mut line)?;
-    let response = answer(line.trim());
-    let mut out = serde_json::to_vec(&response)?;
+    BufReader::new(stream.take(MAX_REQUEST)).read_line(&mut line)?;
+    Ok(line.trim().to_owned())
+}
+
+/// Writes one JSON line.
+fn respond(mut stream: &UnixStream, v: &Value) -> anyhow::Result<()> {
+    let mut out = serde_json::to_vec(v)?;
     out.push(b'\n');
-    (&stream).write_all(&out)?;
+    stream.write_all(&out)?;
     Ok(())
 }
 
-/// Sends one request and returns the parsed response.
-pub fn request(socket: &Path, req: &str) -> anyhow::Result<Value> {
+/// Connects to the gateway and sends request `req`.
+fn connect(socket: &Path, req: &str) -> anyhow::Result<UnixStream> {
     let mut stream = UnixStream::connect(socket)
         .with_context(|| format!("cannot reach mpgw at {} (is it running?)", socket.display()))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     stream.write_all(format!("{req}\n").as_bytes())?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text)?;
-    let v: Value = serde_json::from_str(&text).context("malformed answer from mpgw")?;
+    Ok(stream)
+}
+
+/// A JSON answer, or the error it carries.
+fn parse_answer(text: &str) -> anyhow::Result<Value> {
+    let v: Value = serde_json::from_str(text).context("malformed answer from mpgw")?;
     if let Some(e) = v.get("error").and_then(Value::as_str) {
         bail!("mpgw: {e}");
     }
     Ok(v)
+}
+
+/// Sends one request and returns the parsed response.
+pub fn request(socket: &Path, req: &str) -> anyhow::Result<Value> {
+    let mut stream = connect(socket, req)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text)?;
+    parse_answer(&text)
+}
+
+/// Sends `req` and calls `each` with every JSON line the gateway streams back after
+/// its first answer, until the gateway closes the connection or `each` returns false.
+pub fn stream(socket: &Path, req: &str, mut each: impl FnMut(Value) -> bool) -> anyhow::Result<()> {
+    let stream = connect(socket, req)?;
+    let mut lines = BufReader::new(stream).lines();
+    let first = lines.next().context("mpgw closed the connection")??;
+    parse_answer(&first)?;
+    for line in lines {
+        let v: Value = serde_json::from_str(&line?).context("malformed event from mpgw")?;
+        if !each(v) {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// `mpgw stats`: prints the counters of a running gateway.
@@ -158,7 +285,7 @@ fn stats_table(v: &Value) -> String {
 }
 
 /// A JSON value as table text (`Value`'s own `Display` ignores width and alignment).
-fn cell(v: &Value) -> String {
+pub(crate) fn cell(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => "-".into(),
@@ -175,7 +302,7 @@ mod tests {
     fn a_request_gets_the_servers_answer() {
         let dir = std::env::temp_dir().join(format!("mpgw-admin-test-{}", std::process::id()));
         let path = dir.join("admin.sock");
-        let server = AdminServer::bind(&path).unwrap();
+        let mut server = AdminServer::bind(&path).unwrap();
         assert!(AdminServer::bind(&path).is_err(), "second server refused");
         let client = std::thread::spawn({
             let path = path.clone();
@@ -204,7 +331,7 @@ mod tests {
     fn an_error_answer_becomes_an_error() {
         let dir = std::env::temp_dir().join(format!("mpgw-admin-err-{}", std::process::id()));
         let path = dir.join("admin.sock");
-        let server = AdminServer::bind(&path).unwrap();
+        let mut server = AdminServer::bind(&path).unwrap();
         let client = std::thread::spawn({
             let path = path.clone();
             move || request(&path, "bogus")
@@ -222,6 +349,47 @@ mod tests {
         }
         let e = client.join().unwrap().unwrap_err();
         assert!(format!("{e}").contains("unknown request"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_monitor_gets_broadcast_events_until_it_leaves() {
+        let dir = std::env::temp_dir().join(format!("mpgw-admin-mon-{}", std::process::id()));
+        let path = dir.join("admin.sock");
+        let mut server = AdminServer::bind(&path).unwrap();
+        let client = std::thread::spawn({
+            let path = path.clone();
+            move || {
+                let mut got = Vec::new();
+                stream(&path, "monitor", |v| {
+                    got.push(v);
+                    got.len() < 2
+                })
+                .map(|()| got)
+            }
+        });
+        for _ in 0..400 {
+            server.poll(|_| json!({"error": "not a monitor"}));
+            if server.monitors() == 1 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(server.monitors(), 1);
+        server.broadcast(&[json!({"event": "CREATED"}), json!({"event": "CLOSED"})]);
+        let got = client.join().unwrap().unwrap();
+        assert_eq!(
+            got,
+            vec![json!({"event": "CREATED"}), json!({"event": "CLOSED"})]
+        );
+        for _ in 0..400 {
+            server.poll(|_| json!({}));
+            if server.monitors() == 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(server.monitors(), 0, "the client that left is dropped");
         let _ = std::fs::remove_dir_all(dir);
     }
 

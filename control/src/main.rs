@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod admin;
+mod cli;
 mod config;
 mod run;
 
@@ -33,14 +34,25 @@ enum Cmd {
         file: PathBuf,
     },
     /// Shows the counters of a running gateway.
-    Stats {
-        /// The gateway's admin socket (`[admin] socket` in its configuration).
-        #[arg(long, default_value = "/run/mpgw/mpgw.sock")]
-        socket: PathBuf,
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
+    Stats(Query),
+    /// Lists connections and their subflows (`ss -M` field names).
+    Ss(Query),
+    /// Shows ports and addresses: flags, link, subflows using them, bytes.
+    Paths(Query),
+    /// Prints connection events as they happen (`ip mptcp monitor` names) until
+    /// interrupted.
+    Monitor(Query),
+}
+
+/// Where a running gateway is, and how to print its answer.
+#[derive(clap::Args)]
+struct Query {
+    /// The gateway's admin socket (`[admin] socket` in its configuration).
+    #[arg(long, default_value = "/run/mpgw/mpgw.sock")]
+    socket: PathBuf,
+    /// Print JSON instead of a table (one object per line for `monitor`).
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> ExitCode {
@@ -48,7 +60,10 @@ fn main() -> ExitCode {
     let result = match cli.cmd {
         Cmd::Run { config, eal } => run::run(&config, &eal),
         Cmd::CheckConfig { file } => run::check_config(&file),
-        Cmd::Stats { socket, json } => admin::print_stats(&socket, json),
+        Cmd::Stats(q) => admin::print_stats(&q.socket, q.json),
+        Cmd::Ss(q) => cli::print(&q.socket, "ss", q.json, cli::ss::render),
+        Cmd::Paths(q) => cli::print(&q.socket, "paths", q.json, cli::paths::render),
+        Cmd::Monitor(q) => cli::monitor::run(&q.socket, q.json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

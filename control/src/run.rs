@@ -110,6 +110,7 @@ mod imp {
 mod imp {
     use super::*;
     use crate::admin::AdminServer;
+    use crate::cli;
     use crate::config::PortFlag;
     use anyhow::Context;
     use dataplane::diag::DiagMode;
@@ -228,7 +229,7 @@ mod imp {
             });
         }
 
-        let admin = AdminServer::bind(&cfg.admin.socket)?;
+        let mut admin = AdminServer::bind(&cfg.admin.socket)?;
         let stop = Arc::new(AtomicBool::new(false));
         for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
             signal_hook::flag::register(sig, stop.clone())?;
@@ -284,11 +285,15 @@ mod imp {
             "workers running"
         );
 
+        let mut monitor = Monitor::new(workers.len());
         while !stop.load(Ordering::Relaxed) {
             admin.poll(|req| match req {
                 "stats" => stats_json(&workers, &ports),
+                "ss" => cli::ss::answer(&snapshots(&workers), &lcores(&workers)),
+                "paths" => cli::paths::answer(&path_ports(cfg, &ports), &snapshots(&workers)),
                 other => json!({ "error": format!("unknown request '{other}'") }),
             });
+            monitor.serve(&mut admin, &workers);
             std::thread::sleep(CONTROL_TICK);
         }
 
@@ -428,6 +433,87 @@ mod imp {
             C::Discard => DiagMode::Discard,
             C::Echo => DiagMode::Echo,
             C::Source => DiagMode::Source,
+        }
+    }
+
+    fn snapshots(workers: &[RunningWorker]) -> Vec<Option<dataplane::introspect::Snapshot>> {
+        let commands: Vec<_> = workers.iter().map(|w| &w.commands).collect();
+        cli::snapshots(&commands, cli::SNAPSHOT_WAIT)
+    }
+
+    fn lcores(workers: &[RunningWorker]) -> Vec<u32> {
+        workers.iter().map(|w| w.lcore).collect()
+    }
+
+    fn path_ports(cfg: &Config, ports: &[RunningPort]) -> Vec<cli::paths::Port> {
+        cfg.ports
+            .iter()
+            .zip(ports)
+            .map(|(pc, p)| {
+                let s = p.dev.stats().unwrap_or_default();
+                cli::paths::Port {
+                    name: p.name.clone(),
+                    flags: pc
+                        .flags
+                        .iter()
+                        .map(|f| format!("{f:?}").to_lowercase())
+                        .collect(),
+                    link_up: p.dev.link().up,
+                    addrs: pc
+                        .ipv4
+                        .iter()
+                        .map(|&n| n.into())
+                        .chain(pc.ipv6.iter().map(|&n| n.into()))
+                        .collect(),
+                    rx_bytes: s.ibytes,
+                    tx_bytes: s.obytes,
+                }
+            })
+            .collect()
+    }
+
+    /// Connection events from the workers to the admin socket's monitor clients:
+    /// the workers record and send events only while a client is attached.
+    struct Monitor {
+        events: Vec<crossbeam::channel::Receiver<dataplane::introspect::MonitorEvent>>,
+        senders: Vec<crossbeam::channel::Sender<dataplane::introspect::MonitorEvent>>,
+        attached: bool,
+    }
+
+    impl Monitor {
+        /// Events queued per worker before it drops (and counts) them.
+        const QUEUE: usize = 4096;
+
+        fn new(workers: usize) -> Self {
+            let (senders, events) = (0..workers)
+                .map(|_| crossbeam::channel::bounded(Self::QUEUE))
+                .unzip();
+            Monitor {
+                events,
+                senders,
+                attached: false,
+            }
+        }
+
+        /// Attaches or detaches the workers as clients come and go; passes events on.
+        fn serve(&mut self, admin: &mut AdminServer, workers: &[RunningWorker]) {
+            let want = admin.monitors() > 0;
+            if want != self.attached {
+                let mut all = true;
+                for (w, tx) in workers.iter().zip(&self.senders) {
+                    let events = want.then(|| tx.clone());
+                    all &= w.commands.try_send(Command::Monitor(events)).is_ok();
+                }
+                // Retried at the next tick when a command queue was full.
+                if all {
+                    self.attached = want;
+                }
+            }
+            let mut lines = Vec::new();
+            for (i, rx) in self.events.iter().enumerate() {
+                lines.extend(rx.try_iter().map(|ev| cli::monitor::event(&ev, i)));
+            }
+            admin.broadcast(&lines);
         }
     }
 

@@ -18,6 +18,8 @@
 //!   TCP/MPTCP relay, are written against it; [`pm`] picks the subflows the relay's
 //!   MPTCP connections add;
 //! - [`egress`]: TCP segments to frames on the right port, payload chained;
+//! - [`introspect`]: read-only snapshots of connections and connection events for
+//!   operators;
 //! - [`worker`]: the per-core poll loop that ties them together.
 
 pub mod diag;
@@ -25,6 +27,7 @@ pub mod eal_args;
 pub mod egress;
 pub mod handoff;
 pub mod host;
+pub mod introspect;
 pub mod mptcp;
 pub mod neigh;
 pub mod pm;

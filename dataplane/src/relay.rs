@@ -188,6 +188,12 @@ impl<I: Copy + Eq + Hash> Relay<I> {
         self.listeners.push(l);
     }
 
+    /// Whether the relay serves connection `id`: accepted on a listener (`true`) or
+    /// opened to a backend, and the other connection of its pair once it exists.
+    pub fn leg(&self, id: I) -> Option<(bool, Option<I>)> {
+        self.legs.get(&id).map(|l| (l.side == Side::Client, l.peer))
+    }
+
     /// MPTCP backend connections established since the last call (the worker's path
     /// manager adds their subflows).
     pub fn take_connected(&mut self) -> std::vec::Drain<'_, I> {

@@ -160,6 +160,8 @@ counters! {
     MptcpRetrans => "mptcp_retrans",
     /// DSS checksum failures (MIB DataCsumErr).
     MptcpChecksumErrors => "mptcp_checksum_errors",
+    /// Connection events not passed to an attached monitor (its queue was full).
+    MonitorEventsDropped => "monitor_events_dropped",
     /// Poll-loop iterations.
     Polls => "polls",
     /// Poll-loop iterations that received at least one packet.

@@ -16,12 +16,14 @@
 //!    buffer, payload chained by reference;
 //! 6. TX burst on every port, bulk free of what was dropped.
 //!
-//! Between iterations the worker polls its command channel.
+//! Between iterations the worker polls its command channel (stop, connection
+//! snapshots, attaching a monitor of connection events).
 
 use crate::diag::{DiagMode, DiagService, MAX_SOURCES};
 use crate::egress;
 use crate::handoff::{Handoff, Message, Steering};
 use crate::host::{HostPort, Verdict};
+use crate::introspect::{MonitorEvent, Snapshot, SNAPSHOT_LIMIT};
 use crate::mptcp::crypto::KeySource;
 use crate::mptcp::mib::Mib;
 use crate::mptcp::msk::MskId;
@@ -36,7 +38,7 @@ use crate::tcp::secrets::Secrets;
 use crate::tcp::table::TableConfig;
 use crate::tcp::{FourTuple, Instant, Payload, SegmentIn, SegmentOut};
 use crate::wire::{Frame, WireError};
-use crossbeam::channel::{Receiver, TryRecvError};
+use crossbeam::channel::{Receiver, Sender, TryRecvError};
 use std::net::{IpAddr, SocketAddr};
 
 /// How long a connection the relay opened may take to become fully established
@@ -54,6 +56,13 @@ pub type SharedOf<P> = <<P as Port>::Buf as PacketBuf>::Shared;
 pub enum Command {
     /// Leave the poll loop.
     Stop,
+    /// Answer with a snapshot of the worker's connections (`try_send`: a control
+    /// thread that stopped waiting gets nothing).
+    Snapshot(Sender<Snapshot>),
+    /// Send connection events to this channel (`try_send`; dropped and counted in
+    /// `monitor_events_dropped` when full) while a monitor is attached; `None`
+    /// detaches it, and the stack stops recording events.
+    Monitor(Option<Sender<MonitorEvent>>),
 }
 
 /// One port as a worker sees it: its queue pair, its addresses, its pending bursts.
@@ -145,6 +154,8 @@ pub struct Worker<P: Port> {
     parked: egress::Parked<SharedOf<P>>,
     counters: CounterWriter,
     commands: Receiver<Command>,
+    /// Where connection events go while a monitor is attached.
+    monitor: Option<Sender<MonitorEvent>>,
 }
 
 impl<P: Port> Worker<P> {
@@ -196,6 +207,7 @@ impl<P: Port> Worker<P> {
             parked: Vec::new(),
             counters,
             commands,
+            monitor: None,
         }
     }
 
@@ -226,10 +238,60 @@ impl<P: Port> Worker<P> {
                 self.steering.expire(now);
                 swept = now;
             }
-            match self.commands.try_recv() {
-                Ok(Command::Stop) | Err(TryRecvError::Disconnected) => return,
-                Err(TryRecvError::Empty) => {}
+            loop {
+                match self.commands.try_recv() {
+                    Ok(cmd) => {
+                        if !self.command(cmd) {
+                            return;
+                        }
+                    }
+                    Err(TryRecvError::Disconnected) => return,
+                    Err(TryRecvError::Empty) => break,
+                }
             }
+        }
+    }
+
+    /// Carries out a command from the control thread; false for [`Command::Stop`].
+    pub fn command(&mut self, cmd: Command) -> bool {
+        match cmd {
+            Command::Stop => return false,
+            Command::Snapshot(reply) => {
+                let _ = reply.try_send(self.snapshot());
+            }
+            Command::Monitor(events) => {
+                self.tcp.set_monitor(events.is_some());
+                self.monitor = events;
+            }
+        }
+        true
+    }
+
+    /// The worker's connections (at most [`SNAPSHOT_LIMIT`]), with their relay pairs.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut conns = Vec::new();
+        let relay = &self.relay;
+        let truncated = self
+            .tcp
+            .snapshot(SNAPSHOT_LIMIT, |m| relay.leg(m), &mut conns);
+        Snapshot {
+            worker: self.handoff.me(),
+            conns,
+            truncated,
+        }
+    }
+
+    /// Passes the stack's connection events to the attached monitor.
+    fn pass_on_events(&mut self) {
+        let Some(tx) = &self.monitor else { return };
+        let mut dropped = self.tcp.take_monitor_dropped();
+        for ev in self.tcp.take_monitor_events() {
+            if tx.try_send(ev).is_err() {
+                dropped += 1;
+            }
+        }
+        if dropped > 0 {
+            self.counters.add(Counter::MonitorEventsDropped, dropped);
         }
     }
 
@@ -266,6 +328,9 @@ impl<P: Port> Worker<P> {
         );
         for wp in &mut self.ports {
             wp.flush(&mut self.counters);
+        }
+        if self.monitor.is_some() {
+            self.pass_on_events();
         }
         self.counters.inc(Counter::Polls);
         if received > 0 {

@@ -407,3 +407,81 @@ fn memory_pressure_stops_windows_opening_until_it_lifts() {
     net.finish();
     assert!(net.got == net.data, "echoed bytes differ");
 }
+
+#[test]
+fn snapshots_and_monitor_events_show_the_relayed_connection() {
+    let mut net = Net::new(&[BACKEND], ServerApp::Echo, Config::default());
+    net.gw.set_monitor(true);
+    let mut conns = Vec::new();
+    // Until the gateway has both subflows and has echoed some data back.
+    for _ in 0..5_000 {
+        net.step();
+        conns.clear();
+        let relay = &net.relay;
+        assert!(!net.gw.snapshot(100, |m| relay.leg(m), &mut conns));
+        let both = conns
+            .iter()
+            .any(|c| c.subflows.len() == 2 && c.bytes_acked > 0 && c.bytes_received > 0);
+        if both {
+            break;
+        }
+    }
+    let mptcp = conns
+        .iter()
+        .find(|c| c.token != 0)
+        .expect("MPTCP connection");
+    let plain = conns.iter().find(|c| c.token == 0).expect("backend leg");
+    assert_eq!(conns.len(), 2);
+    assert!(mptcp.fully_established && mptcp.remote_key && !mptcp.fallback);
+    assert!(mptcp.bytes_acked <= mptcp.bytes_sent && mptcp.snd_una <= mptcp.snd_nxt);
+    assert_eq!(mptcp.subflows.len(), 2);
+    let remotes: Vec<IpAddr> = mptcp.subflows.iter().map(|s| s.remote.ip()).collect();
+    assert!(remotes.contains(&"192.0.2.2".parse().unwrap()));
+    assert!(remotes.contains(&"198.51.100.2".parse().unwrap()));
+    for sf in &mptcp.subflows {
+        assert_eq!(sf.state, dataplane::tcp::State::Established);
+        assert!(sf.bytes_acked <= sf.bytes_sent, "{sf:?}");
+        assert!(sf.flags.contains('e') && sf.flags.contains('c'), "{sf:?}");
+    }
+    assert!(mptcp.subflows[0].flags.starts_with("Mm"));
+    assert!(mptcp.subflows[1].flags.starts_with("Jj"));
+    assert_eq!(mptcp.subflows[1].remote_id, 1, "the client's address id");
+    assert!(plain.fallback && plain.subflows.len() == 1);
+    assert_eq!(plain.remote, sock(BACKEND));
+    let leg = |client, peer| Some(dataplane::introspect::RelayLeg { client, peer });
+    assert_eq!(mptcp.relay, leg(true, Some(plain.id)));
+    assert_eq!(plain.relay, leg(false, Some(mptcp.id)));
+    let mut few = Vec::new();
+    assert!(net.gw.snapshot(1, |_| None, &mut few), "truncated");
+    assert_eq!(few.len(), 1);
+
+    net.finish();
+    let token = mptcp.token;
+    let events: Vec<_> = net.gw.take_monitor_events().collect();
+    assert!(events.iter().all(|e| e.token == token), "{events:?}");
+    let names: Vec<&str> = events.iter().map(|e| e.kind.name()).collect();
+    let count = |n: &str| names.iter().filter(|&&x| x == n).count();
+    assert_eq!(
+        (count("CREATED"), count("ESTABLISHED"), count("CLOSED")),
+        (1, 1, 1),
+        "{names:?}"
+    );
+    assert_eq!(count("SF_ESTABLISHED"), 1, "{names:?}");
+    assert_eq!(count("SF_CLOSED"), 2, "{names:?}");
+    let at = |n: &str| names.iter().position(|&x| x == n).unwrap();
+    assert!(at("CREATED") < at("ESTABLISHED") && at("ESTABLISHED") < at("SF_ESTABLISHED"));
+    assert!(at("SF_ESTABLISHED") < at("CLOSED"));
+    let join = events[at("SF_ESTABLISHED")];
+    assert_eq!(join.remote, Some(sock("198.51.100.2:40001")));
+    assert_eq!((join.local_id, join.remote_id), (Some(0), Some(1)));
+    assert_eq!(events[at("CREATED")].remote, Some(sock("192.0.2.2:40000")));
+    assert_eq!(net.gw.take_monitor_dropped(), 0);
+}
+
+#[test]
+fn no_event_is_recorded_without_a_monitor() {
+    let mut net = Net::new(&[BACKEND], ServerApp::Echo, Config::default());
+    net.finish();
+    assert!(!net.gw.monitoring());
+    assert_eq!(net.gw.take_monitor_events().count(), 0);
+}

@@ -329,3 +329,22 @@ fn everything_else_is_dropped_and_counted_without_leaks() {
         "every dropped buffer went back (the diagnostic patterns stay)"
     );
 }
+
+#[test]
+fn commands_answer_snapshots_and_attach_a_monitor() {
+    use dataplane::worker::Command;
+    let mut rig = rig();
+    let (tx, rx) = crossbeam::channel::bounded(1);
+    assert!(rig.worker.command(Command::Snapshot(tx)));
+    let snap = rx.try_recv().expect("an answer");
+    assert_eq!(
+        (snap.worker, snap.conns.len(), snap.truncated),
+        (0, 0, false)
+    );
+    let (events, _rx) = crossbeam::channel::bounded(4);
+    assert!(rig.worker.command(Command::Monitor(Some(events))));
+    assert!(rig.worker.stack().monitoring());
+    assert!(rig.worker.command(Command::Monitor(None)));
+    assert!(!rig.worker.stack().monitoring());
+    assert!(!rig.worker.command(Command::Stop));
+}

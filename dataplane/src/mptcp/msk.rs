@@ -38,6 +38,26 @@ pub(super) struct Announce {
 /// Most subflows of one connection (Linux's limit is 8 additional ones).
 pub const MAX_SUBFLOWS: usize = 9;
 
+/// A signal from the peer the stack reports as a monitor event when it settles the
+/// connection (the hook that reads it does not know its subflow's addresses).
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Note {
+    /// The peer announced `addr` (port 0: none named) with id `id`.
+    Announced { id: u8, addr: SocketAddr },
+    /// The peer changed the priority of subflow `sf` (MP_PRIO).
+    Prio { sf: ConnId },
+}
+
+/// Monitor events already reported for a connection (bits of [`Msk::reported`]).
+pub(super) mod reported {
+    /// CREATED.
+    pub const CREATED: u8 = 1;
+    /// ESTABLISHED.
+    pub const ESTABLISHED: u8 = 2;
+    /// CLOSED.
+    pub const CLOSED: u8 = 4;
+}
+
 /// A connection's handle: slot and generation, so a stale handle finds nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct MskId {
@@ -207,6 +227,10 @@ pub struct Msk<S> {
     pub(super) peer_fastclose: bool,
     /// A subflow was reset or timed out (the connection did not end cleanly).
     pub(super) subflow_failed: bool,
+    /// Connection events already reported ([`reported`] bits).
+    pub(super) reported: u8,
+    /// Peer signals to report as events (a few at most between two settles).
+    pub(super) notes: ArrayVec<Note, 4>,
 }
 
 impl<S: SharedBuf> Msk<S> {
@@ -268,6 +292,8 @@ impl<S: SharedBuf> Msk<S> {
             fastclose: false,
             peer_fastclose: false,
             subflow_failed: false,
+            reported: 0,
+            notes: ArrayVec::new(),
         }
     }
 

@@ -216,6 +216,13 @@ impl<S: SharedBuf> Reassembly<S> {
         Some(p)
     }
 
+    /// True once every byte up to the DATA_FIN arrived (`rcv_nxt` counts the
+    /// DATA_FIN then), read or not.
+    #[inline]
+    pub fn fin_in_order(&self) -> bool {
+        self.fin == Fin::Reached
+    }
+
     /// True once the DATA_FIN was reached and every byte before it was read.
     #[inline]
     pub fn fin_reached(&self) -> bool {

@@ -14,11 +14,13 @@
 use super::coupled::{lia_increase, olia_increase, PathView};
 use super::crypto::KeySource;
 use super::mib::{Mib, MibCounters};
-use super::msk::{Msk, MskId, Phase, SendFin, MAX_SUBFLOWS};
+use super::msk::{reported, Msk, MskId, Note, Phase, SendFin, MAX_SUBFLOWS};
 use super::scheduler::{Blest, RoundRobin, Scheduler, SendContext, SubflowView};
 use super::subflow::Subflow;
 use super::token::{Rejected, TokenTable};
+use crate::introspect::{ConnInfo, EventKind, MonitorEvent, RelayLeg, SubflowInfo, EVENT_QUEUE};
 use crate::port::SharedBuf;
+use crate::seq::Dsn;
 use crate::tcp::wheel::TimerWheel;
 use crate::tcp::{
     CcView, ConnId, Events, FourTuple, HookSink, Instant, Payload, Secrets, SegmentOut,
@@ -168,6 +170,12 @@ pub struct Ctx<S> {
     pub(super) now: Instant,
     /// Memory pressure: windows stay closed (see [`Stack::set_memory_pressure`]).
     pub(super) pressure: bool,
+    /// A monitor is attached: connection events are queued.
+    monitor: bool,
+    /// Connection events for the worker, at most [`EVENT_QUEUE`].
+    events: VecDeque<MonitorEvent>,
+    /// Events dropped because the queue was full.
+    events_dropped: u64,
 }
 
 impl<S: SharedBuf> Ctx<S> {
@@ -252,6 +260,18 @@ impl<S: SharedBuf> Ctx<S> {
         }
         self.mib.inc(Mib::MPFallbackTokenInit);
         Some((id, false))
+    }
+
+    /// Queues a connection event while a monitor is attached.
+    fn emit(&mut self, ev: MonitorEvent) {
+        if !self.monitor {
+            return;
+        }
+        if self.events.len() < EVENT_QUEUE {
+            self.events.push_back(ev);
+        } else {
+            self.events_dropped += 1;
+        }
     }
 
     /// Frees connection `id` and its token.
@@ -576,6 +596,9 @@ impl<S: SharedBuf> Stack<S> {
                 signal: Vec::new(),
                 now,
                 pressure: false,
+                monitor: false,
+                events: VecDeque::new(),
+                events_dropped: 0,
             },
             timers: TimerWheel::new(wheel_slots, now),
             fired: Vec::new(),
@@ -745,6 +768,97 @@ impl<S: SharedBuf> Stack<S> {
             }),
             reinjected_bytes: k.reinjected_bytes,
         })
+    }
+
+    /// Starts or stops queueing connection events for
+    /// [`Stack::take_monitor_events`]; stopping discards what is queued.
+    pub fn set_monitor(&mut self, on: bool) {
+        self.ctx.monitor = on;
+        if !on {
+            self.ctx.events.clear();
+        }
+    }
+
+    /// True while connection events are queued.
+    pub fn monitoring(&self) -> bool {
+        self.ctx.monitor
+    }
+
+    /// The connection events queued since the last call, oldest first.
+    pub fn take_monitor_events(&mut self) -> std::collections::vec_deque::Drain<'_, MonitorEvent> {
+        self.ctx.events.drain(..)
+    }
+
+    /// Events dropped since the last call because the queue was full.
+    pub fn take_monitor_dropped(&mut self) -> u64 {
+        std::mem::take(&mut self.ctx.events_dropped)
+    }
+
+    /// Appends facts about up to `limit` connections (plain TCP ones included), each
+    /// with its subflows, to `out`; `relay` tells whether the relay serves a
+    /// connection (accepted on a listener, and the other connection of its pair).
+    /// True when connections were left out.
+    pub fn snapshot(
+        &self,
+        limit: usize,
+        relay: impl Fn(MskId) -> Option<(bool, Option<MskId>)>,
+        out: &mut Vec<ConnInfo>,
+    ) -> bool {
+        for (n, m) in self.ctx.live_ids().enumerate() {
+            if n >= limit {
+                return true;
+            }
+            let Some(k) = self.ctx.msk(m) else { continue };
+            out.push(self.conn_info(m, k, relay(m)));
+        }
+        false
+    }
+
+    fn conn_info(&self, m: MskId, k: &Msk<S>, relay: Option<(bool, Option<MskId>)>) -> ConnInfo {
+        let snd_start = k.local_idsn + 1;
+        // A connection that never learnt the peer's key receives from DSN 0.
+        let rcv_start = if k.remote_key != 0 {
+            k.remote_idsn + 1
+        } else {
+            Dsn::new(0)
+        };
+        let rcv_nxt = k.rcv.as_ref().map(|r| r.rcv_nxt());
+        // The peer's DATA_FIN takes a DSN but is no byte.
+        let fin = k.rcv.as_ref().is_some_and(|r| r.fin_in_order());
+        ConnInfo {
+            id: m.index,
+            phase: k.phase,
+            local: k.local,
+            remote: k.remote,
+            token: if k.local_key == 0 { 0 } else { k.local_token },
+            remote_token: if k.remote_key == 0 { 0 } else { k.remote_token },
+            remote_key: k.remote_key != 0,
+            fallback: k.fallback,
+            checksum: k.csum,
+            fully_established: k.subflows.iter().any(|e| {
+                self.tcp
+                    .get(e.id)
+                    .is_some_and(|c| c.hook().fully_established())
+            }),
+            write_seq: k.snd_end.get(),
+            snd_una: k.snd_una.get(),
+            snd_nxt: k.snd_nxt.get(),
+            rcv_nxt: rcv_nxt.map(Dsn::get),
+            bytes_sent: k.snd_nxt.offset_from(snd_start),
+            bytes_acked: k.snd_una.offset_from(snd_start),
+            bytes_received: rcv_nxt.map_or(0, |r| r.offset_from(rcv_start) - u64::from(fin)),
+            bytes_retrans: k.reinjected_bytes,
+            add_addr_signal: k.announce.iter().filter(|a| a.sent_at.is_some()).count() as u8,
+            relay: relay.map(|(client, peer)| RelayLeg {
+                client,
+                peer: peer.map(|p| p.index),
+            }),
+            subflows: k
+                .subflows
+                .iter()
+                .filter_map(|e| subflow_info(&self.tcp, e))
+                .collect(),
+        }
     }
 
     /// Opens a connection from `local` to `remote`, MPTCP when `mptcp` is true and the
@@ -946,6 +1060,9 @@ impl<S: SharedBuf> Stack<S> {
     fn reset_subflows(&mut self, m: MskId, now: Instant, out: &mut impl SegmentSink<S>) {
         let Some(k) = self.ctx.msk(m) else { return };
         let ids: ArrayVec<ConnId, MAX_SUBFLOWS> = k.subflows.iter().map(|e| e.id).collect();
+        for &id in &ids {
+            self.subflow_event(EventKind::SfClosed, m, id);
+        }
         let mut o = Out {
             sink: out,
             ctx: &mut self.ctx,
@@ -955,6 +1072,86 @@ impl<S: SharedBuf> Stack<S> {
                 c.abort(&mut o);
             }
             self.tcp.flush(id, now, &mut o);
+        }
+    }
+
+    /// Reports event `kind` of subflow `id` of `m`, an MPTCP connection, while a
+    /// monitor is attached.
+    fn subflow_event(&mut self, kind: EventKind, m: MskId, id: ConnId) {
+        if !self.ctx.monitor {
+            return;
+        }
+        if let Some(ev) = self
+            .ctx
+            .msk(m)
+            .and_then(|k| sf_event(&self.tcp, k, kind, id))
+        {
+            self.ctx.emit(ev);
+        }
+    }
+
+    /// Reports the connection-level events `m` reached (CREATED, ESTABLISHED,
+    /// CLOSED, each once) and the peer signals its hooks noted.
+    fn report(&mut self, m: MskId) {
+        let Stack { tcp, ctx, .. } = self;
+        let Some(k) = ctx.msk_mut(m) else { return };
+        let notes = std::mem::take(&mut k.notes);
+        if k.local_key == 0 {
+            return;
+        }
+        let was = k.reported;
+        let mut now = was;
+        let mptcp = k.phase == Phase::Established && !k.fallback;
+        if mptcp {
+            now |= reported::CREATED;
+        }
+        if mptcp
+            && now & (reported::CREATED | reported::ESTABLISHED) == reported::CREATED
+            && k.subflows
+                .iter()
+                .any(|e| tcp.get(e.id).is_some_and(|c| c.hook().fully_established()))
+        {
+            now |= reported::ESTABLISHED;
+        }
+        if now & reported::CREATED != 0 && k.phase == Phase::Closed {
+            now |= reported::CLOSED;
+        }
+        k.reported = now;
+        if !ctx.monitor {
+            return;
+        }
+        let Some(k) = ctx.msk(m) else { return };
+        let mut evs = ArrayVec::<MonitorEvent, 8>::new();
+        for (bit, kind) in [
+            (reported::CREATED, EventKind::Created),
+            (reported::ESTABLISHED, EventKind::Established),
+            (reported::CLOSED, EventKind::Closed),
+        ] {
+            if now & bit != 0 && was & bit == 0 {
+                let mut ev = MonitorEvent::new(kind, k.local_token);
+                if kind != EventKind::Closed {
+                    ev.local = Some(k.local);
+                    ev.remote = Some(k.remote);
+                }
+                let _ = evs.try_push(ev);
+            }
+        }
+        for n in notes {
+            let ev = match n {
+                Note::Announced { id, addr } => {
+                    let mut ev = MonitorEvent::new(EventKind::Announced, k.local_token);
+                    ev.remote_id = Some(id);
+                    ev.remote = Some(addr);
+                    Some(ev)
+                }
+                Note::Prio { sf } => sf_event(tcp, k, EventKind::SfPrio, sf),
+            };
+            if let Some(ev) = ev {
+                let _ = evs.try_push(ev);
+            }
+        }
+        for ev in evs {
+            ctx.emit(ev);
         }
     }
 
@@ -992,6 +1189,25 @@ impl<S: SharedBuf> Stack<S> {
         let ev = c.take_events();
         let usable = c.hook().usable();
         let m = c.hook().msk();
+        if self.ctx.monitor {
+            let join = self
+                .ctx
+                .msk(m)
+                .and_then(|k| k.subflows.iter().find(|e| e.id == id))
+                .is_some_and(|e| e.join);
+            if join && ev.contains(Events::CONNECTED) {
+                self.subflow_event(EventKind::SfEstablished, m, id);
+            }
+            if ev.contains(Events::CLOSED)
+                || ev.contains(Events::RESET)
+                || ev.contains(Events::TIMED_OUT)
+            {
+                self.subflow_event(EventKind::SfClosed, m, id);
+            }
+        }
+        let Some(c) = self.tcp.get_mut(id) else {
+            return;
+        };
         if let Some(k) = self.ctx.msk_mut(m) {
             if ev.contains(Events::CONNECTED) {
                 if k.fallback && k.phase == Phase::Connecting {
@@ -1094,6 +1310,7 @@ impl<S: SharedBuf> Stack<S> {
         for id in ids {
             self.tcp.flush(id, now, &mut o);
         }
+        self.report(m);
         let Some(k) = self.ctx.msk_mut(m) else { return };
         if !k.events.is_empty() && !k.ready {
             k.ready = true;
@@ -1372,6 +1589,17 @@ impl<S: SharedBuf> Stack<S> {
         for _ in &gone {
             self.ctx.mib.inc(Mib::RmSubflow);
         }
+        if self.ctx.monitor {
+            let token = self.ctx.msk(m).map_or(0, |k| k.local_token);
+            for &rid in &removed {
+                let mut ev = MonitorEvent::new(EventKind::Removed, token);
+                ev.remote_id = Some(rid);
+                self.ctx.emit(ev);
+            }
+            for &id in &gone {
+                self.subflow_event(EventKind::SfClosed, m, id);
+            }
+        }
         let mut o = Out {
             sink: out,
             ctx: &mut self.ctx,
@@ -1487,4 +1715,95 @@ impl<S: SharedBuf> Stack<S> {
         }
         self.ctx.mark(m);
     }
+}
+
+/// An event of `kind` about subflow `id` of `k`, with its addresses and ids; `None`
+/// when `k` is no MPTCP connection or the subflow is gone.
+fn sf_event<S: SharedBuf>(
+    tcp: &Table<S, Subflow<S>>,
+    k: &Msk<S>,
+    kind: EventKind,
+    id: ConnId,
+) -> Option<MonitorEvent> {
+    if k.local_key == 0 || k.fallback {
+        return None;
+    }
+    let c = tcp.get(id)?;
+    let e = k.subflows.iter().find(|e| e.id == id);
+    let mut ev = MonitorEvent::new(kind, k.local_token);
+    ev.local = Some(c.tuple().local);
+    ev.remote = Some(c.tuple().remote);
+    ev.local_id = Some(c.hook().local_id());
+    ev.remote_id = e.map(|e| e.remote_id);
+    ev.backup = e.map(|e| e.backup);
+    Some(ev)
+}
+
+/// Facts about subflow `e` for operators; `None` when it is gone.
+fn subflow_info<S: SharedBuf>(
+    tcp: &Table<S, Subflow<S>>,
+    e: &super::msk::SfEntry,
+) -> Option<SubflowInfo> {
+    let c = tcp.get(e.id)?;
+    let h = c.hook().view();
+    // Sequence space holds the SYN and, in these states, a FIN: not bytes.
+    let state = c.state();
+    let synced = state.is_synchronized();
+    let our_fin_acked = matches!(state, State::FinWait2 | State::TimeWait);
+    let peer_fin = matches!(
+        state,
+        State::CloseWait | State::LastAck | State::Closing | State::TimeWait
+    );
+    let acked = if synced {
+        let seq = c.snd_una().offset_from(c.iss());
+        seq.saturating_sub(1 + u32::from(our_fin_acked))
+    } else {
+        0
+    };
+    let received = if synced {
+        let seq = c.rcv_nxt().offset_from(c.irs());
+        seq.saturating_sub(1 + u32::from(peer_fin))
+    } else {
+        0
+    };
+    let mut flags = String::new();
+    for (on, letter) in [
+        (h.capable, 'M'),
+        (h.capable, 'm'),
+        (h.join, 'J'),
+        (h.join, 'j'),
+        (e.backup, 'B'),
+        (h.backup, 'b'),
+        (h.fully_established, 'e'),
+        (synced, 'c'),
+        (h.map.is_some(), 'v'),
+    ] {
+        if on {
+            flags.push(letter);
+        }
+    }
+    let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    Some(SubflowInfo {
+        local: c.tuple().local,
+        remote: c.tuple().remote,
+        local_id: h.local_id,
+        remote_id: e.remote_id,
+        state: c.state(),
+        flags,
+        backup: e.backup,
+        stale: e.stale,
+        rtt_us: c.srtt().map(micros),
+        rto_us: micros(c.rto()),
+        cwnd: c.cwnd(),
+        mss: c.mss(),
+        inflight: c.flight_bytes(),
+        bytes_sent: u64::from(acked) + u64::from(c.flight_bytes()),
+        bytes_acked: u64::from(acked),
+        bytes_received: u64::from(received),
+        retransmits: c.stats().retransmits,
+        ssnoff: c.iss().get(),
+        seq: h.map.map(|m| m.0),
+        sfseq: h.map.map(|m| m.1),
+        maplen: h.map.map(|m| m.2),
+    })
 }

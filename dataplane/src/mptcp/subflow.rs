@@ -12,7 +12,7 @@
 
 use super::crypto::{dss_checksum, dss_checksum_ok};
 use super::mib::Mib;
-use super::msk::{MskId, Phase, SendFin, SfEntry};
+use super::msk::{MskId, Note, Phase, SendFin, SfEntry};
 use super::stack::Ctx;
 use crate::port::SharedBuf;
 use crate::seq::{Dsn, TcpSeq};
@@ -173,6 +173,24 @@ pub struct Subflow<S> {
     plain_at: Option<(TcpSeq, Dsn)>,
 }
 
+/// The MPTCP side of a subflow as operators see it.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct HookView {
+    /// Began with MP_CAPABLE (and still speaks MPTCP).
+    pub capable: bool,
+    /// Began with MP_JOIN.
+    pub join: bool,
+    /// We asked the peer to use it as backup.
+    pub backup: bool,
+    /// The peer has our keys (or the join completed).
+    pub fully_established: bool,
+    /// Our address id.
+    pub local_id: u8,
+    /// The received mapping in use: DSN, subflow sequence relative to the peer's
+    /// initial one, length.
+    pub map: Option<(u64, u32, u32)>,
+}
+
 /// An MP_FAIL we owe the peer.
 #[derive(Clone, Copy, Debug)]
 struct FailTx {
@@ -251,6 +269,21 @@ impl<S: SharedBuf> Subflow<S> {
     /// Our address id on this subflow (0 on the initial subflow).
     pub(super) fn local_id(&self) -> u8 {
         self.local_id
+    }
+
+    /// What operators see of the hook (`mpgw ss`).
+    pub(super) fn view(&self) -> HookView {
+        HookView {
+            capable: self.role == Role::Capable,
+            join: self.role == Role::Join,
+            backup: self.backup,
+            fully_established: self.fully_established,
+            local_id: self.local_id,
+            map: self
+                .rx
+                .front()
+                .map(|m| (m.dsn.get(), m.seq.offset_from(self.irs), m.len)),
+        }
     }
 
     /// Asks the peer (MP_PRIO on the next pure ACK) to treat this subflow as backup or
@@ -619,8 +652,11 @@ impl<S: SharedBuf> Subflow<S> {
                 }
                 MptcpOption::MpPrio { backup } => {
                     mib.inc(Mib::MPPrioRx);
-                    if let Some(e) = id.and_then(|id| msk.entry_mut(id)) {
-                        e.backup = backup;
+                    if let Some(sf) = id {
+                        if let Some(e) = msk.entry_mut(sf) {
+                            e.backup = backup;
+                        }
+                        let _ = msk.notes.try_push(Note::Prio { sf });
                     }
                 }
                 MptcpOption::MpFail { dsn } => {
@@ -641,6 +677,11 @@ impl<S: SharedBuf> Subflow<S> {
                         }
                     } else if msk.keys.as_ref().is_some_and(|k| k.verify_add_addr(&a)) {
                         mib.inc(Mib::AddAddr);
+                        let addr = std::net::SocketAddr::new(a.addr, a.port.unwrap_or(0));
+                        let _ = msk.notes.try_push(Note::Announced {
+                            id: a.addr_id,
+                            addr,
+                        });
                         if !msk.echo_due.contains(&a.echo()) {
                             let _ = msk.echo_due.try_push(a.echo());
                         }

@@ -439,6 +439,11 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
         self.snd_una
     }
 
+    /// Next sequence number expected from the peer.
+    pub fn rcv_nxt(&self) -> TcpSeq {
+        self.rcv_nxt
+    }
+
     /// Bytes sent and not yet acknowledged.
     pub fn flight_bytes(&self) -> u32 {
         self.sendq.flight_bytes()
