@@ -86,10 +86,16 @@ _CLIENT = textwrap.dedent(r"""
             k = min(left, 1 << 20)
             yield rng.randbytes(k); left -= k
     expected = hashlib.sha256()
+    first_bytes = threading.Event()
     def writer():
         try:
             if kind == "D":
                 s.sendall(b"D" + struct.pack("!QQ", n, seed))
+                # Half-close once the answer flows: a Linux MPTCP client adds subflows
+                # only while its connection is ESTABLISHED and fully established (it
+                # has seen the server's first DSS), so a DATA_FIN sent before that
+                # would race the join away.
+                first_bytes.wait(tmo)
             else:
                 s.sendall(kind.encode())
                 for chunk in data():
@@ -106,6 +112,7 @@ _CLIENT = textwrap.dedent(r"""
         res["longest_stall"] = max(res["longest_stall"], now - last); last = now
         if not b:
             break
+        first_bytes.set()
         res["bytes_received"] += len(b)
         if kind == "U":
             body += b
