@@ -9,6 +9,8 @@ packages=(
   # the lab: namespaces, veths, offload control, traffic, captures, kernel MPTCP tools
   iproute2 ethtool iputils-ping iperf3 tshark tcpdump nftables mptcpize socat netcat-openbsd
   procps psmisc python3-pip
+  # promtool (checks the /metrics exposition in the lab tests)
+  prometheus
 )
 
 need=()
@@ -25,6 +27,9 @@ if ((${#need[@]})); then
 fi
 
 python3 -c 'import pytest' 2>/dev/null || pip install --quiet --disable-pip-version-check pytest
+# The Prometheus exposition parsers the metrics lab test checks /metrics with.
+python3 -c 'import prometheus_client' 2>/dev/null ||
+  pip install --quiet --disable-pip-version-check prometheus_client
 
 if ! command -v cargo >/dev/null; then
   echo "setup: cargo not found: install Rust (rustup) first" >&2

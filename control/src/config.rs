@@ -45,6 +45,28 @@ pub struct Config {
     /// Relay listeners: where the gateway accepts connections and where it relays them.
     #[serde(default)]
     pub listeners: Vec<ListenerConfig>,
+    /// The Prometheus endpoint.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`: the Prometheus endpoint (`/metrics`, `/healthz`, `/readyz`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address and port to serve on, on the host's own network stack (e.g.
+    /// `127.0.0.1:9469`); absent: no endpoint.
+    #[serde(default, deserialize_with = "de_socket_addr")]
+    pub listen: Option<SocketAddr>,
+}
+
+fn de_socket_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse().map(Some).map_err(|_| {
+        serde::de::Error::custom(format!(
+            "'{text}' is not an IP address and port (e.g. 127.0.0.1:9469 or [::1]:9469)"
+        ))
+    })
 }
 
 /// `[relay]`: limits of the relay.
@@ -693,6 +715,27 @@ impl Config {
                 ));
             }
         }
+        if let Some(listen) = self.metrics.listen {
+            if listen.port() == 0 {
+                bail!(key_err("metrics.listen", "port 0 is not a listening port"));
+            }
+            if let Some(at) = addrs.get(&listen.ip()) {
+                bail!(key_err(
+                    "metrics.listen",
+                    format!(
+                        "{} is a DPDK port's address ({at}); the endpoint listens on the \
+                         host's own stack, e.g. 127.0.0.1:9469",
+                        listen.ip()
+                    )
+                ));
+            }
+            if listen.ip().is_multicast() {
+                bail!(key_err(
+                    "metrics.listen",
+                    format!("{} is a multicast address", listen.ip())
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -868,6 +911,35 @@ gateway4 = "203.0.113.254"
             "{GOOD}\n[mptcp]\npath_manager = \"ndiffports\"\nndiffports = 0\n"
         ));
         assert!(e.starts_with("mptcp.ndiffports"), "{e}");
+    }
+
+    #[test]
+    fn the_metrics_endpoint_is_optional_and_checked() {
+        assert_eq!(Config::parse(GOOD).unwrap().metrics.listen, None);
+        let with = |m: &str| format!("{GOOD}\n[metrics]\n{m}\n");
+        let cfg = Config::parse(&with("listen = \"127.0.0.1:9469\"")).unwrap();
+        assert_eq!(cfg.metrics.listen, Some("127.0.0.1:9469".parse().unwrap()));
+        for (m, want) in [
+            ("listen = \"127.0.0.1:0\"", "metrics.listen: port 0"),
+            (
+                "listen = \"192.0.2.1:9469\"",
+                "metrics.listen: 192.0.2.1 is a DPDK port's address (ports[0].ipv4[0])",
+            ),
+            (
+                "listen = \"[ff02::1]:9469\"",
+                "metrics.listen: ff02::1 is a multicast",
+            ),
+        ] {
+            let e = err(&with(m));
+            assert!(e.starts_with(want), "{want}: {e}");
+        }
+        let e = err(&with("listen = \"localhost:9469\""));
+        assert!(
+            e.contains("listen = ") && e.contains("'localhost:9469' is not an IP address"),
+            "{e}"
+        );
+        let e = err(&with("port = 9469"));
+        assert!(e.contains("unknown field `port`"), "{e}");
     }
 
     #[test]

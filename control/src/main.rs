@@ -7,6 +7,9 @@ use std::process::ExitCode;
 mod admin;
 mod cli;
 mod config;
+// Served by `mpgw run`, which needs DPDK.
+#[cfg_attr(not(dpdk), allow(dead_code))]
+mod metrics;
 mod run;
 
 /// mpgw — a DPDK-accelerated Multipath TCP gateway.

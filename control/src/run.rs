@@ -44,6 +44,9 @@ pub fn check_config(path: &Path) -> anyhow::Result<()> {
         let role = format!("{:?}", l.role).to_lowercase();
         println!("  listener {} ({role}) → {}", l.listen, backends.join(", "));
     }
+    if let Some(addr) = cfg.metrics.listen {
+        println!("  metrics on http://{addr}/metrics (also /healthz, /readyz)");
+    }
     println!("  EAL: {}", eal_args(&cfg, &[]).to_argv().join(" "));
     Ok(())
 }
@@ -112,6 +115,7 @@ mod imp {
     use crate::admin::AdminServer;
     use crate::cli;
     use crate::config::PortFlag;
+    use crate::metrics::{self, DeviceSnapshot, PoolSample, PortCounters, PortSample};
     use anyhow::Context;
     use dataplane::diag::DiagMode;
     use dataplane::dpdk::{lcore, Eal, EthDev, Mempool, PortConfig as DevConfig};
@@ -230,6 +234,11 @@ mod imp {
         }
 
         let mut admin = AdminServer::bind(&cfg.admin.socket)?;
+        let metrics = cfg
+            .metrics
+            .listen
+            .map(metrics::Endpoint::bind)
+            .transpose()?;
         let stop = Arc::new(AtomicBool::new(false));
         for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
             signal_hook::flag::register(sig, stop.clone())?;
@@ -284,6 +293,16 @@ mod imp {
             ports = ports.len(),
             "workers running"
         );
+        let metrics = metrics
+            .map(|m| {
+                m.serve(
+                    workers
+                        .iter()
+                        .map(|w| (w.lcore, w.counters.clone()))
+                        .collect(),
+                )
+            })
+            .transpose()?;
 
         let mut monitor = Monitor::new(workers.len());
         while !stop.load(Ordering::Relaxed) {
@@ -294,10 +313,16 @@ mod imp {
                 other => json!({ "error": format!("unknown request '{other}'") }),
             });
             monitor.serve(&mut admin, &workers);
+            if let Some(m) = &metrics {
+                m.poll(|| device_snapshot(&ports, &pool));
+            }
             std::thread::sleep(CONTROL_TICK);
         }
 
         tracing::info!("stopping");
+        if let Some(m) = metrics {
+            m.stop();
+        }
         for w in &workers {
             let _ = w.commands.send(Command::Stop);
         }
@@ -515,6 +540,33 @@ mod imp {
             }
             admin.broadcast(&lines);
         }
+    }
+
+    /// Ports and the pool for the metrics endpoint.
+    fn device_snapshot(ports: &[RunningPort], pool: &Mempool) -> DeviceSnapshot {
+        let ports = ports
+            .iter()
+            .map(|p| PortSample {
+                name: p.name.clone(),
+                link_up: p.dev.link().up,
+                stats: p.dev.stats().ok().map(|s| PortCounters {
+                    rx_packets: s.ipackets,
+                    tx_packets: s.opackets,
+                    rx_bytes: s.ibytes,
+                    tx_bytes: s.obytes,
+                    rx_missed: s.imissed,
+                    rx_nombuf: s.rx_nombuf,
+                    rx_errors: s.ierrors,
+                    tx_errors: s.oerrors,
+                }),
+            })
+            .collect();
+        let pools = vec![PoolSample {
+            name: pool.name().to_owned(),
+            in_use: pool.in_use().into(),
+            available: pool.available().into(),
+        }];
+        DeviceSnapshot { ports, pools }
     }
 
     fn counter_map(values: &[u64]) -> Map<String, Value> {

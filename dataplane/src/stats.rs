@@ -5,18 +5,27 @@
 //! that only it writes (a load and a store, no read-modify-write bus lock). Any number of
 //! [`CounterReader`]s may read them at any time; the control thread sums the readers of
 //! all workers when asked.
+//!
+//! The writer also times the poll loop ([`CounterWriter::record_poll`]): busy and idle
+//! nanoseconds as counters, and the duration of every busy iteration in a histogram the
+//! worker owns and ships to the control side now and then ([`latency`]); likewise the
+//! handshake time of every connection ([`Timing::Setup`]).
 
 use crate::mptcp::mib::{Mib, MibCounters};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+pub mod latency;
+
+pub use latency::Latencies;
+
 macro_rules! counters {
-    ($($(#[$doc:meta])* $name:ident => $text:literal,)*) => {
+    ($($(#[doc = $doc:literal])* $name:ident => $text:literal,)*) => {
         /// A worker counter.
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
         #[repr(usize)]
         pub enum Counter {
-            $($(#[$doc])* $name,)*
+            $($(#[doc = $doc])* $name,)*
         }
 
         impl Counter {
@@ -27,6 +36,13 @@ macro_rules! counters {
             pub const fn name(self) -> &'static str {
                 match self {
                     $(Counter::$name => $text,)*
+                }
+            }
+
+            /// The counter's documentation, one entry per line (the metrics' help text).
+            pub const fn doc(self) -> &'static [&'static str] {
+                match self {
+                    $(Counter::$name => &[$($doc),*],)*
                 }
             }
         }
@@ -166,6 +182,18 @@ counters! {
     Polls => "polls",
     /// Poll-loop iterations that received at least one packet.
     BusyPolls => "busy_polls",
+    /// Nanoseconds spent in poll-loop iterations that received packets.
+    PollBusyNs => "poll_busy_ns",
+    /// Nanoseconds spent in poll-loop iterations that received nothing.
+    PollIdleNs => "poll_idle_ns",
+}
+
+impl Counter {
+    /// A level that goes up and down (documented "(gauge)" or "…, gauge)") rather than a
+    /// running total.
+    pub fn is_gauge(self) -> bool {
+        self.doc().iter().any(|line| line.contains("gauge)"))
+    }
 }
 
 /// Number of counters.
@@ -174,15 +202,35 @@ pub const COUNTERS: usize = Counter::ALL.len();
 /// Number of MPTCP MIB counters.
 pub const MIBS: usize = Mib::ALL.len();
 
+/// The durations a worker keeps histograms of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Timing {
+    /// A poll-loop iteration that received packets (RX burst to TX burst).
+    Burst,
+    /// A connection's handshake: our first SYN or SYN-ACK out → established.
+    Setup,
+}
+
+impl Timing {
+    /// Every timing.
+    pub const ALL: [Timing; 2] = [Timing::Burst, Timing::Setup];
+}
+
 #[repr(align(64))]
 struct Cells {
     counters: [AtomicU64; COUNTERS],
     /// The MPTCP MIB, named like Linux's `MPTcpExt*` counters.
     mib: [AtomicU64; MIBS],
+    /// Where the histograms arrive, indexed by [`Timing`].
+    timings: [Option<latency::Inbox>; 2],
 }
 
 /// The owning worker's handle: the only one that writes. Not `Clone`.
-pub struct CounterWriter(Arc<Cells>);
+pub struct CounterWriter {
+    cells: Arc<Cells>,
+    timings: [Option<latency::Outbox>; 2],
+}
 
 /// A read-only handle on one worker's counters.
 #[derive(Clone)]
@@ -190,18 +238,25 @@ pub struct CounterReader(Arc<Cells>);
 
 /// A new, zeroed counter set and its first reader.
 pub fn counters() -> (CounterWriter, CounterReader) {
+    let [(burst_out, burst_in), (setup_out, setup_in)] =
+        Timing::ALL.map(|_| latency::channel().unzip());
     let cells = Arc::new(Cells {
         counters: std::array::from_fn(|_| AtomicU64::new(0)),
         mib: std::array::from_fn(|_| AtomicU64::new(0)),
+        timings: [burst_in, setup_in],
     });
-    (CounterWriter(cells.clone()), CounterReader(cells))
+    let writer = CounterWriter {
+        cells: cells.clone(),
+        timings: [burst_out, setup_out],
+    };
+    (writer, CounterReader(cells))
 }
 
 impl CounterWriter {
     /// Adds `n` to counter `c`.
     #[inline(always)]
     pub fn add(&mut self, c: Counter, n: u64) {
-        let cell = &self.0.counters[c as usize];
+        let cell = &self.cells.counters[c as usize];
         // Single writer: a plain load/store pair is exact and avoids a locked RMW.
         cell.store(
             cell.load(Ordering::Relaxed).wrapping_add(n),
@@ -212,13 +267,13 @@ impl CounterWriter {
     /// Sets counter `c` (for gauges and totals kept elsewhere).
     #[inline(always)]
     pub fn set(&mut self, c: Counter, v: u64) {
-        self.0.counters[c as usize].store(v, Ordering::Relaxed);
+        self.cells.counters[c as usize].store(v, Ordering::Relaxed);
     }
 
     /// Publishes the MPTCP MIB (totals kept by the stack).
     pub fn set_mib(&mut self, mib: &MibCounters) {
         for (m, v) in mib.iter() {
-            self.0.mib[m as usize].store(v, Ordering::Relaxed);
+            self.cells.mib[m as usize].store(v, Ordering::Relaxed);
         }
     }
 
@@ -228,9 +283,37 @@ impl CounterWriter {
         self.add(c, 1);
     }
 
+    /// Accounts one poll-loop iteration that took `ns`: busy (it received packets; its
+    /// duration also goes into the burst histogram) or idle.
+    #[inline(always)]
+    pub fn record_poll(&mut self, busy: bool, ns: u64) {
+        if busy {
+            self.add(Counter::PollBusyNs, ns);
+            self.record(Timing::Burst, ns);
+        } else {
+            self.add(Counter::PollIdleNs, ns);
+        }
+    }
+
+    /// Records one duration of `t`, ns.
+    #[inline(always)]
+    pub fn record(&mut self, t: Timing, ns: u64) {
+        if let Some(h) = &mut self.timings[t as usize] {
+            h.record(ns);
+        }
+    }
+
+    /// Hands the histograms recorded since the last call to the control side when it
+    /// can (see [`latency`]); never blocks.
+    pub fn ship_histograms(&mut self) {
+        for h in self.timings.iter_mut().flatten() {
+            h.ship();
+        }
+    }
+
     /// A reader of these counters.
     pub fn reader(&self) -> CounterReader {
-        CounterReader(self.0.clone())
+        CounterReader(self.cells.clone())
     }
 }
 
@@ -248,6 +331,14 @@ impl CounterReader {
     /// All counters, indexed like [`Counter::ALL`].
     pub fn snapshot(&self) -> [u64; COUNTERS] {
         std::array::from_fn(|i| self.0.counters[i].load(Ordering::Relaxed))
+    }
+
+    /// Adds the durations of `t` the worker shipped since the last call into `total`.
+    /// The values are taken: one collector (the metrics server) should call this.
+    pub fn drain(&self, t: Timing, total: &mut Latencies) {
+        if let Some(inbox) = &self.0.timings[t as usize] {
+            inbox.drain_into(total);
+        }
     }
 }
 
@@ -288,6 +379,43 @@ mod tests {
         let sum = merge([&r1, &r2]);
         assert_eq!(sum[Counter::RxBytes as usize], 100);
         assert_eq!(sum[Counter::TxPackets as usize], 0);
+    }
+
+    #[test]
+    fn gauges_are_the_documented_ones() {
+        let gauges: Vec<_> = Counter::ALL.iter().filter(|c| c.is_gauge()).collect();
+        assert_eq!(
+            gauges,
+            [
+                &Counter::TcpConnections,
+                &Counter::TcpHalfOpen,
+                &Counter::RelayPairs,
+                &Counter::MemoryPressure,
+                &Counter::HandoffRedirects,
+                &Counter::MptcpConnections,
+            ]
+        );
+        assert_eq!(Counter::RxPackets.doc(), [" Packets received on any port."]);
+    }
+
+    #[test]
+    fn poll_time_splits_busy_and_idle_and_busy_durations_reach_the_reader() {
+        let (mut w, r) = counters();
+        w.record_poll(true, 3_000);
+        w.record_poll(false, 500);
+        w.record_poll(true, 7_000);
+        assert_eq!(r.get(Counter::PollBusyNs), 10_000);
+        assert_eq!(r.get(Counter::PollIdleNs), 500);
+        w.record(Timing::Setup, 40_000);
+        let mut total = Latencies::new().unwrap();
+        r.drain(Timing::Burst, &mut total);
+        assert_eq!(total.count(), 0, "nothing shipped yet");
+        w.ship_histograms();
+        r.drain(Timing::Burst, &mut total);
+        assert_eq!((total.count(), total.sum_ns()), (2, 10_000));
+        let mut setups = Latencies::new().unwrap();
+        r.drain(Timing::Setup, &mut setups);
+        assert_eq!((setups.count(), setups.sum_ns()), (1, 40_000));
     }
 
     #[test]

@@ -32,11 +32,11 @@ use crate::neigh::{NeighborConfig, NeighborTable};
 use crate::pm::PathManager;
 use crate::port::{Burst, PacketBuf, Port};
 use crate::relay::{Listener, Relay, RelayConfig};
-use crate::stats::{Counter, CounterWriter};
+use crate::stats::{Counter, CounterWriter, Timing};
 use crate::tcp::ingress::segment_from_classified;
 use crate::tcp::secrets::Secrets;
 use crate::tcp::table::TableConfig;
-use crate::tcp::{FourTuple, Instant, Payload, SegmentIn, SegmentOut};
+use crate::tcp::{Events, FourTuple, Instant, Payload, SegmentIn, SegmentOut};
 use crate::wire::{Frame, WireError};
 use crossbeam::channel::{Receiver, Sender, TryRecvError};
 use std::net::{IpAddr, SocketAddr};
@@ -222,18 +222,22 @@ impl<P: Port> Worker<P> {
     }
 
     /// Polls until told to stop (or the control side hangs up). Time is the monotonic
-    /// clock in ns since the worker started.
+    /// clock in ns since the worker started; one more reading after each iteration times
+    /// it (busy or idle, see [`CounterWriter::record_poll`]).
     pub fn run(&mut self) {
         let epoch = std::time::Instant::now();
+        let clock = || u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
         let mut swept = 0;
         loop {
             for _ in 0..CONTROL_EVERY {
-                let now = u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
-                self.poll(now);
+                let now = clock();
+                let received = self.poll(now);
+                self.counters
+                    .record_poll(received > 0, clock().saturating_sub(now));
             }
             self.publish_gauges();
             self.watch_memory();
-            let now = u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            let now = clock();
             if now.saturating_sub(swept) >= 1_000_000_000 {
                 self.steering.expire(now);
                 swept = now;
@@ -384,6 +388,9 @@ impl<P: Port> Worker<P> {
         let source = |dst: IpAddr| source_address(ports, dst);
         while let Some(id) = self.tcp.next_ready() {
             let events = self.tcp.take_events(id);
+            if events.contains(Events::CONNECTED) {
+                record_setup(&self.tcp, &mut self.counters, id, now);
+            }
             let served = self
                 .relay
                 .serve(&mut self.tcp, id, events, source, now, &mut self.out)
@@ -435,8 +442,10 @@ impl<P: Port> Worker<P> {
             .set(Counter::MemoryPressure, u64::from(pressure));
     }
 
-    /// Copies the connection table's and services' own statistics into the counters.
+    /// Copies the connection table's and services' own statistics into the counters,
+    /// and hands the timing histograms to the control side when it can.
     pub fn publish_gauges(&mut self) {
+        self.counters.ship_histograms();
         let t = *self.tcp.tcp().stats();
         let d = *self.diag.stats();
         let r = self.relay.stats();
@@ -574,6 +583,31 @@ impl<S: crate::port::SharedBuf> Rx<'_, S> {
             Err(WireError::BadChecksum) => self.counters.inc(Counter::TcpBadChecksum),
             Err(_) => self.counters.inc(Counter::DropMalformed),
         }
+    }
+}
+
+/// Records how long connection `m`'s handshake took (its initial subflow's first SYN or
+/// SYN-ACK out → established; not for connections from SYN cookies).
+fn record_setup<S: crate::port::SharedBuf>(
+    stack: &Stack<S>,
+    counters: &mut CounterWriter,
+    m: MskId,
+    now: Instant,
+) {
+    let Some(info) = stack.info(m) else {
+        return;
+    };
+    let tuple = FourTuple {
+        local: info.local,
+        remote: info.remote,
+    };
+    let tcp = stack.tcp();
+    let started = tcp
+        .lookup(&tuple)
+        .and_then(|c| tcp.get(c)?.handshake_started());
+    if let Some(at) = started {
+        let ns = u64::try_from(now.since(at).as_nanos()).unwrap_or(u64::MAX);
+        counters.record(Timing::Setup, ns);
     }
 }
 

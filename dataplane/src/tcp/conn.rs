@@ -375,6 +375,12 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
         self.state
     }
 
+    /// When our first SYN or SYN-ACK went out (`None` for a connection made from a SYN
+    /// cookie): where its handshake time starts.
+    pub fn handshake_started(&self) -> Option<Instant> {
+        self.syn_sent_at
+    }
+
     /// Counters.
     pub fn stats(&self) -> ConnStats {
         ConnStats {

@@ -1,0 +1,544 @@
+//! From one scrape's figures to Prometheus text, through `prometheus-client`.
+//!
+//! Names: the `mpgw_` prefix, base units (seconds, bytes), `_total` on counters (added
+//! by the encoder). Labels are bounded by the configuration: `lcore` (a worker),
+//! `port` (a `[[ports]]` name), `pool`, and `state` (`busy`/`idle`). The families:
+//! - `mpgw_<counter>_total{lcore}` / `mpgw_<gauge>{lcore}`: every worker counter of
+//!   `mpgw stats` under its own name (gauges are those documented as such), except
+//!   `drop_not_for_us`, which is `drop_not_for_gateway` (promtool reads `us` as a unit);
+//! - `mpgw_lcore_poll_seconds_total{lcore,state}`: poll-loop time, busy or idle;
+//! - `mpgw_mptcp_mib_<name>_total{lcore}`: the MPTCP MIB, Linux's `MPTcpExt<Name>`
+//!   in snake case (the kernel-mirror exception to generated names);
+//! - `mpgw_port_*{port}`: `rte_eth_stats` and the link state;
+//! - `mpgw_mempool_{available,in_use}_mbufs{pool}`;
+//! - `mpgw_burst_duration_seconds`: histogram of busy poll iterations, all workers;
+//! - `mpgw_connection_setup_duration_seconds`: histogram of handshake times, all workers.
+
+use dataplane::mptcp::mib::Mib;
+use dataplane::stats::{Counter, Timing, COUNTERS, MIBS};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Registry, Unit};
+
+use super::{DeviceSnapshot, PortSample};
+
+/// Upper bounds of the burst-duration buckets, seconds (1 µs … 100 ms, 1-2-5 steps).
+const BURST_BOUNDS: [f64; 16] = [
+    1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1,
+];
+
+/// Upper bounds of the connection-setup buckets, seconds (100 µs … 10 s).
+const SETUP_BOUNDS: [f64; 16] = [
+    1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// A timing's histogram: its name (before `_seconds`), help and bucket bounds.
+pub fn histogram_family(t: Timing) -> (&'static str, &'static str, &'static [f64]) {
+    match t {
+        Timing::Burst => (
+            "burst_duration",
+            "Duration of poll-loop iterations that received packets (RX burst to TX burst), \
+             all workers.",
+            &BURST_BOUNDS,
+        ),
+        Timing::Setup => (
+            "connection_setup_duration",
+            "Handshake time of connections: our first SYN or SYN-ACK out to established \
+             (initial subflows; not for connections from SYN cookies), all workers.",
+            &SETUP_BOUNDS,
+        ),
+    }
+}
+
+/// A histogram ready to encode: per-bucket (not cumulative) counts, the last one `+Inf`.
+#[derive(Clone, Debug, Default)]
+pub struct HistogramSample {
+    /// Sum of the values, seconds.
+    pub sum: f64,
+    /// `(upper bound in seconds, values in this bucket)`, ascending, ending with
+    /// `f64::INFINITY`.
+    pub buckets: Vec<(f64, u64)>,
+}
+
+impl HistogramSample {
+    /// The number of values.
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().map(|&(_, n)| n).sum()
+    }
+}
+
+/// One worker's counters at scrape time.
+#[derive(Clone, Debug)]
+pub struct WorkerSample {
+    /// Its lcore.
+    pub lcore: u32,
+    /// Indexed like [`Counter::ALL`].
+    pub counters: [u64; COUNTERS],
+    /// Indexed like [`Mib::ALL`].
+    pub mib: [u64; MIBS],
+}
+
+/// Everything one scrape shows.
+#[derive(Clone, Debug, Default)]
+pub struct Scrape {
+    /// Per worker.
+    pub workers: Vec<WorkerSample>,
+    /// Ports and pools.
+    pub devices: DeviceSnapshot,
+    /// Every [`Timing`]'s histogram, all workers, since the start.
+    pub histograms: [HistogramSample; 2],
+}
+
+/// The exposition formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// OpenMetrics text 1.0.0 (what Prometheus asks for first).
+    OpenMetrics,
+    /// Prometheus text 0.0.4 (everything else: curl, promtool, older scrapers).
+    Text,
+}
+
+impl Format {
+    /// The format an `Accept` header asks for.
+    pub fn from_accept(accept: Option<&str>) -> Format {
+        match accept {
+            Some(a) if a.contains("application/openmetrics-text") => Format::OpenMetrics,
+            _ => Format::Text,
+        }
+    }
+
+    /// Its `Content-Type`.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Format::Text => prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+        }
+    }
+}
+
+/// Renders a scrape.
+pub fn render(scrape: Scrape, format: Format) -> Result<String, std::fmt::Error> {
+    let mut registry = Registry::with_prefix("mpgw");
+    registry.register_collector(Box::new(scrape));
+    let mut out = String::new();
+    match format {
+        Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, &registry)?,
+        Format::Text => prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)?,
+    }
+    Ok(out)
+}
+
+/// Linux's MIB name (`MPCapableSYNACKRX`) in snake case (`mp_capable_syn_ack_rx`):
+/// all-caps protocol words become words first so that they split.
+pub fn mib_metric_name(linux: &str) -> String {
+    let mut s = linux.to_owned();
+    for (from, to) in [
+        ("SYNACK", "SynAck"),
+        ("SYN", "Syn"),
+        ("ACK", "Ack"),
+        ("RX", "Rx"),
+        ("TX", "Tx"),
+        ("HMac", "Hmac"),
+    ] {
+        s = s.replace(from, to);
+    }
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len() + 8);
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            let prev = chars[i - 1];
+            let next_lower = chars.get(i + 1).is_some_and(char::is_ascii_lowercase);
+            if prev.is_ascii_lowercase()
+                || prev.is_ascii_digit()
+                || (prev.is_ascii_uppercase() && next_lower)
+            {
+                out.push('_');
+            }
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+/// A worker counter's metric name: its `mpgw stats` name, except where promtool would
+/// read a word as an abbreviated unit (`_us_`: microseconds).
+fn counter_metric_name(c: Counter) -> &'static str {
+    match c {
+        Counter::DropNotForUs => "drop_not_for_gateway",
+        _ => c.name(),
+    }
+}
+
+/// A counter's help text: its doc comment on one line.
+fn help(doc: &[&str]) -> String {
+    doc.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" ")
+}
+
+fn counter(m: &mut MetricEncoder, v: u64) -> std::fmt::Result {
+    m.encode_counter::<NoLabelSet, u64, u64>(&v, None)
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
+        self.encode_workers(&mut enc)?;
+        self.encode_mib(&mut enc)?;
+        self.encode_ports(&mut enc)?;
+        self.encode_pools(&mut enc)?;
+        for t in Timing::ALL {
+            let (name, help, _) = histogram_family(t);
+            let h = &self.histograms[t as usize];
+            let mut m =
+                enc.encode_descriptor(name, help, Some(&Unit::Seconds), MetricType::Histogram)?;
+            m.encode_histogram::<NoLabelSet>(h.sum, h.count(), &h.buckets, None)?;
+        }
+        Ok(())
+    }
+}
+
+impl Scrape {
+    fn encode_workers(&self, enc: &mut DescriptorEncoder) -> std::fmt::Result {
+        let lcores: Vec<String> = self.workers.iter().map(|w| w.lcore.to_string()).collect();
+        for &c in Counter::ALL {
+            if matches!(c, Counter::PollBusyNs | Counter::PollIdleNs) {
+                continue;
+            }
+            let kind = if c.is_gauge() {
+                MetricType::Gauge
+            } else {
+                MetricType::Counter
+            };
+            let mut m =
+                enc.encode_descriptor(counter_metric_name(c), &help(c.doc()), None, kind)?;
+            for (w, lcore) in self.workers.iter().zip(&lcores) {
+                let labels = [("lcore", lcore.as_str())];
+                let mut f = m.encode_family(&labels)?;
+                let v = w.counters[c as usize];
+                match kind {
+                    MetricType::Gauge => f.encode_gauge(&v)?,
+                    _ => counter(&mut f, v)?,
+                }
+            }
+        }
+        let mut m = enc.encode_descriptor(
+            "lcore_poll",
+            "Time workers spent in poll-loop iterations, by whether they received packets.",
+            Some(&Unit::Seconds),
+            MetricType::Counter,
+        )?;
+        for (w, lcore) in self.workers.iter().zip(&lcores) {
+            for (state, c) in [("busy", Counter::PollBusyNs), ("idle", Counter::PollIdleNs)] {
+                let labels = [("lcore", lcore.as_str()), ("state", state)];
+                let secs = w.counters[c as usize] as f64 / 1e9;
+                m.encode_family(&labels)?
+                    .encode_counter::<NoLabelSet, f64, f64>(&secs, None)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn encode_mib(&self, enc: &mut DescriptorEncoder) -> std::fmt::Result {
+        for &mib in Mib::ALL {
+            let name = format!("mptcp_mib_{}", mib_metric_name(mib.name()));
+            let help = format!("Linux's MPTcpExt{} (nstat), for this worker.", mib.name());
+            let mut m = enc.encode_descriptor(&name, &help, None, MetricType::Counter)?;
+            for w in &self.workers {
+                let lcore = w.lcore.to_string();
+                let labels = [("lcore", lcore.as_str())];
+                counter(&mut m.encode_family(&labels)?, w.mib[mib as usize])?;
+            }
+        }
+        Ok(())
+    }
+
+    fn encode_ports(&self, enc: &mut DescriptorEncoder) -> std::fmt::Result {
+        type Field = fn(&PortSample) -> Option<u64>;
+        let fields: [(&str, &str, Field); 8] = [
+            (
+                "port_rx_packets",
+                "Packets received (rte_eth_stats ipackets).",
+                |p| p.stats.map(|s| s.rx_packets),
+            ),
+            ("port_tx_packets", "Packets sent (opackets).", |p| {
+                p.stats.map(|s| s.tx_packets)
+            }),
+            ("port_rx_bytes", "Bytes received (ibytes).", |p| {
+                p.stats.map(|s| s.rx_bytes)
+            }),
+            ("port_tx_bytes", "Bytes sent (obytes).", |p| {
+                p.stats.map(|s| s.tx_bytes)
+            }),
+            (
+                "port_rx_missed_packets",
+                "Packets the device dropped: RX queues full (imissed).",
+                |p| p.stats.map(|s| s.rx_missed),
+            ),
+            (
+                "port_rx_nombuf",
+                "RX mbuf allocation failures (rx_nombuf).",
+                |p| p.stats.map(|s| s.rx_nombuf),
+            ),
+            (
+                "port_rx_errors",
+                "Erroneous packets received (ierrors).",
+                |p| p.stats.map(|s| s.rx_errors),
+            ),
+            ("port_tx_errors", "Failed transmissions (oerrors).", |p| {
+                p.stats.map(|s| s.tx_errors)
+            }),
+        ];
+        for (name, help, field) in fields {
+            let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for p in &self.devices.ports {
+                if let Some(v) = field(p) {
+                    let labels = [("port", p.name.as_str())];
+                    counter(&mut m.encode_family(&labels)?, v)?;
+                }
+            }
+        }
+        let mut m = enc.encode_descriptor(
+            "port_link_up",
+            "1 while the port's link is up.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for p in &self.devices.ports {
+            let labels = [("port", p.name.as_str())];
+            m.encode_family(&labels)?
+                .encode_gauge(&u64::from(p.link_up))?;
+        }
+        Ok(())
+    }
+
+    fn encode_pools(&self, enc: &mut DescriptorEncoder) -> std::fmt::Result {
+        type Field = fn(&super::PoolSample) -> u64;
+        let fields: [(&str, &str, Field); 2] = [
+            (
+                "mempool_available_mbufs",
+                "Mbufs that can still be allocated (per-lcore caches count as free).",
+                |p| p.available,
+            ),
+            (
+                "mempool_in_use_mbufs",
+                "Mbufs allocated: in rings, in flight, or held by connections.",
+                |p| p.in_use,
+            ),
+        ];
+        for (name, help, field) in fields {
+            let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for p in &self.devices.pools {
+                let labels = [("pool", p.name.as_str())];
+                m.encode_family(&labels)?.encode_gauge(&field(p))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{PoolSample, PortCounters};
+    use super::*;
+    use std::collections::HashMap;
+
+    /// Name parts promtool flags as abbreviated units.
+    const ABBREVIATIONS: [&str; 14] = [
+        "s", "ms", "us", "ns", "sec", "b", "kb", "mb", "gb", "tb", "pb", "m", "h", "d",
+    ];
+
+    fn scrape() -> Scrape {
+        let mut counters = [0; COUNTERS];
+        counters[Counter::RxPackets as usize] = 42;
+        counters[Counter::TcpConnections as usize] = 3;
+        counters[Counter::PollBusyNs as usize] = 1_500_000_000;
+        let mut mib = [0; MIBS];
+        mib[Mib::MPCapableSYNRX as usize] = 7;
+        let worker = |lcore| WorkerSample {
+            lcore,
+            counters,
+            mib,
+        };
+        Scrape {
+            workers: vec![worker(1), worker(2)],
+            devices: DeviceSnapshot {
+                ports: vec![PortSample {
+                    name: "down0".into(),
+                    link_up: true,
+                    stats: Some(PortCounters {
+                        rx_packets: 10,
+                        rx_bytes: 1000,
+                        ..PortCounters::default()
+                    }),
+                }],
+                pools: vec![PoolSample {
+                    name: "mpgw_pool".into(),
+                    in_use: 100,
+                    available: 900,
+                }],
+            },
+            histograms: [
+                HistogramSample {
+                    sum: 0.25,
+                    buckets: BURST_BOUNDS
+                        .iter()
+                        .map(|&b| (b, 1))
+                        .chain([(f64::INFINITY, 2)])
+                        .collect(),
+                },
+                HistogramSample::default(),
+            ],
+        }
+    }
+
+    /// `name` → (TYPE, samples as `(series, value)`), from Prometheus text 0.0.4.
+    fn parse(text: &str) -> HashMap<String, (String, Vec<(String, String)>)> {
+        let mut families: HashMap<String, (String, Vec<(String, String)>)> = HashMap::new();
+        let mut current = String::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').unwrap();
+                current = name.to_owned();
+                families.insert(current.clone(), (kind.to_owned(), Vec::new()));
+            } else if !line.starts_with('#') && !line.is_empty() {
+                let (series, value) = line.rsplit_once(' ').unwrap();
+                let name = series.split('{').next().unwrap();
+                assert!(
+                    name.starts_with(&current),
+                    "{name} outside its family {current}"
+                );
+                let fam = families.get_mut(&current).unwrap();
+                fam.1.push((series.to_owned(), value.to_owned()));
+            }
+        }
+        families
+    }
+
+    #[test]
+    fn names_types_and_total_suffixes() {
+        let text = render(scrape(), Format::Text).unwrap();
+        let f = parse(&text);
+        for (name, (kind, samples)) in &f {
+            assert!(name.starts_with("mpgw_"), "{name}");
+            assert!(
+                name.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                "{name}"
+            );
+            assert_eq!(
+                kind == "counter",
+                name.ends_with("_total"),
+                "{name}: {kind}"
+            );
+            assert!(
+                name.split('_')
+                    .all(|w| !w.is_empty() && !ABBREVIATIONS.contains(&w)),
+                "{name}"
+            );
+            if kind != "histogram" {
+                assert!(samples.iter().all(|(s, _)| s.starts_with(name.as_str())));
+            }
+        }
+        assert_eq!(f["mpgw_rx_packets_total"].0, "counter");
+        assert!(f["mpgw_rx_packets_total"]
+            .1
+            .contains(&("mpgw_rx_packets_total{lcore=\"2\"}".into(), "42".into())));
+        assert_eq!(f["mpgw_tcp_connections"].0, "gauge");
+        assert_eq!(f["mpgw_tcp_connections"].1.len(), 2);
+        assert!(f["mpgw_lcore_poll_seconds_total"].1.contains(&(
+            "mpgw_lcore_poll_seconds_total{lcore=\"1\",state=\"busy\"}".into(),
+            "1.5".into()
+        )));
+        assert!(!f.contains_key("mpgw_poll_busy_ns_total"));
+        assert_eq!(
+            f["mpgw_mptcp_mib_mp_capable_syn_rx_total"].1[0].1, "7",
+            "MIB"
+        );
+        assert!(f["mpgw_port_rx_bytes_total"].1.contains(&(
+            "mpgw_port_rx_bytes_total{port=\"down0\"}".into(),
+            "1000".into()
+        )));
+        assert_eq!(f["mpgw_port_link_up"].1[0].1, "1");
+        assert_eq!(f["mpgw_mempool_available_mbufs"].1[0].1, "900");
+        // Every worker counter and MIB counter is there.
+        let per_worker = f
+            .keys()
+            .filter(|n| f[*n].1.iter().any(|(s, _)| s.contains("lcore=\"1\"}")))
+            .count();
+        assert_eq!(per_worker, COUNTERS - 2 + MIBS);
+    }
+
+    #[test]
+    fn histogram_buckets_are_cumulative_and_end_at_the_count() {
+        let text = render(scrape(), Format::Text).unwrap();
+        let f = parse(&text);
+        let (kind, samples) = &f["mpgw_burst_duration_seconds"];
+        assert_eq!(kind, "histogram");
+        let buckets: Vec<(f64, u64)> = samples
+            .iter()
+            .filter(|(s, _)| s.contains("_bucket"))
+            .map(|(s, v)| {
+                let le = s.split("le=\"").nth(1).unwrap().trim_end_matches("\"}");
+                let le = if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().unwrap()
+                };
+                (le, v.parse().unwrap())
+            })
+            .collect();
+        assert_eq!(buckets.len(), BURST_BOUNDS.len() + 1);
+        assert!(buckets
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1));
+        let count = samples.iter().find(|(s, _)| s.ends_with("_count")).unwrap();
+        assert_eq!(buckets.last().unwrap(), &(f64::INFINITY, 18));
+        assert_eq!(count.1, "18");
+        assert!(samples.contains(&("mpgw_burst_duration_seconds_sum".into(), "0.25".into())));
+    }
+
+    #[test]
+    fn openmetrics_has_units_and_eof() {
+        let text = render(scrape(), Format::OpenMetrics).unwrap();
+        assert!(text.ends_with("# EOF\n"));
+        assert!(text.contains("# TYPE mpgw_rx_packets counter\n"));
+        assert!(text.contains("# UNIT mpgw_burst_duration_seconds seconds\n"));
+        assert!(text.contains("mpgw_rx_packets_total{lcore=\"1\"} 42\n"));
+    }
+
+    #[test]
+    fn accept_picks_the_format() {
+        let prom = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5";
+        assert_eq!(Format::from_accept(Some(prom)), Format::OpenMetrics);
+        assert_eq!(Format::from_accept(Some("*/*")), Format::Text);
+        assert_eq!(Format::from_accept(None), Format::Text);
+        assert!(Format::Text
+            .content_type()
+            .starts_with("text/plain; version=0.0.4"));
+    }
+
+    #[test]
+    fn mib_names_are_snake_case_words() {
+        for (linux, want) in [
+            ("MPCapableSYNACKRX", "mp_capable_syn_ack_rx"),
+            ("MPCapableFallbackSYNACK", "mp_capable_fallback_syn_ack"),
+            ("MPJoinSynAckHMacFailure", "mp_join_syn_ack_hmac_failure"),
+            ("MPTCPRetrans", "mptcp_retrans"),
+            ("NoDSSInWindow", "no_dss_in_window"),
+            ("OFOQueue", "ofo_queue"),
+            ("MPCapableSYNTXDrop", "mp_capable_syn_tx_drop"),
+        ] {
+            assert_eq!(mib_metric_name(linux), want);
+        }
+        let mut names: Vec<String> = Mib::ALL.iter().map(|m| mib_metric_name(m.name())).collect();
+        for n in &names {
+            assert!(
+                n.split('_')
+                    .all(|w| !w.is_empty() && !ABBREVIATIONS.contains(&w)),
+                "{n}"
+            );
+        }
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), MIBS);
+    }
+}

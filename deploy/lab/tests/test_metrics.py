@@ -1,0 +1,222 @@
+"""The Prometheus endpoint ([metrics] listen) in the lab: mpgw runs in the gateway
+namespace, so the endpoint listens on that namespace's loopback and every scrape runs
+there (`ip netns exec <gw> python3`). Checks the exposition with the Python
+prometheus_client parsers and promtool, that counters move with traffic, health and
+readiness, and many parallel scrapes during a transfer."""
+
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+# Installed by deploy/setup.sh.
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
+from prometheus_client.parser import text_string_to_metric_families as parse_text
+
+LAB_EXTRA_CONFIG = '[metrics]\nlisten = "127.0.0.1:9469"\n'
+URL = "http://127.0.0.1:9469"
+GW4 = "192.0.2.1"
+OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+TEXT = "text/plain; version=0.0.4; charset=utf-8"
+MBUFS = 16383  # mbufs_per_worker × 1 worker in deploy/lab/mpgw-lab.toml
+DASHBOARD = Path(__file__).resolve().parents[2] / "dashboards" / "mpgw.json"
+
+# Runs in the gateway namespace: GETs each URL given and prints status, type and body.
+_FETCH = textwrap.dedent(r"""
+    import json, sys, urllib.error, urllib.request
+    url, accept = sys.argv[1], sys.argv[2]
+    req = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            out = (r.status, r.headers.get("Content-Type"), r.read().decode())
+    except urllib.error.HTTPError as e:
+        out = (e.code, e.headers.get("Content-Type"), e.read().decode())
+    print(json.dumps(out))
+""")
+
+# Runs in the gateway namespace: THREADS threads scrape /metrics ROUNDS times each.
+_HAMMER = textwrap.dedent(r"""
+    import json, sys, threading, urllib.request
+    url, threads, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    results = []
+    def worker():
+        for _ in range(rounds):
+            try:
+                with urllib.request.urlopen(url, timeout=15) as r:
+                    body = r.read().decode()
+                    results.append(r.status == 200 and "mpgw_rx_packets_total" in body)
+            except Exception as e:
+                results.append(repr(e))
+    ts = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in ts: t.start()
+    for t in ts: t.join()
+    print(json.dumps(results))
+""")
+
+
+def fetch(lab, path, accept=""):
+    res = subprocess.run(["ip", "netns", "exec", lab.gw, "python3", "-c", _FETCH, URL + path, accept],
+                         text=True, capture_output=True, timeout=30)
+    assert res.returncode == 0, res.stderr
+    status, ctype, body = json.loads(res.stdout)
+    return status, ctype, body
+
+
+def scrape(lab):
+    """`{sample name: {frozenset(labels): value}}` from a text-format scrape."""
+    status, ctype, body = fetch(lab, "/metrics")
+    assert status == 200 and ctype == TEXT, (status, ctype)
+    samples = {}
+    for fam in parse_text(body):
+        for s in fam.samples:
+            samples.setdefault(s.name, {})[frozenset(s.labels.items())] = s.value
+    return samples
+
+
+def total(samples, name, **labels):
+    """Sum of `name` over the label sets that include `labels`."""
+    want = set(labels.items())
+    return sum(v for ls, v in samples.get(name, {}).items() if want <= ls)
+
+
+def test_health_readiness_and_errors(lab):
+    status, _, body = fetch(lab, "/healthz")
+    assert (status, body) == (200, "ok: 1 workers polling\n")
+    status, _, body = fetch(lab, "/readyz")
+    assert status == 200 and body.startswith("ready: 1 workers, 3 of 3 links up"), body
+    assert fetch(lab, "/nope")[0] == 404
+
+
+def test_both_formats_parse_and_promtool_finds_no_problem(lab):
+    status, ctype, body = fetch(lab, "/metrics", accept="application/openmetrics-text")
+    assert (status, ctype) == (200, OPENMETRICS)
+    om = {f.name: f.type for f in parse_om(body)}
+    assert om["mpgw_rx_packets"] == "counter"
+    assert om["mpgw_tcp_connections"] == "gauge"
+    assert om["mpgw_burst_duration_seconds"] == "histogram"
+    assert om["mpgw_connection_setup_duration_seconds"] == "histogram"
+    status, ctype, text = fetch(lab, "/metrics")
+    assert (status, ctype) == (200, TEXT)
+    families = {f.name: f for f in parse_text(text)}
+    assert {n for n in families} == {n for n in om}, "the same families in both formats"
+    for name, fam in families.items():
+        assert name.startswith("mpgw_"), name
+        if fam.type == "counter":
+            assert all(s.name.endswith("_total") for s in fam.samples), name
+        for s in fam.samples:
+            assert set(s.labels) <= {"lcore", "port", "pool", "state", "le"}, (name, s.labels)
+    # Every MIB counter under the Linux name's snake case.
+    assert "mpgw_mptcp_mib_mp_capable_syn_rx" in families
+    assert "mpgw_mptcp_mib_mp_join_syn_ack_hmac_failure" in families
+    assert shutil.which("promtool"), "promtool missing: deploy/setup.sh installs the prometheus package"
+    with tempfile.TemporaryFile("w+") as f:
+        f.write(text)
+        f.seek(0)
+        res = subprocess.run(["promtool", "check", "metrics"], stdin=f, text=True,
+                             capture_output=True, timeout=30)
+    assert res.returncode == 0 and res.stdout + res.stderr == "", res.stdout + res.stderr
+
+
+def test_counters_move_with_an_mptcp_transfer(lab):
+    n = 20_000_000
+    before = scrape(lab)
+    cli_before = lab.stats()
+    res = lab.sh(lab.cli, f"head -c {n} /dev/zero | mptcpize run nc -N -s 192.0.2.2 {GW4} 9",
+                 timeout=60)
+    assert res.returncode == 0, res.stderr
+    lab.wait_counter("diag_bytes_discarded", cli_before["total"]["diag_bytes_discarded"] + n)
+    # Devices are cached for up to 0.5 s; the histogram ships every 256 polls.
+    time.sleep(0.6)
+    after = scrape(lab)
+
+    def grew(name, **labels):
+        return total(after, name, **labels) - total(before, name, **labels)
+
+    assert grew("mpgw_diag_bytes_discarded_total") == n
+    assert grew("mpgw_rx_packets_total") > n / 1500 / 2  # data segments, maybe GRO-less
+    assert grew("mpgw_tx_packets_total") > 0  # ACKs
+    assert grew("mpgw_port_rx_bytes_total", port="down0") >= n
+    assert grew("mpgw_port_tx_packets_total", port="down0") > 0
+    assert grew("mpgw_mptcp_mib_mp_capable_syn_rx_total") == 1
+    assert grew("mpgw_lcore_poll_seconds_total", state="busy") > 0
+    assert grew("mpgw_lcore_poll_seconds_total", state="idle") >= 0
+    # One histogram value per busy poll (workers ship every 256 polls, mpgw collects
+    # every 0.1 s).
+    busy = grew("mpgw_busy_polls_total")
+    assert busy > 0
+    assert abs(grew("mpgw_burst_duration_seconds_count") - busy) <= max(5, busy / 50), busy
+    assert grew("mpgw_burst_duration_seconds_sum") > 0
+    # The connection's handshake was timed: on a veth, well under a second.
+    assert grew("mpgw_connection_setup_duration_seconds_count") == 1
+    assert 0 < grew("mpgw_connection_setup_duration_seconds_sum") < 1
+    assert total(after, "mpgw_port_link_up") == 3
+    pool = total(after, "mpgw_mempool_available_mbufs") + total(after, "mpgw_mempool_in_use_mbufs")
+    assert pool == MBUFS
+    buckets = sorted((float(dict(ls)["le"]), v)
+                     for ls, v in after["mpgw_burst_duration_seconds_bucket"].items())
+    assert all(a[1] <= b[1] for a, b in zip(buckets, buckets[1:])), "cumulative"
+    assert buckets[-1] == (float("inf"), total(after, "mpgw_burst_duration_seconds_count"))
+    # The CLI shows the same figures (workers' counters and the MIB).
+    cli = lab.stats()
+    assert cli["mptcp_mib"]["MPTcpExtMPCapableSYNRX"] == \
+        total(after, "mpgw_mptcp_mib_mp_capable_syn_rx_total")
+    assert cli["total"]["diag_bytes_discarded"] == total(after, "mpgw_diag_bytes_discarded_total")
+
+
+# Runs in the client namespace: sends to the discard service for SECONDS, prints the
+# bytes sent once the gateway acknowledged the close.
+_SEND_FOR = textwrap.dedent(r"""
+    import socket, sys, time
+    host, seconds = sys.argv[1], float(sys.argv[2])
+    s = socket.create_connection((host, 9), timeout=30)
+    chunk, sent, end = b"x" * 65536, 0, time.monotonic() + seconds
+    while time.monotonic() < end:
+        s.sendall(chunk); sent += len(chunk)
+    s.shutdown(socket.SHUT_WR)
+    s.recv(1)
+    print(sent)
+""")
+
+
+def test_parallel_scrapes_during_a_transfer_all_succeed(lab):
+    threads, rounds = 20, 20
+    before = lab.counters()["diag_bytes_discarded"]
+    # A transfer that outlasts the scrapes (they take about 2 s here).
+    transfer = subprocess.Popen(
+        ["ip", "netns", "exec", lab.cli, "python3", "-c", _SEND_FOR, GW4, "8"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        t0 = time.monotonic()
+        res = subprocess.run(["ip", "netns", "exec", lab.gw, "python3", "-c", _HAMMER,
+                              URL + "/metrics", str(threads), str(rounds)],
+                             text=True, capture_output=True, timeout=240)
+        assert res.returncode == 0, res.stderr
+        results = json.loads(res.stdout)
+        assert len(results) == threads * rounds
+        failures = [r for r in results if r is not True]
+        assert not failures, failures[:5]
+        assert transfer.poll() is None, f"the transfer ended before the scrapes " \
+            f"({time.monotonic() - t0:.1f} s): raise its duration"
+        out, err = transfer.communicate(timeout=120)
+        assert transfer.returncode == 0, err
+    finally:
+        if transfer.poll() is None:
+            transfer.kill()
+            transfer.wait()
+    sent = int(out)
+    assert sent > 0
+    assert lab.wait_counter("diag_bytes_discarded", before + sent) == before + sent
+    assert fetch(lab, "/healthz")[0] == 200
+    assert fetch(lab, "/readyz")[0] == 200
+
+
+def test_the_dashboard_uses_only_exported_series(lab):
+    exprs = [t["expr"] for p in json.loads(DASHBOARD.read_text())["panels"] for t in p["targets"]]
+    used = {n for e in exprs for n in re.findall(r"mpgw_[a-z0-9_]+", e)}
+    exported = set(scrape(lab))
+    assert len(used) > 20
+    assert used <= exported, sorted(used - exported)
