@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 mod admin;
 mod config;
+mod link;
+mod reload;
 mod run;
 
 /// mpgw — a DPDK-accelerated Multipath TCP gateway.
@@ -41,6 +43,13 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Makes a running gateway re-read its configuration file and apply what changed
+    /// (or refuse, naming the key that needs a restart); same as SIGHUP.
+    Reload {
+        /// The gateway's admin socket (`[admin] socket` in its configuration).
+        #[arg(long, default_value = "/run/mpgw/mpgw.sock")]
+        socket: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -49,6 +58,7 @@ fn main() -> ExitCode {
         Cmd::Run { config, eal } => run::run(&config, &eal),
         Cmd::CheckConfig { file } => run::check_config(&file),
         Cmd::Stats { socket, json } => admin::print_stats(&socket, json),
+        Cmd::Reload { socket } => reload::print_reload(&socket),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
