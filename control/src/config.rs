@@ -15,7 +15,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Worker lcores and buffer pools.
@@ -51,7 +51,7 @@ pub struct Config {
 }
 
 /// `[metrics]`: the Prometheus endpoint (`/metrics`, `/healthz`, `/readyz`).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsConfig {
     /// Address and port to serve on, on the host's own network stack (e.g.
@@ -70,7 +70,7 @@ fn de_socket_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Socke
 }
 
 /// `[relay]`: limits of the relay.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RelayConfig {
     /// Connection pairs relayed at once per worker.
@@ -92,7 +92,7 @@ impl Default for RelayConfig {
 }
 
 /// `[[listeners]]`: a relay listener.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListenerConfig {
     /// Address and port to accept on (an address of a port).
@@ -130,7 +130,7 @@ pub enum PathManagerConfig {
 
 /// `[mptcp]`: MPTCP settings, named like Linux's `net.mptcp.*` sysctls and
 /// `ip mptcp limits`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MptcpConfig {
     /// Listeners accept MPTCP (`net.mptcp.enabled`); otherwise everything is plain TCP.
@@ -220,7 +220,7 @@ pub enum CouplingConfig {
 }
 
 /// `[[diag]]`: a diagnostic TCP service on one of the gateway's addresses.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DiagConfig {
     /// Address and port to listen on, e.g. `192.0.2.1:9` or `[2001:db8::1]:9`.
@@ -242,7 +242,7 @@ pub enum DiagModeConfig {
 }
 
 /// `[dataplane]`: lcores and mbuf pools.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataplaneConfig {
     /// The EAL main lcore; the control thread runs on it.
@@ -270,7 +270,7 @@ impl Default for DataplaneConfig {
 }
 
 /// `[eal]`: options for DPDK's environment abstraction layer.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EalConfig {
     /// Run without hugepages (`--no-huge`), for labs and tests.
@@ -289,7 +289,7 @@ pub struct EalConfig {
 }
 
 /// `[admin]`: the operator interface.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     /// Path of the admin Unix socket that `mpgw stats` talks to.
@@ -305,7 +305,7 @@ impl Default for AdminConfig {
 }
 
 /// `[log]`: logging.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// A `tracing` filter, e.g. `info` or `mpgw=debug`; `RUST_LOG` overrides it.
@@ -321,7 +321,7 @@ impl Default for LogConfig {
 }
 
 /// `[[ports]]`: one network port.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PortConfig {
     /// The operator's name for the port, used in logs, stats and other keys.
@@ -740,6 +740,151 @@ impl Config {
     }
 }
 
+/// A setting a reload changes at run time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// Dotted key path, e.g. `mptcp.scheduler`.
+    pub key: String,
+    /// The value in force, as the configuration spells it (Debug form).
+    pub from: String,
+    /// The new value.
+    pub to: String,
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {} → {}", self.key, self.from, self.to)
+    }
+}
+
+/// Compares one setting: a difference is a [`Change`] when `runtime`, else a
+/// [`KeyError`] refusing the reload.
+struct Diff {
+    changes: Vec<Change>,
+}
+
+impl Diff {
+    fn check<T: PartialEq + fmt::Debug>(
+        &mut self,
+        key: &str,
+        old: &T,
+        new: &T,
+        runtime: bool,
+    ) -> Result<(), KeyError> {
+        if old == new {
+            return Ok(());
+        }
+        if !runtime {
+            return Err(KeyError {
+                key: key.to_owned(),
+                msg: "cannot change at runtime, restart mpgw".into(),
+            });
+        }
+        self.changes.push(Change {
+            key: key.to_owned(),
+            from: format!("{old:?}"),
+            to: format!("{new:?}"),
+        });
+        Ok(())
+    }
+}
+
+impl Config {
+    /// What changes from `self` (in force) to `new` (both validated): the settings a
+    /// running gateway applies (`log.level`, `ports[i].flags`, `mptcp.*` but the
+    /// buffers), or the first key that cannot change without a restart.
+    pub fn runtime_changes(&self, new: &Config) -> Result<Vec<Change>, KeyError> {
+        let mut d = Diff {
+            changes: Vec::new(),
+        };
+        let (a, b) = (&self.dataplane, &new.dataplane);
+        d.check("dataplane.main_lcore", &a.main_lcore, &b.main_lcore, false)?;
+        d.check("dataplane.workers", &a.workers, &b.workers, false)?;
+        d.check(
+            "dataplane.mbufs_per_worker",
+            &a.mbufs_per_worker,
+            &b.mbufs_per_worker,
+            false,
+        )?;
+        d.check(
+            "dataplane.mempool_cache",
+            &a.mempool_cache,
+            &b.mempool_cache,
+            false,
+        )?;
+        d.check(
+            "dataplane.descriptors",
+            &a.descriptors,
+            &b.descriptors,
+            false,
+        )?;
+        d.check("eal", &self.eal, &new.eal, false)?;
+        d.check("admin.socket", &self.admin.socket, &new.admin.socket, false)?;
+        d.check(
+            "metrics.listen",
+            &self.metrics.listen,
+            &new.metrics.listen,
+            false,
+        )?;
+        d.check("log.level", &self.log.level, &new.log.level, true)?;
+        d.check(
+            "ports (their number)",
+            &self.ports.len(),
+            &new.ports.len(),
+            false,
+        )?;
+        for (i, (a, b)) in self.ports.iter().zip(&new.ports).enumerate() {
+            let k = |f: &str| format!("ports[{i}].{f}");
+            d.check(&k("name"), &a.name, &b.name, false)?;
+            d.check(&k("device"), &a.device, &b.device, false)?;
+            d.check(&k("mac"), &a.mac, &b.mac, false)?;
+            d.check(&k("ipv4"), &a.ipv4, &b.ipv4, false)?;
+            d.check(&k("ipv6"), &a.ipv6, &b.ipv6, false)?;
+            d.check(&k("gateway4"), &a.gateway4, &b.gateway4, false)?;
+            d.check(&k("gateway6"), &a.gateway6, &b.gateway6, false)?;
+            d.check(&k("mtu"), &a.mtu, &b.mtu, false)?;
+            d.check(&k("flags"), &a.flags, &b.flags, true)?;
+        }
+        d.check("diag", &self.diag, &new.diag, false)?;
+        d.check("relay", &self.relay, &new.relay, false)?;
+        d.check("listeners", &self.listeners, &new.listeners, false)?;
+        let (a, b) = (&self.mptcp, &new.mptcp);
+        d.check("mptcp.recv_buffer", &a.recv_buffer, &b.recv_buffer, false)?;
+        d.check("mptcp.send_buffer", &a.send_buffer, &b.send_buffer, false)?;
+        d.check("mptcp.enabled", &a.enabled, &b.enabled, true)?;
+        d.check(
+            "mptcp.checksum_enabled",
+            &a.checksum_enabled,
+            &b.checksum_enabled,
+            true,
+        )?;
+        d.check("mptcp.subflows", &a.subflows, &b.subflows, true)?;
+        d.check("mptcp.scheduler", &a.scheduler, &b.scheduler, true)?;
+        d.check("mptcp.coupled_cc", &a.coupled_cc, &b.coupled_cc, true)?;
+        d.check(
+            "mptcp.syn_retrans_before_tcp_fallback",
+            &a.syn_retrans_before_tcp_fallback,
+            &b.syn_retrans_before_tcp_fallback,
+            true,
+        )?;
+        d.check(
+            "mptcp.stale_loss_cnt",
+            &a.stale_loss_cnt,
+            &b.stale_loss_cnt,
+            true,
+        )?;
+        d.check(
+            "mptcp.add_addr_timeout",
+            &a.add_addr_timeout,
+            &b.add_addr_timeout,
+            true,
+        )?;
+        d.check("mptcp.path_manager", &a.path_manager, &b.path_manager, true)?;
+        d.check("mptcp.ndiffports", &a.ndiffports, &b.ndiffports, true)?;
+        Ok(d.changes)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -948,5 +1093,68 @@ gateway4 = "203.0.113.254"
         assert!(is_pci_address("3b:00.1"));
         assert!(!is_pci_address("net_null0"));
         assert!(!is_pci_address("00:00:00"));
+    }
+
+    fn changes(edit: impl Fn(&str) -> String) -> Result<Vec<Change>, String> {
+        let old = Config::parse(GOOD).map_err(|e| e.to_string())?;
+        let new = Config::parse(&edit(GOOD)).map_err(|e| e.to_string())?;
+        old.runtime_changes(&new).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn an_unchanged_configuration_changes_nothing() {
+        assert_eq!(changes(str::to_owned), Ok(Vec::new()));
+    }
+
+    #[test]
+    fn mptcp_settings_flags_and_log_level_change_at_runtime() {
+        let got = changes(|t| {
+            let t = t.replace(
+                "name = \"down0\"",
+                "name = \"down0\"\nflags = [\"signal\"]",
+            );
+            format!("{t}\n[mptcp]\nscheduler = \"roundrobin\"\nsubflows = 4\n[log]\nlevel = \"debug\"\n")
+        })
+        .unwrap();
+        let keys: Vec<&str> = got.iter().map(|c| c.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "log.level",
+                "ports[0].flags",
+                "mptcp.subflows",
+                "mptcp.scheduler"
+            ]
+        );
+        assert_eq!(got[3].to_string(), "mptcp.scheduler: Default → Roundrobin");
+    }
+
+    #[test]
+    fn devices_addresses_workers_and_buffers_are_refused_by_key() {
+        let refused = |from: &str, to: &str| changes(|t| t.replace(from, to)).unwrap_err();
+        assert_eq!(
+            refused("iface=gd0", "iface=gd9"),
+            "ports[0].device: cannot change at runtime, restart mpgw"
+        );
+        assert_eq!(
+            refused("192.0.2.1/24", "192.0.2.9/24"),
+            "ports[0].ipv4: cannot change at runtime, restart mpgw"
+        );
+        assert_eq!(
+            refused("workers = [1]", "workers = [1, 2]"),
+            "dataplane.workers: cannot change at runtime, restart mpgw"
+        );
+        let buffers = changes(|t| format!("{t}\n[mptcp]\nrecv_buffer = 1048576\n")).unwrap_err();
+        assert!(
+            buffers.starts_with("mptcp.recv_buffer: cannot change"),
+            "{buffers}"
+        );
+        let fewer = changes(|t| {
+            t.split("[[ports]]\nname = \"up0\"")
+                .next()
+                .unwrap_or(t)
+                .to_owned()
+        });
+        assert!(fewer.unwrap_err().starts_with("ports (their number)"));
     }
 }

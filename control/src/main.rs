@@ -8,8 +8,10 @@ mod admin;
 mod cli;
 mod config;
 // Served by `mpgw run`, which needs DPDK.
+mod link;
 #[cfg_attr(not(dpdk), allow(dead_code))]
 mod metrics;
+mod reload;
 mod run;
 
 /// mpgw — a DPDK-accelerated Multipath TCP gateway.
@@ -45,6 +47,13 @@ enum Cmd {
     /// Prints connection events as they happen (`ip mptcp monitor` names) until
     /// interrupted.
     Monitor(Query),
+    /// Makes a running gateway re-read its configuration file and apply what changed
+    /// (or refuse, naming the key that needs a restart); same as SIGHUP.
+    Reload {
+        /// The gateway's admin socket (`[admin] socket` in its configuration).
+        #[arg(long, default_value = "/run/mpgw/mpgw.sock")]
+        socket: PathBuf,
+    },
 }
 
 /// Where a running gateway is, and how to print its answer.
@@ -67,6 +76,7 @@ fn main() -> ExitCode {
         Cmd::Ss(q) => cli::print(&q.socket, "ss", q.json, cli::ss::render),
         Cmd::Paths(q) => cli::print(&q.socket, "paths", q.json, cli::paths::render),
         Cmd::Monitor(q) => cli::monitor::run(&q.socket, q.json),
+        Cmd::Reload { socket } => reload::print_reload(&socket),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

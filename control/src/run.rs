@@ -80,28 +80,42 @@ fn eal_args(cfg: &Config, extra: &[String]) -> dataplane::eal_args::EalArgs {
 /// `mpgw run --config FILE [-- EAL args]`.
 pub fn run(path: &Path, extra_eal: &[String]) -> anyhow::Result<()> {
     let cfg = Config::load(path)?;
-    init_logging(&cfg.log.level);
-    imp::run(&cfg, eal_args(&cfg, extra_eal))
+    let log = init_logging(&cfg.log.level);
+    let eal = eal_args(&cfg, extra_eal);
+    imp::run(cfg, eal, path, log)
 }
 
-fn init_logging(level: &str) {
+/// Logging to stderr under `level` (`RUST_LOG` overrides it); the handle changes the
+/// filter on reload (`None` when a subscriber was already installed).
+fn init_logging(level: &str) -> Option<crate::reload::LogHandle> {
     use std::io::IsTerminal;
+    use tracing_subscriber::prelude::*;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .try_init()
+        .ok()
+        .map(|()| handle)
 }
 
 #[cfg(not(dpdk))]
 mod imp {
     use super::*;
 
-    pub fn run(_cfg: &Config, _eal: dataplane::eal_args::EalArgs) -> anyhow::Result<()> {
+    pub fn run(
+        _cfg: Config,
+        _eal: dataplane::eal_args::EalArgs,
+        _path: &Path,
+        _log: Option<crate::reload::LogHandle>,
+    ) -> anyhow::Result<()> {
         anyhow::bail!(
             "this mpgw was built without DPDK (libdpdk-dev was not found at build time); \
              install it (deploy/setup.sh) and rebuild"
@@ -115,6 +129,7 @@ mod imp {
     use crate::admin::AdminServer;
     use crate::cli;
     use crate::config::PortFlag;
+    use crate::link::{LinkEvent, LinkMonitor, LinkSource};
     use crate::metrics::{self, DeviceSnapshot, PoolSample, PortCounters, PortSample};
     use anyhow::Context;
     use dataplane::diag::DiagMode;
@@ -129,7 +144,7 @@ mod imp {
     use dataplane::tcp::secrets::Secrets;
     use dataplane::tcp::table::TableConfig;
     use dataplane::wire::ethernet::MacAddr;
-    use dataplane::worker::{Command, Peers, TcpSetup, Worker, WorkerPort};
+    use dataplane::worker::{Command, Peers, Reconfigure, TcpSetup, Worker, WorkerPort};
     use serde_json::{json, Map, Value};
     use std::net::IpAddr;
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -153,7 +168,13 @@ mod imp {
         join: lcore::LcoreJoin,
     }
 
-    pub fn run(cfg: &Config, eal_args: dataplane::eal_args::EalArgs) -> anyhow::Result<()> {
+    pub fn run(
+        mut config: Config,
+        eal_args: dataplane::eal_args::EalArgs,
+        path: &Path,
+        log: Option<crate::reload::LogHandle>,
+    ) -> anyhow::Result<()> {
+        let cfg = &config;
         tracing::info!(argv = %eal_args.to_argv().join(" "), "initialising EAL");
         let eal = Eal::init(&eal_args).context("EAL initialisation failed")?;
         let n_workers = cfg.dataplane.workers.len();
@@ -168,6 +189,7 @@ mod imp {
 
         let queues = u16::try_from(n_workers).context("dataplane.workers: too many")?;
         let mut ports = Vec::new();
+        let mut link_sources = Vec::new();
         let mut per_worker: Vec<Vec<WorkerPort<_>>> = (0..n_workers).map(|_| Vec::new()).collect();
         for (i, pc) in cfg.ports.iter().enumerate() {
             let name = match pc.device() {
@@ -227,6 +249,7 @@ mod imp {
             for (w, q) in dev.take_queues()?.into_iter().take(n_workers).enumerate() {
                 per_worker[w].push(WorkerPort::new(q, host.clone()));
             }
+            link_sources.push(LinkSource::for_port(&dev.info().driver, &pc.device));
             ports.push(RunningPort {
                 name: pc.name.clone(),
                 dev,
@@ -243,6 +266,13 @@ mod imp {
         for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
             signal_hook::flag::register(sig, stop.clone())?;
         }
+        let hup = Arc::new(AtomicBool::new(false));
+        signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())?;
+        let mut links = LinkMonitor::new(link_sources);
+        for (p, l) in ports.iter().zip(links.ports()) {
+            tracing::info!(port = %p.name, source = l.source.name(), "link monitored");
+        }
+        let mut reloads = Reloads::default();
 
         let signal = flagged_addresses(cfg, PortFlag::Signal);
         let path_manager = path_manager(cfg, &signal);
@@ -306,15 +336,27 @@ mod imp {
 
         let mut monitor = Monitor::new(workers.len());
         while !stop.load(Ordering::Relaxed) {
+            let events = links.poll(|i| ports.get(i).is_some_and(|p| p.dev.link().up));
+            for ev in events {
+                link_event(ev, &config, &workers, &links, &ports);
+            }
+            let mut reload_now = hup.swap(false, Ordering::Relaxed);
             admin.poll(|req| match req {
-                "stats" => stats_json(&workers, &ports),
+                "stats" => stats_json(&workers, &ports, &links, &reloads),
                 "ss" => cli::ss::answer(&snapshots(&workers), &lcores(&workers)),
-                "paths" => cli::paths::answer(&path_ports(cfg, &ports), &snapshots(&workers)),
+                "paths" => cli::paths::answer(&path_ports(&config, &ports), &snapshots(&workers)),
+                "reload" => {
+                    reload_now = false;
+                    reload(path, &mut config, &workers, log.as_ref(), &mut reloads)
+                }
                 other => json!({ "error": format!("unknown request '{other}'") }),
             });
             monitor.serve(&mut admin, &workers);
             if let Some(m) = &metrics {
                 m.poll(|| device_snapshot(&ports, &pool));
+            }
+            if reload_now {
+                reload(path, &mut config, &workers, log.as_ref(), &mut reloads);
             }
             std::thread::sleep(CONTROL_TICK);
         }
@@ -326,7 +368,7 @@ mod imp {
         for w in &workers {
             let _ = w.commands.send(Command::Stop);
         }
-        let final_stats = stats_json(&workers, &ports);
+        let final_stats = stats_json(&workers, &ports, &links, &reloads);
         let mut failed = Vec::new();
         for w in workers {
             if let Err(e) = w.join.join() {
@@ -342,6 +384,103 @@ mod imp {
             anyhow::bail!("workers on lcores {failed:?} failed");
         }
         Ok(())
+    }
+
+    /// Reloads applied and refused.
+    #[derive(Default)]
+    struct Reloads {
+        applied: u64,
+        refused: u64,
+    }
+
+    /// Sends `cmd` to every worker (waiting a little for room: workers look at their
+    /// commands between bursts).
+    fn tell_workers(workers: &[RunningWorker], mut cmd: impl FnMut() -> Command) {
+        for w in workers {
+            if w.commands
+                .send_timeout(cmd(), Duration::from_secs(1))
+                .is_err()
+            {
+                tracing::error!(lcore = w.lcore, "worker does not take commands");
+            }
+        }
+    }
+
+    /// Tells the workers a port's link went down (failover) or came back.
+    fn link_event(
+        ev: LinkEvent,
+        cfg: &Config,
+        workers: &[RunningWorker],
+        links: &LinkMonitor,
+        ports: &[RunningPort],
+    ) {
+        let i = match ev {
+            LinkEvent::Down(i, _) => i,
+            LinkEvent::Up(i) => i,
+        };
+        let (Some(pc), Some(link)) = (cfg.ports.get(i), links.ports().get(i)) else {
+            return;
+        };
+        let addrs: Vec<IpAddr> = port_addresses(pc).collect();
+        let name = ports.get(i).map_or("?", |p| p.name.as_str());
+        let port = i as u16;
+        match ev {
+            LinkEvent::Down(_, detected) => {
+                tracing::warn!(port = %name, source = link.source.name(), "link down: failing over");
+                link.failover_us.store(0, Ordering::Relaxed);
+                tell_workers(workers, || Command::PortDown {
+                    port,
+                    addrs: addrs.clone(),
+                    detected,
+                    failover_us: link.failover_us.clone(),
+                });
+            }
+            LinkEvent::Up(_) => {
+                tracing::info!(port = %name, "link up: announcing and joining again");
+                tell_workers(workers, || Command::PortUp {
+                    port,
+                    addrs: addrs.clone(),
+                });
+            }
+        }
+    }
+
+    /// Reloads the configuration file: applies what changed, or refuses with the
+    /// reason and changes nothing. Returns the admin answer.
+    fn reload(
+        path: &Path,
+        config: &mut Config,
+        workers: &[RunningWorker],
+        log: Option<&crate::reload::LogHandle>,
+        reloads: &mut Reloads,
+    ) -> Value {
+        let prepared = crate::reload::prepare(path, config).and_then(|p| {
+            crate::reload::set_log_level(log, &p.config.log.level)?;
+            Ok(p)
+        });
+        let p = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                reloads.refused += 1;
+                tracing::warn!("reload refused: {e:#}");
+                return json!({ "error": format!("reload refused: {e:#}") });
+            }
+        };
+        let signal = flagged_addresses(&p.config, PortFlag::Signal);
+        let pm = path_manager(&p.config, &signal);
+        let mptcp = mptcp_config(&p.config.mptcp);
+        tell_workers(workers, || {
+            Command::Reconfigure(Box::new(Reconfigure {
+                mptcp: mptcp.clone(),
+                signal: signal.clone(),
+                path_manager: pm.clone(),
+            }))
+        });
+        let applied: Vec<String> = p.changes.iter().map(ToString::to_string).collect();
+        reloads.applied += 1;
+        tracing::info!(changes = ?applied, "configuration reloaded");
+        *config = p.config;
+        json!({ "applied": applied })
     }
 
     /// TCP settings: the MSS fits the smallest port MTU (for IPv4; IPv6 connections
@@ -577,7 +716,12 @@ mod imp {
             .collect()
     }
 
-    fn stats_json(workers: &[RunningWorker], ports: &[RunningPort]) -> Value {
+    fn stats_json(
+        workers: &[RunningWorker],
+        ports: &[RunningPort],
+        links: &LinkMonitor,
+        reloads: &Reloads,
+    ) -> Value {
         let total = stats::merge(workers.iter().map(|w| &w.counters));
         let per_worker: Vec<Value> = workers
             .iter()
@@ -585,11 +729,14 @@ mod imp {
             .collect();
         let ports: Vec<Value> = ports
             .iter()
-            .map(|p| {
+            .zip(links.ports())
+            .map(|(p, l)| {
                 let s = p.dev.stats().unwrap_or_default();
                 json!({
                     "name": p.name,
-                    "link_up": p.dev.link().up,
+                    "link_up": l.up, "link_source": l.source.name(), "link_downs": l.downs,
+                    "dpdk_link_up": p.dev.link().up,
+                    "last_failover_us": l.failover_us.load(Ordering::Relaxed),
                     "rx_packets": s.ipackets, "tx_packets": s.opackets,
                     "rx_bytes": s.ibytes, "tx_bytes": s.obytes,
                     "rx_missed": s.imissed, "rx_nombuf": s.rx_nombuf,
@@ -602,6 +749,7 @@ mod imp {
             .zip(stats::merge_mib(workers.iter().map(|w| &w.counters)))
             .map(|(m, v)| (format!("MPTcpExt{}", m.name()), json!(v)))
             .collect();
-        json!({ "total": counter_map(&total), "mptcp_mib": mib, "workers": per_worker, "ports": ports })
+        let control = json!({ "reloads": reloads.applied, "reloads_refused": reloads.refused });
+        json!({ "total": counter_map(&total), "mptcp_mib": mib, "workers": per_worker, "ports": ports, "control": control })
     }
 }

@@ -112,7 +112,7 @@ fn push<P: Port>(wp: &mut WorkerPort<P>, buf: P::Buf, counters: &mut CounterWrit
 }
 
 /// Sends an ARP request or neighbour solicitation for `hop` out of the port.
-fn solicit<P: Port>(wp: &mut WorkerPort<P>, hop: IpAddr, counters: &mut CounterWriter) {
+pub(crate) fn solicit<P: Port>(wp: &mut WorkerPort<P>, hop: IpAddr, counters: &mut CounterWriter) {
     let Some(mut buf) = wp.port.alloc() else {
         counters.inc(Counter::TxNoBuffer);
         return;

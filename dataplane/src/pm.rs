@@ -40,12 +40,59 @@ pub struct Endpoint {
 pub struct PathManager {
     kind: PathManagerKind,
     endpoints: Vec<Endpoint>,
+    /// Endpoints whose port's link is down: no subflow starts from them.
+    down: Vec<IpAddr>,
 }
 
 impl PathManager {
     /// A path manager of `kind` over the local `endpoints`.
     pub fn new(kind: PathManagerKind, endpoints: Vec<Endpoint>) -> Self {
-        PathManager { kind, endpoints }
+        PathManager {
+            kind,
+            endpoints,
+            down: Vec::new(),
+        }
+    }
+
+    /// The local endpoints.
+    pub fn endpoints(&self) -> &[Endpoint] {
+        &self.endpoints
+    }
+
+    /// Gives each endpoint the address id `id_of` names for its address, if any.
+    pub fn renumber(&mut self, mut id_of: impl FnMut(IpAddr) -> Option<u8>) {
+        for e in &mut self.endpoints {
+            if let Some(id) = id_of(e.addr) {
+                e.id = id;
+            }
+        }
+    }
+
+    /// Marks our address `addr` unusable (`down`: its port's link is down) or usable
+    /// again; subflows start only from usable endpoints.
+    pub fn set_down(&mut self, addr: IpAddr, down: bool) {
+        self.down.retain(|&a| a != addr);
+        if down && self.endpoints.iter().any(|e| e.addr == addr) {
+            self.down.push(addr);
+        }
+    }
+
+    /// The subflows to add to an established connection from `local` to `remote`
+    /// from the endpoints among `from` only (addresses whose path recovered); none
+    /// for `ndiffports`, whose subflows share the initial subflow's addresses.
+    pub fn paths_from(
+        &self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        from: &[IpAddr],
+        port: impl FnMut() -> u16,
+    ) -> Vec<JoinPath> {
+        if let PathManagerKind::Ndiffports(_) = self.kind {
+            return Vec::new();
+        }
+        let mut paths = self.paths(local, remote, port);
+        paths.retain(|p| from.contains(&p.local.ip()));
+        paths
     }
 
     /// The subflows to add to a connection from `local` to `remote` once it is
@@ -68,7 +115,11 @@ impl PathManager {
             PathManagerKind::Default | PathManagerKind::Fullmesh => self
                 .endpoints
                 .iter()
-                .filter(|e| e.addr != local.ip() && e.addr.is_ipv4() == remote.is_ipv4())
+                .filter(|e| {
+                    e.addr != local.ip()
+                        && e.addr.is_ipv4() == remote.is_ipv4()
+                        && !self.down.contains(&e.addr)
+                })
                 .map(|e| JoinPath {
                     local: SocketAddr::new(e.addr, port()),
                     remote,
@@ -125,6 +176,22 @@ mod tests {
                 backup: true,
             }]
         );
+    }
+
+    #[test]
+    fn endpoints_down_start_no_subflow_until_they_recover() {
+        let mut pm = PathManager::new(PathManagerKind::Default, endpoints());
+        let v4 = |s: &str| s.parse::<IpAddr>().unwrap_or(IpAddr::from([0; 4]));
+        let (local, remote) = (sock("192.0.2.1:1000"), sock("203.0.113.9:80"));
+        pm.set_down(v4("198.51.100.1"), true);
+        assert!(pm.paths(local, remote, || 40_000).is_empty());
+        pm.set_down(v4("198.51.100.1"), false);
+        let back = pm.paths_from(local, remote, &[v4("198.51.100.1")], || 40_000);
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0].local, sock("198.51.100.1:40000"));
+        assert!(pm
+            .paths_from(local, remote, &[v4("192.0.2.7")], || 40_000)
+            .is_empty());
     }
 
     #[test]

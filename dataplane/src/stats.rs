@@ -186,6 +186,21 @@ counters! {
     PollBusyNs => "poll_busy_ns",
     /// Nanoseconds spent in poll-loop iterations that received nothing.
     PollIdleNs => "poll_idle_ns",
+    /// MPTCP connections moved off a port whose link went down (its subflows reset,
+    /// their data reinjected, its addresses withdrawn with REMOVE_ADDR).
+    Failovers => "failovers",
+    /// Failover time summed over the ports that went down, µs: from the link-down
+    /// detection until every moved connection has had the data it had sent by then
+    /// DATA_ACKed (what was lost reinjected and delivered over the other paths); to
+    /// the withdrawal when none had data in flight.
+    FailoverTimeUs => "failover_time_us",
+    /// ADD_ADDR announcements queued on existing connections after a link came back
+    /// (or a reload flagged an address `signal`).
+    Reannounced => "reannounced",
+    /// Subflows re-created by the path manager after a link came back.
+    Rejoins => "rejoins",
+    /// Configuration changes applied at run time (`mpgw reload`, SIGHUP).
+    Reconfigured => "reconfigured",
 }
 
 impl Counter {

@@ -26,12 +26,13 @@ use crate::host::{HostPort, Verdict};
 use crate::introspect::{MonitorEvent, Snapshot, SNAPSHOT_LIMIT};
 use crate::mptcp::crypto::KeySource;
 use crate::mptcp::mib::Mib;
-use crate::mptcp::msk::MskId;
+use crate::mptcp::msk::{MskId, Phase};
 use crate::mptcp::stack::{Config as MptcpConfig, Stack};
 use crate::neigh::{NeighborConfig, NeighborTable};
 use crate::pm::PathManager;
 use crate::port::{Burst, PacketBuf, Port};
 use crate::relay::{Listener, Relay, RelayConfig};
+use crate::seq::Dsn;
 use crate::stats::{Counter, CounterWriter, Timing};
 use crate::tcp::ingress::segment_from_classified;
 use crate::tcp::secrets::Secrets;
@@ -40,6 +41,8 @@ use crate::tcp::{Events, FourTuple, Instant, Payload, SegmentIn, SegmentOut};
 use crate::wire::{Frame, WireError};
 use crossbeam::channel::{Receiver, Sender, TryRecvError};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// How long a connection the relay opened may take to become fully established
 /// before its subflows are given up (nothing was exchanged yet).
@@ -50,6 +53,10 @@ const CONTROL_EVERY: u32 = 256;
 
 /// The shared-buffer type of a port's packets.
 pub type SharedOf<P> = <<P as Port>::Buf as PacketBuf>::Shared;
+
+/// How long a failover may take to show DATA_ACK progress before it is no longer
+/// timed (its connections are then counted as moved, without a duration).
+const FAILOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Commands from the control thread, polled between bursts.
 #[derive(Debug)]
@@ -63,6 +70,53 @@ pub enum Command {
     /// `monitor_events_dropped` when full) while a monitor is attached; `None`
     /// detaches it, and the stack stops recording events.
     Monitor(Option<Sender<MonitorEvent>>),
+    /// The link of port `port` went down (detected at `detected`): the MPTCP
+    /// subflows from its addresses are reset and their unacknowledged data reinjected
+    /// on the others, the addresses are withdrawn (REMOVE_ADDR) and no longer used
+    /// for new subflows. The failover time (see [`Counter::FailoverTimeUs`]) is also
+    /// raised into `failover_us` (µs), so the slowest worker's shows.
+    PortDown {
+        /// The port's index.
+        port: u16,
+        /// Its addresses.
+        addrs: Vec<IpAddr>,
+        /// When the control thread saw the link go down.
+        detected: std::time::Instant,
+        /// The port's last failover time, µs.
+        failover_us: Arc<AtomicU64>,
+    },
+    /// The link of port `port` is back: its `signal` addresses are announced again on
+    /// existing connections and the path manager re-creates the subflows from its
+    /// endpoints on the connections the gateway opened.
+    PortUp {
+        /// The port's index.
+        port: u16,
+        /// Its addresses.
+        addrs: Vec<IpAddr>,
+    },
+    /// A reloaded configuration's run-time settings.
+    Reconfigure(Box<Reconfigure>),
+}
+
+/// The settings a configuration reload changes in a running worker.
+#[derive(Debug)]
+pub struct Reconfigure {
+    /// MPTCP settings (only those [`Stack::reconfigure`] changes take effect).
+    pub mptcp: MptcpConfig,
+    /// The addresses to announce: new ones are announced on existing connections,
+    /// those no longer listed are withdrawn (REMOVE_ADDR).
+    pub signal: Vec<IpAddr>,
+    /// The path manager for connections opened from now on.
+    pub path_manager: PathManager,
+}
+
+/// A failover being timed: connections moved off a port, each with the DSN it had
+/// sent up to then.
+struct Failover {
+    port: u16,
+    detected: std::time::Instant,
+    failover_us: Arc<AtomicU64>,
+    moved: Vec<(MskId, Dsn)>,
 }
 
 /// One port as a worker sees it: its queue pair, its addresses, its pending bursts.
@@ -156,6 +210,12 @@ pub struct Worker<P: Port> {
     commands: Receiver<Command>,
     /// Where connection events go while a monitor is attached.
     monitor: Option<Sender<MonitorEvent>>,
+    /// Our addresses configured `signal` (announced while their link is up).
+    signal: Vec<IpAddr>,
+    /// Our addresses whose port's link is down.
+    down: Vec<IpAddr>,
+    /// Failovers being timed, one per port at most.
+    failovers: Vec<Failover>,
 }
 
 impl<P: Port> Worker<P> {
@@ -208,6 +268,9 @@ impl<P: Port> Worker<P> {
             counters,
             commands,
             monitor: None,
+            signal: tcp.signal,
+            down: Vec::new(),
+            failovers: Vec::new(),
         }
     }
 
@@ -242,10 +305,12 @@ impl<P: Port> Worker<P> {
                 self.steering.expire(now);
                 swept = now;
             }
+            self.time_failovers();
             loop {
                 match self.commands.try_recv() {
                     Ok(cmd) => {
-                        if !self.command(cmd) {
+                        let now = u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                        if !self.command(cmd, now) {
                             return;
                         }
                     }
@@ -256,10 +321,21 @@ impl<P: Port> Worker<P> {
         }
     }
 
-    /// Carries out a command from the control thread; false for [`Command::Stop`].
-    pub fn command(&mut self, cmd: Command) -> bool {
+    /// Carries out a command at `now` (ns); false for [`Command::Stop`].
+    pub fn command(&mut self, cmd: Command, now: u64) -> bool {
         match cmd {
             Command::Stop => return false,
+            Command::PortDown {
+                port,
+                addrs,
+                detected,
+                failover_us,
+            } => self.port_down(port, &addrs, detected, failover_us),
+            Command::PortUp { port, addrs } => {
+                self.greet(port, &addrs);
+                self.port_up(&addrs, Instant::from_nanos(now));
+            }
+            Command::Reconfigure(r) => self.reconfigure(*r),
             Command::Snapshot(reply) => {
                 let _ = reply.try_send(self.snapshot());
             }
@@ -297,6 +373,149 @@ impl<P: Port> Worker<P> {
         if dropped > 0 {
             self.counters.add(Counter::MonitorEventsDropped, dropped);
         }
+    }
+
+    /// Moves the MPTCP connections off the addresses of a port whose link went down.
+    fn port_down(
+        &mut self,
+        port: u16,
+        addrs: &[IpAddr],
+        detected: std::time::Instant,
+        failover_us: Arc<AtomicU64>,
+    ) {
+        let mut moved: Vec<MskId> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for &a in addrs {
+            if !self.down.contains(&a) {
+                self.down.push(a);
+            }
+            self.pm.set_down(a, true);
+            self.tcp.withdraw_address(a, |m| {
+                if seen.insert(m) {
+                    moved.push(m);
+                }
+            });
+        }
+        let tcp = &self.tcp;
+        // Connections already closed (subflows lingering in TIME-WAIT) move nowhere.
+        moved.retain(|&m| tcp.info(m).is_some_and(|i| i.phase != Phase::Closed));
+        self.counters.add(Counter::Failovers, moved.len() as u64);
+        let moved = moved
+            .into_iter()
+            .filter_map(|m| {
+                let (una, nxt) = tcp.data_in_flight(m)?;
+                una.before(nxt).then_some((m, nxt))
+            })
+            .collect();
+        self.failovers.retain(|f| f.port != port);
+        self.failovers.push(Failover {
+            port,
+            detected,
+            failover_us,
+            moved,
+        });
+        self.time_failovers();
+    }
+
+    /// Records the failovers whose moved connections have all had the data in flight
+    /// at the link's loss DATA_ACKed (reinjected where it was lost; at once when none
+    /// had data in flight; a connection gone meanwhile counts as done); gives up on
+    /// those older than [`FAILOVER_WAIT`].
+    fn time_failovers(&mut self) {
+        let Worker {
+            failovers,
+            tcp,
+            counters,
+            ..
+        } = self;
+        failovers.retain(|f| {
+            let elapsed = f.detected.elapsed();
+            let done = f.moved.iter().all(|&(m, sent)| {
+                tcp.data_in_flight(m)
+                    .is_none_or(|(una, _)| !una.before(sent))
+            });
+            if done {
+                let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+                counters.add(Counter::FailoverTimeUs, us);
+                f.failover_us.fetch_max(us, Ordering::Relaxed);
+            }
+            !done && elapsed < FAILOVER_WAIT
+        });
+    }
+
+    /// Announces the port's IPv4 addresses (gratuitous ARP) when its link is back, in
+    /// two bursts: a kernel-backed port (`net_af_packet`) fails the first send after
+    /// the link returns (the socket reports the link's loss), holding its frames until
+    /// the next one.
+    fn greet(&mut self, port: u16, addrs: &[IpAddr]) {
+        let Some(wp) = self.ports.get_mut(usize::from(port)) else {
+            return;
+        };
+        for _ in 0..2 {
+            for &a in addrs.iter().filter(|a| a.is_ipv4()) {
+                egress::solicit(wp, a, &mut self.counters);
+            }
+            wp.flush(&mut self.counters);
+        }
+    }
+
+    /// Puts the addresses of a port whose link is back to use again.
+    fn port_up(&mut self, addrs: &[IpAddr], now: Instant) {
+        let mut announced = 0;
+        for &a in addrs {
+            self.down.retain(|&d| d != a);
+            self.pm.set_down(a, false);
+            if self.signal.contains(&a) {
+                announced += self.tcp.announce(a);
+            }
+        }
+        self.counters.add(Counter::Reannounced, announced as u64);
+        for m in self.tcp.connections() {
+            let Some(info) = self.tcp.info(m) else {
+                continue;
+            };
+            if self.tcp.accepted(m) || info.fallback || !info.fully_established {
+                continue;
+            }
+            let relay = &mut self.relay;
+            let paths = self
+                .pm
+                .paths_from(info.local, info.remote, addrs, || relay.local_port());
+            for path in paths {
+                if self.tcp.has_subflow_from(m, path.local.ip()) {
+                    continue;
+                }
+                if self.tcp.join(m, &path, now, &mut self.out) {
+                    self.counters.inc(Counter::Rejoins);
+                } else {
+                    self.counters.inc(Counter::PmJoinsFailed);
+                }
+            }
+        }
+    }
+
+    /// Applies a reloaded configuration's run-time settings.
+    fn reconfigure(&mut self, r: Reconfigure) {
+        self.tcp.reconfigure(&r.mptcp);
+        let old = std::mem::replace(&mut self.signal, r.signal);
+        for a in old.iter().filter(|a| !self.signal.contains(a)) {
+            self.tcp.remove_address(*a);
+        }
+        let mut announced = 0;
+        for &a in self.signal.iter().filter(|a| !old.contains(a)) {
+            if !self.down.contains(&a) {
+                announced += self.tcp.announce(a);
+            }
+        }
+        self.counters.add(Counter::Reannounced, announced as u64);
+        let mut pm = r.path_manager;
+        let tcp = &self.tcp;
+        pm.renumber(|ip| tcp.address_id_of(ip));
+        for &a in &self.down {
+            pm.set_down(a, true);
+        }
+        self.pm = pm;
+        self.counters.inc(Counter::Reconfigured);
     }
 
     /// One pass over every port at `now` (ns); returns the number of packets received.

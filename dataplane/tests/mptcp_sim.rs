@@ -263,6 +263,10 @@ struct Scenario {
     server: MpConfig,
     /// Path that dies (loses everything) at this virtual time.
     kill: Option<(usize, Duration)>,
+    /// The server sees its link on the killed path go down this long after it died
+    /// (it withdraws that path's address), and back up (the path revives, the address
+    /// is announced again) at the second time.
+    server_link: Option<(Duration, Duration)>,
     /// SYNs with MPTCP options from the client are black-holed.
     blackhole_mptcp_syns: bool,
     /// The server announces its address on path 1 (ADD_ADDR).
@@ -341,12 +345,25 @@ fn run(sc: Scenario) -> Outcome {
         .expect("connect");
     let mut joined = false;
     let mut steps = 0u64;
+    let mut link = 0;
     loop {
         let now = Instant::from_nanos(clock.now());
+        let past = |d: Duration| now.as_nanos() >= d.as_nanos() as u64;
         if let Some((path, at)) = sc.kill {
-            if now.as_nanos() >= at.as_nanos() as u64 {
+            let (down, up) = sc.server_link.unwrap_or((Duration::MAX, Duration::MAX));
+            if past(at) && !past(at.saturating_add(up)) {
                 c.dead[path] = true;
                 s.dead[path] = true;
+            }
+            if link == 0 && past(at.saturating_add(down)) {
+                assert!(s.stack.remove_address(server_addr(path)) > 0);
+                link = 1;
+            }
+            if link == 1 && past(at.saturating_add(up)) {
+                c.dead[path] = false;
+                s.dead[path] = false;
+                assert_eq!(s.stack.announce(server_addr(path)), 1);
+                link = 2;
             }
         }
         c.step(now, &pool);
@@ -479,6 +496,7 @@ fn scenario(seed: u64, paths: Vec<Faults>) -> Scenario {
             ..MpConfig::default()
         },
         kill: None,
+        server_link: None,
         blackhole_mptcp_syns: false,
         server_signal: false,
         strip_data_options: false,
@@ -548,6 +566,30 @@ fn a_path_dying_mid_transfer_is_survived_by_reinjection() {
     let o = run(sc);
     let reinjected = o.client.stack.mib().get(Mib::MPTCPRetrans);
     assert!(reinjected > 0, "no reinjection after the path died");
+}
+
+#[test]
+fn a_port_going_down_is_withdrawn_reinjected_and_announced_again_when_back() {
+    let mut sc = scenario(11, vec![clean(5, 50), clean(5, 50)]);
+    sc.bytes_ab = 4 << 20;
+    sc.bytes_ba = 8 << 20;
+    sc.kill = Some((1, Duration::from_millis(300)));
+    sc.server_link = Some((Duration::from_millis(20), Duration::from_millis(200)));
+    let o = run(sc);
+    let (c, s) = (o.client.stack.mib(), o.server.stack.mib());
+    assert!(s.get(Mib::RmAddrTx) >= 1, "no REMOVE_ADDR sent");
+    assert_eq!(c.get(Mib::RmAddr), 1, "the client took the REMOVE_ADDR");
+    assert!(
+        s.get(Mib::MPTCPRetrans) > 0,
+        "the dead path's data was not reinjected"
+    );
+    assert!(s.get(Mib::AddAddrTx) >= 1, "not announced again");
+    assert_eq!(
+        c.get(Mib::AddAddr),
+        1,
+        "the client verified the announcement"
+    );
+    assert_eq!(s.get(Mib::EchoAdd), 1, "the echo came back");
 }
 
 #[test]

@@ -335,16 +335,66 @@ fn commands_answer_snapshots_and_attach_a_monitor() {
     use dataplane::worker::Command;
     let mut rig = rig();
     let (tx, rx) = crossbeam::channel::bounded(1);
-    assert!(rig.worker.command(Command::Snapshot(tx)));
+    assert!(rig.worker.command(Command::Snapshot(tx), 0));
     let snap = rx.try_recv().expect("an answer");
     assert_eq!(
         (snap.worker, snap.conns.len(), snap.truncated),
         (0, 0, false)
     );
     let (events, _rx) = crossbeam::channel::bounded(4);
-    assert!(rig.worker.command(Command::Monitor(Some(events))));
+    assert!(rig.worker.command(Command::Monitor(Some(events)), 0));
     assert!(rig.worker.stack().monitoring());
-    assert!(rig.worker.command(Command::Monitor(None)));
+    assert!(rig.worker.command(Command::Monitor(None), 0));
     assert!(!rig.worker.stack().monitoring());
-    assert!(!rig.worker.command(Command::Stop));
+    assert!(!rig.worker.command(Command::Stop, 0));
+}
+
+#[test]
+fn control_commands_time_failovers_and_reconfigure_the_stack() {
+    use dataplane::mptcp::stack::{Config as MpConfig, SchedulerKind};
+    use dataplane::worker::{Command, Reconfigure};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+    let mut r = rig();
+    let failover_us = Arc::new(AtomicU64::new(0));
+    let detected = Instant::now() - Duration::from_millis(5);
+    let down = Command::PortDown {
+        port: 0,
+        addrs: vec![GW4.into()],
+        detected,
+        failover_us: failover_us.clone(),
+    };
+    assert!(r.worker.command(down, 0));
+    // No connection to move: the failover is over once the address is withdrawn.
+    assert!(failover_us.load(Ordering::Relaxed) >= 5_000);
+    assert_eq!(r.count(Counter::Failovers), 0);
+    assert!(r.count(Counter::FailoverTimeUs) >= 5_000);
+    let up = Command::PortUp {
+        port: 0,
+        addrs: vec![GW4.into()],
+    };
+    assert!(r.worker.command(up, 0));
+    assert_eq!(r.count(Counter::Rejoins), 0);
+    let reload = Command::Reconfigure(Box::new(Reconfigure {
+        mptcp: MpConfig {
+            scheduler: SchedulerKind::Blest,
+            subflows: 5,
+            recv_window: 1024,
+            ..MpConfig::default()
+        },
+        signal: vec![GW4.into()],
+        path_manager: dataplane::pm::PathManager::new(
+            dataplane::pm::PathManagerKind::Default,
+            Vec::new(),
+        ),
+    }));
+    assert!(r.worker.command(reload, 0));
+    let cfg = r.worker.stack().config();
+    assert_eq!(cfg.scheduler, SchedulerKind::Blest);
+    assert_eq!(cfg.subflows, 5);
+    assert_ne!(cfg.recv_window, 1024, "buffers stay as created");
+    assert_eq!(r.worker.stack().address_id_of(GW4.into()), Some(1));
+    assert_eq!(r.count(Counter::Reconfigured), 1);
+    assert!(!r.worker.command(Command::Stop, 0));
 }

@@ -559,6 +559,8 @@ pub struct Stack<S> {
     ctx: Ctx<S>,
     timers: TimerWheel<MskId>,
     fired: Vec<MskId>,
+    /// The addresses listened on (connections to them were accepted).
+    listening: Vec<SocketAddr>,
 }
 
 impl<S: SharedBuf> Stack<S> {
@@ -602,6 +604,7 @@ impl<S: SharedBuf> Stack<S> {
             },
             timers: TimerWheel::new(wheel_slots, now),
             fired: Vec::new(),
+            listening: Vec::new(),
         }
     }
 
@@ -701,6 +704,11 @@ impl<S: SharedBuf> Stack<S> {
     /// ([`Stack::flush`], [`Stack::on_segment`] or [`Stack::on_timers`]). Returns how
     /// many connections it concerns.
     pub fn remove_address(&mut self, ip: IpAddr) -> usize {
+        self.withdraw_address(ip, |_| {})
+    }
+
+    /// [`Stack::remove_address`], calling `affected` with each connection concerned.
+    pub fn withdraw_address(&mut self, ip: IpAddr, mut affected: impl FnMut(MskId)) -> usize {
         self.ctx.signal.retain(|&(_, a)| a != ip);
         let mut n = 0;
         let live: Vec<MskId> = self.ctx.live_ids().collect();
@@ -740,13 +748,129 @@ impl<S: SharedBuf> Stack<S> {
                 }
             }
             self.ctx.mark(m);
+            affected(m);
             n += 1;
         }
         n
     }
 
+    /// The address id of our address `ip`: the one it was given, else the lowest id
+    /// no address has (then kept for it), so re-announcing an address reuses its id.
+    pub fn address_id(&mut self, ip: IpAddr) -> u8 {
+        if let Some(&id) = self.ctx.addr_ids.get(&ip) {
+            return id;
+        }
+        let id = (1..=u8::MAX)
+            .find(|id| !self.ctx.addr_ids.values().any(|v| v == id))
+            .unwrap_or(u8::MAX);
+        self.ctx.addr_ids.insert(ip, id);
+        id
+    }
+
+    /// The address id our address `ip` was given, if any.
+    pub fn address_id_of(&self, ip: IpAddr) -> Option<u8> {
+        self.ctx.addr_ids.get(&ip).copied()
+    }
+
+    /// Announces our address `ip` (ADD_ADDR, under [`Stack::address_id`]) from now on:
+    /// to connections a listener accepts later, and now to every established MPTCP
+    /// connection a listener accepted (except those that came to `ip`, or of the other
+    /// family) — an address back after its link recovered, or newly flagged `signal`.
+    /// Takes effect at the next settle; returns the connections it is announced on.
+    pub fn announce(&mut self, ip: IpAddr) -> usize {
+        let id = self.address_id(ip);
+        if !self.ctx.signal.iter().any(|&(_, a)| a == ip) {
+            if self.ctx.signal.len() >= super::msk::MAX_ANNOUNCED {
+                return 0;
+            }
+            self.ctx.signal.push((id, ip));
+        }
+        let mut n = 0;
+        let live: Vec<MskId> = self.ctx.live_ids().collect();
+        for m in live {
+            let passive = self.accepted(m);
+            let Some(k) = self.ctx.msk_mut(m) else {
+                continue;
+            };
+            let local = k.local.ip();
+            if !passive
+                || k.fallback
+                || k.phase != Phase::Established
+                || local == ip
+                || local.is_ipv4() != ip.is_ipv4()
+                || k.announce.iter().any(|a| a.addr == ip)
+            {
+                continue;
+            }
+            let fresh = super::msk::Announce {
+                id,
+                addr: ip,
+                sent_at: None,
+                echoed: false,
+            };
+            if k.announce.try_push(fresh).is_ok() {
+                self.ctx.mark(m);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// The connections held, MPTCP or plain.
+    pub fn connections(&self) -> Vec<MskId> {
+        self.ctx.live_ids().collect()
+    }
+
+    /// True when `m` was accepted by a listener (not opened by [`Stack::connect`]).
+    pub fn accepted(&self, m: MskId) -> bool {
+        self.ctx
+            .msk(m)
+            .is_some_and(|k| self.listening.contains(&k.local))
+    }
+
+    /// True when `m` has a subflow from our address `ip`.
+    pub fn has_subflow_from(&self, m: MskId, ip: IpAddr) -> bool {
+        self.ctx.msk(m).is_some_and(|k| {
+            k.subflows.iter().any(|e| {
+                self.tcp
+                    .get(e.id)
+                    .is_some_and(|c| c.tuple().local.ip() == ip)
+            })
+        })
+    }
+
+    /// The oldest DSN of `m` the peer has not DATA_ACKed, and the next DSN never sent:
+    /// the data in flight at the connection level lies between them.
+    pub fn data_in_flight(&self, m: MskId) -> Option<(Dsn, Dsn)> {
+        self.ctx.msk(m).map(|k| (k.snd_una, k.snd_nxt))
+    }
+
+    /// Changes the settings that may change at run time: `enabled`, `checksum`,
+    /// `subflows`, `scheduler` (for connections made from now on), `coupling`,
+    /// `syn_retrans_before_tcp_fallback`, `stale_loss_cnt` and `add_addr_timeout`;
+    /// the buffers and table sizes stay as created.
+    pub fn reconfigure(&mut self, cfg: &Config) {
+        let c = &mut self.ctx.cfg;
+        c.enabled = cfg.enabled;
+        c.checksum = cfg.checksum;
+        c.subflows = cfg.subflows;
+        c.scheduler = cfg.scheduler;
+        c.coupling = cfg.coupling;
+        c.syn_retrans_before_tcp_fallback = cfg.syn_retrans_before_tcp_fallback;
+        c.stale_loss_cnt = cfg.stale_loss_cnt;
+        c.add_addr_timeout = cfg.add_addr_timeout;
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &Config {
+        &self.ctx.cfg
+    }
+
     /// Accepts connections on `addr`.
     pub fn listen(&mut self, addr: SocketAddr) {
+        if !self.listening.contains(&addr) {
+            self.listening.push(addr);
+        }
         self.tcp.listen(addr);
     }
 
