@@ -200,7 +200,10 @@ impl Scrape {
     fn encode_workers(&self, enc: &mut DescriptorEncoder) -> std::fmt::Result {
         let lcores: Vec<String> = self.workers.iter().map(|w| w.lcore.to_string()).collect();
         for &c in Counter::ALL {
-            if matches!(c, Counter::PollBusyNs | Counter::PollIdleNs) {
+            if matches!(
+                c,
+                Counter::PollBusyNs | Counter::PollIdleNs | Counter::FailoverTimeUs
+            ) {
                 continue;
             }
             let kind = if c.is_gauge() {
@@ -233,6 +236,18 @@ impl Scrape {
                 m.encode_family(&labels)?
                     .encode_counter::<NoLabelSet, f64, f64>(&secs, None)?;
             }
+        }
+        let mut m = enc.encode_descriptor(
+            "failover",
+            "Failover time summed over the ports whose link went down: detection until \
+             the moved connections' data in flight was acknowledged.",
+            Some(&Unit::Seconds),
+            MetricType::Counter,
+        )?;
+        for (w, lcore) in self.workers.iter().zip(&lcores) {
+            let secs = w.counters[Counter::FailoverTimeUs as usize] as f64 / 1e6;
+            m.encode_family(&[("lcore", lcore.as_str())])?
+                .encode_counter::<NoLabelSet, f64, f64>(&secs, None)?;
         }
         Ok(())
     }
