@@ -675,6 +675,32 @@ fn bare_fin_is_taken_with_a_zero_window() {
 }
 
 #[test]
+fn pure_acks_stay_inside_a_window_the_peer_shrank() {
+    let mut fx = established();
+    let g = fx.seg(R1, L1, ACK, 8); // 8 << 8 = 2048 bytes
+    fx.recv(g);
+    let p = fx.payload(&[7u8; 2000]);
+    fx.c.send(p).unwrap();
+    fx.c.flush(fx.now, &mut fx.out);
+    assert_eq!(fx.sent().iter().map(|s| s.data_len()).sum::<usize>(), 2000);
+    // The peer's buffer filled: it takes nothing more and closes its window. An ACK
+    // with seq = snd_nxt would now lie beyond it, be found unacceptable and its
+    // acknowledgement ignored (Linux answers with a duplicate ACK): the ACK for the
+    // peer's data carries the window's end instead.
+    let g = fx.seg(R1, L1, ACK, 0);
+    fx.recv(g);
+    for (i, bytes) in [b"abc", b"def"].iter().enumerate() {
+        let mut g = fx.seg(R1 + 3 * i as u32, L1, ACK, 0);
+        g.payload = Some(fx.payload(*bytes));
+        fx.recv(g);
+    }
+    fx.c.flush(fx.now, &mut fx.out);
+    let sent = fx.sent();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!((sent[0].seq, sent[0].ack), (seq(L1), seq(R1 + 6)));
+}
+
+#[test]
 fn zero_window_probe() {
     let mut fx = established();
     let g = fx.seg(R1, L1, ACK, 0);

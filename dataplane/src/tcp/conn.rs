@@ -1562,7 +1562,21 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
     }
 
     fn send_ack(&mut self, now: Instant, out: &mut impl HookSink<S, H::Ctx>) {
-        self.emit(self.snd_nxt, TcpFlags::ACK, None, now, out);
+        self.emit(self.ack_seq(), TcpFlags::ACK, None, now, out);
+    }
+
+    /// The sequence number of a pure ACK: `snd_nxt`, unless that lies beyond the
+    /// peer's window (it shrank, or data went out past it), where the peer would find
+    /// the ACK unacceptable and ignore what it acknowledges (RFC 9293 §3.10.7.4; Linux
+    /// `tcp_acceptable_seq`): then the window's end.
+    fn ack_seq(&self) -> TcpSeq {
+        let wnd_end = self.snd_una + self.snd_wnd;
+        if !self.snd_nxt.after(wnd_end) || self.snd_nxt.offset_from(wnd_end) < 1 << self.snd_wscale
+        {
+            self.snd_nxt
+        } else {
+            wnd_end
+        }
     }
 
     /// A zero-window or keepalive probe: an ACK one byte below `snd_una`.
