@@ -114,7 +114,7 @@ mod imp {
     use crate::config::PortFlag;
     use anyhow::Context;
     use dataplane::diag::DiagMode;
-    use dataplane::dpdk::{lcore, Eal, EthDev, Mempool, PortConfig as DevConfig};
+    use dataplane::dpdk::{lcore, Eal, EthDev, Mempool, Pdump, PortConfig as DevConfig};
     use dataplane::host::{HostPort, IfAddr};
     use dataplane::mptcp::crypto::KeySource;
     use dataplane::mptcp::mib::Mib;
@@ -136,6 +136,8 @@ mod imp {
     const MBUF_DATA_ROOM: u16 = 2048 + 128;
     /// How often the control loop wakes up.
     const CONTROL_TICK: Duration = Duration::from_millis(20);
+    /// Control ticks between two refreshes of what the telemetry socket answers.
+    const TELEMETRY_EVERY: u32 = 25;
 
     struct RunningPort {
         name: String,
@@ -152,6 +154,13 @@ mod imp {
     pub fn run(cfg: &Config, eal_args: dataplane::eal_args::EalArgs) -> anyhow::Result<()> {
         tracing::info!(argv = %eal_args.to_argv().join(" "), "initialising EAL");
         let eal = Eal::init(&eal_args).context("EAL initialisation failed")?;
+        // Before the ports start: lets `dpdk-dumpcap --file-prefix …` capture them.
+        let pdump = Pdump::init()
+            .map_err(|e| tracing::warn!("dpdk-dumpcap cannot attach: {e}"))
+            .ok();
+        if cfg.eal.no_huge {
+            tracing::info!("no_huge: DPDK secondary processes (dpdk-dumpcap) cannot attach");
+        }
         let n_workers = cfg.dataplane.workers.len();
         let pool = Mempool::new(
             "mpgw_pool",
@@ -286,7 +295,19 @@ mod imp {
         );
 
         let mut monitor = Monitor::new(workers.len());
+        let published = crate::telemetry::Published::default();
+        if let Err(e) = published.register() {
+            tracing::warn!("telemetry commands not registered: {e:#}");
+        }
+        let mut captures = crate::capture::Server::default();
+        let port_names: Vec<String> = ports.iter().map(|p| p.name.clone()).collect();
+        let commands: Vec<_> = workers.iter().map(|w| &w.commands).collect();
+        let mut tick = 0u32;
         while !stop.load(Ordering::Relaxed) {
+            if tick % TELEMETRY_EVERY == 0 {
+                published.update(stats_json(&workers, &ports));
+            }
+            tick = tick.wrapping_add(1);
             admin.poll(|req| match req {
                 "stats" => stats_json(&workers, &ports),
                 "ss" => cli::ss::answer(&snapshots(&workers), &lcores(&workers)),
@@ -294,10 +315,22 @@ mod imp {
                 other => json!({ "error": format!("unknown request '{other}'") }),
             });
             monitor.serve(&mut admin, &workers);
+            for (line, client) in admin.take_held() {
+                captures.accept(
+                    &line,
+                    client,
+                    &port_names,
+                    &commands,
+                    capture_dropped(&workers),
+                );
+            }
+            captures.poll(&commands, capture_dropped(&workers));
             std::thread::sleep(CONTROL_TICK);
         }
 
         tracing::info!("stopping");
+        captures.stop(&commands, capture_dropped(&workers));
+        drop(commands);
         for w in &workers {
             let _ = w.commands.send(Command::Stop);
         }
@@ -310,6 +343,7 @@ mod imp {
             }
         }
         tracing::info!(stats = %final_stats["total"], "final counters");
+        drop(pdump);
         drop(ports);
         drop(pool);
         drop(eal);
@@ -515,6 +549,14 @@ mod imp {
             }
             admin.broadcast(&lines);
         }
+    }
+
+    /// Captured frames the workers could not queue, all workers.
+    fn capture_dropped(workers: &[RunningWorker]) -> u64 {
+        workers
+            .iter()
+            .map(|w| w.counters.get(Counter::CaptureDropped))
+            .sum()
     }
 
     fn counter_map(values: &[u64]) -> Map<String, Value> {
