@@ -16,6 +16,7 @@
 #   MPGW_BIN=…   the mpgw binary (default: build target/release/mpgw)
 #   MPGW_EXTRA_CONFIG=…  TOML appended to the lab configuration
 #   MPGW_WORKERS=2  two workers (lcores 1 and 2, both on CPU 1; two queue pairs per port)
+#   MPGW_HUGE_DIR=…  run mpgw on hugepages from this hugetlbfs mount (not --no-huge)
 #   NO_MPGW=1    build the topology only
 set -euo pipefail
 
@@ -127,6 +128,11 @@ start_mpgw() {
     # Two workers on a 2-CPU machine: lcore 2 shares CPU 1 with lcore 1.
     sed -i -e 's/^workers = \[1\]/workers = [1, 2]/' -e 's/qpairs=1/qpairs=2/' \
       -e 's/^no_pci = true/no_pci = true\nlcore_cpus = [[2, 1]]/' "$RUN/mpgw.toml"
+  fi
+  # MPGW_HUGE_DIR: a mounted hugetlbfs (with free pages) to run on instead of --no-huge,
+  # so DPDK secondary processes such as dpdk-dumpcap can attach (test_capture.py).
+  if [[ -n ${MPGW_HUGE_DIR:-} ]]; then
+    sed -i "s|^no_huge = true|no_huge = false\nargs = [\"--huge-dir\", \"$MPGW_HUGE_DIR\"]|" "$RUN/mpgw.toml"
   fi
   # MPGW_EXTRA_CONFIG: TOML appended to the lab configuration (e.g. an [mptcp] table).
   if [ -n "${MPGW_EXTRA_CONFIG:-}" ]; then

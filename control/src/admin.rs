@@ -4,7 +4,9 @@
 //! A client connects, writes one request line (`stats`, `ss`, `paths`), reads one JSON
 //! document and the server closes the connection. `monitor` streams instead: the
 //! server answers `{"monitor": "attached"}` and then writes one JSON line per event
-//! until the client goes away. The server side is polled from the control loop and
+//! until the client goes away. `capture {json}` is held: the control thread takes the
+//! client ([`AdminServer::take_held`]) and answers when the capture ends. The server
+//! side is polled from the control loop and
 //! never blocks it for longer than a short per-connection timeout; monitor clients are
 //! written without blocking, and one that falls too far behind is dropped.
 
@@ -17,8 +19,10 @@ use std::time::Duration;
 
 /// How long one client may take to send its request or read the answer.
 const CLIENT_TIMEOUT: Duration = Duration::from_millis(500);
-/// Longest accepted request line.
-const MAX_REQUEST: u64 = 256;
+/// Longest accepted request line (a capture request carries a file path).
+const MAX_REQUEST: u64 = 4096;
+/// Requests (first word) answered later by the control thread, not by `poll`.
+const HELD: &[&str] = &["capture"];
 /// Monitor clients at once.
 const MAX_MONITORS: usize = 8;
 /// Bytes a monitor client may fall behind before it is dropped.
@@ -29,6 +33,7 @@ pub struct AdminServer {
     listener: UnixListener,
     path: PathBuf,
     monitors: Vec<Monitor>,
+    held: Vec<(String, UnixStream)>,
 }
 
 /// A client streaming events (`monitor`): its socket, non-blocking, and the bytes
@@ -91,6 +96,7 @@ impl AdminServer {
             listener,
             path: path.to_owned(),
             monitors: Vec::new(),
+            held: Vec::new(),
         })
     }
 
@@ -102,6 +108,9 @@ impl AdminServer {
             let served = read_request(&stream).and_then(|req| {
                 if req == "monitor" {
                     self.attach(stream)
+                } else if HELD.contains(&req.split_whitespace().next().unwrap_or_default()) {
+                    self.held.push((req, stream));
+                    Ok(())
                 } else {
                     respond(&stream, &answer(&req))
                 }
@@ -111,6 +120,12 @@ impl AdminServer {
             }
         }
         self.monitors.retain_mut(|m| m.alive() && m.flush());
+    }
+
+    /// The held requests (see [`HELD`]) received since the last call, each with its
+    /// client, for the control thread to answer with [`respond`].
+    pub fn take_held(&mut self) -> Vec<(String, UnixStream)> {
+        std::mem::take(&mut self.held)
     }
 
     /// Monitor clients attached.
@@ -168,7 +183,7 @@ fn read_request(stream: &UnixStream) -> anyhow::Result<String> {
 }
 
 /// Writes one JSON line.
-fn respond(mut stream: &UnixStream, v: &Value) -> anyhow::Result<()> {
+pub(crate) fn respond(mut stream: &UnixStream, v: &Value) -> anyhow::Result<()> {
     let mut out = serde_json::to_vec(v)?;
     out.push(b'\n');
     stream.write_all(&out)?;
@@ -194,8 +209,14 @@ fn parse_answer(text: &str) -> anyhow::Result<Value> {
 
 /// Sends one request and returns the parsed response.
 pub fn request(socket: &Path, req: &str) -> anyhow::Result<Value> {
+    request_waiting(socket, req, Some(Duration::from_secs(5)))
+}
+
+/// Sends one request and waits for the answer at most `wait` (`None`: as long as it
+/// takes).
+pub fn request_waiting(socket: &Path, req: &str, wait: Option<Duration>) -> anyhow::Result<Value> {
     let mut stream = connect(socket, req)?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.set_read_timeout(wait)?;
     let mut text = String::new();
     stream.read_to_string(&mut text)?;
     parse_answer(&text)

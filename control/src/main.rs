@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod admin;
+mod capture;
 mod cli;
 mod config;
 // Served by `mpgw run`, which needs DPDK.
@@ -13,6 +14,8 @@ mod link;
 mod metrics;
 mod reload;
 mod run;
+#[cfg(dpdk)]
+mod telemetry;
 
 /// mpgw — a DPDK-accelerated Multipath TCP gateway.
 #[derive(Parser)]
@@ -54,6 +57,28 @@ enum Cmd {
         #[arg(long, default_value = "/run/mpgw/mpgw.sock")]
         socket: PathBuf,
     },
+    /// Captures a port's frames (received and sent) into a pcapng file, until
+    /// `--count` frames, `--duration` seconds or Ctrl-C.
+    Capture {
+        /// The port's name (`[[ports]] name`).
+        #[arg(long)]
+        port: String,
+        /// Stop after this many frames.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Bytes kept of each frame; 0 keeps whole frames.
+        #[arg(long, default_value_t = 256)]
+        snaplen: u32,
+        /// The pcapng file to write (by the gateway).
+        #[arg(long)]
+        out: PathBuf,
+        /// The gateway's admin socket.
+        #[arg(long, default_value = "/run/mpgw/mpgw.sock")]
+        socket: PathBuf,
+    },
 }
 
 /// Where a running gateway is, and how to print its answer.
@@ -77,6 +102,23 @@ fn main() -> ExitCode {
         Cmd::Paths(q) => cli::print(&q.socket, "paths", q.json, cli::paths::render),
         Cmd::Monitor(q) => cli::monitor::run(&q.socket, q.json),
         Cmd::Reload { socket } => reload::print_reload(&socket),
+        Cmd::Capture {
+            port,
+            count,
+            duration,
+            snaplen,
+            out,
+            socket,
+        } => capture::run(
+            &socket,
+            &capture::Request {
+                port,
+                count,
+                duration,
+                snaplen,
+                out,
+            },
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

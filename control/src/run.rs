@@ -133,7 +133,7 @@ mod imp {
     use crate::metrics::{self, DeviceSnapshot, PoolSample, PortCounters, PortSample};
     use anyhow::Context;
     use dataplane::diag::DiagMode;
-    use dataplane::dpdk::{lcore, Eal, EthDev, Mempool, PortConfig as DevConfig};
+    use dataplane::dpdk::{lcore, Eal, EthDev, Mempool, Pdump, PortConfig as DevConfig};
     use dataplane::host::{HostPort, IfAddr};
     use dataplane::mptcp::crypto::KeySource;
     use dataplane::mptcp::mib::Mib;
@@ -155,6 +155,8 @@ mod imp {
     const MBUF_DATA_ROOM: u16 = 2048 + 128;
     /// How often the control loop wakes up.
     const CONTROL_TICK: Duration = Duration::from_millis(20);
+    /// Control ticks between two refreshes of what the telemetry socket answers.
+    const TELEMETRY_EVERY: u32 = 25;
 
     struct RunningPort {
         name: String,
@@ -177,6 +179,13 @@ mod imp {
         let cfg = &config;
         tracing::info!(argv = %eal_args.to_argv().join(" "), "initialising EAL");
         let eal = Eal::init(&eal_args).context("EAL initialisation failed")?;
+        // Before the ports start: lets `dpdk-dumpcap --file-prefix …` capture them.
+        let pdump = Pdump::init()
+            .map_err(|e| tracing::warn!("dpdk-dumpcap cannot attach: {e}"))
+            .ok();
+        if cfg.eal.no_huge {
+            tracing::info!("no_huge: DPDK secondary processes (dpdk-dumpcap) cannot attach");
+        }
         let n_workers = cfg.dataplane.workers.len();
         let pool = Mempool::new(
             "mpgw_pool",
@@ -335,12 +344,24 @@ mod imp {
             .transpose()?;
 
         let mut monitor = Monitor::new(workers.len());
+        let published = crate::telemetry::Published::default();
+        if let Err(e) = published.register() {
+            tracing::warn!("telemetry commands not registered: {e:#}");
+        }
+        let mut captures = crate::capture::Server::default();
+        let port_names: Vec<String> = ports.iter().map(|p| p.name.clone()).collect();
+        let commands: Vec<_> = workers.iter().map(|w| &w.commands).collect();
+        let mut tick = 0u32;
         while !stop.load(Ordering::Relaxed) {
             let events = links.poll(|i| ports.get(i).is_some_and(|p| p.dev.link().up));
             for ev in events {
                 link_event(ev, &config, &workers, &links, &ports);
             }
             let mut reload_now = hup.swap(false, Ordering::Relaxed);
+            if tick % TELEMETRY_EVERY == 0 {
+                published.update(stats_json(&workers, &ports, &links, &reloads));
+            }
+            tick = tick.wrapping_add(1);
             admin.poll(|req| match req {
                 "stats" => stats_json(&workers, &ports, &links, &reloads),
                 "ss" => cli::ss::answer(&snapshots(&workers), &lcores(&workers)),
@@ -358,6 +379,16 @@ mod imp {
             if reload_now {
                 reload(path, &mut config, &workers, log.as_ref(), &mut reloads);
             }
+            for (line, client) in admin.take_held() {
+                captures.accept(
+                    &line,
+                    client,
+                    &port_names,
+                    &commands,
+                    capture_dropped(&workers),
+                );
+            }
+            captures.poll(&commands, capture_dropped(&workers));
             std::thread::sleep(CONTROL_TICK);
         }
 
@@ -365,6 +396,8 @@ mod imp {
         if let Some(m) = metrics {
             m.stop();
         }
+        captures.stop(&commands, capture_dropped(&workers));
+        drop(commands);
         for w in &workers {
             let _ = w.commands.send(Command::Stop);
         }
@@ -377,6 +410,7 @@ mod imp {
             }
         }
         tracing::info!(stats = %final_stats["total"], "final counters");
+        drop(pdump);
         drop(ports);
         drop(pool);
         drop(eal);
@@ -706,6 +740,14 @@ mod imp {
             available: pool.available().into(),
         }];
         DeviceSnapshot { ports, pools }
+    }
+
+    /// Captured frames the workers could not queue, all workers.
+    fn capture_dropped(workers: &[RunningWorker]) -> u64 {
+        workers
+            .iter()
+            .map(|w| w.counters.get(Counter::CaptureDropped))
+            .sum()
     }
 
     fn counter_map(values: &[u64]) -> Map<String, Value> {

@@ -19,9 +19,10 @@
 //!   MPTCP connections add;
 //! - [`egress`]: TCP segments to frames on the right port, payload chained;
 //! - [`introspect`]: read-only snapshots of connections and connection events for
-//!   operators;
+//!   operators; [`capture`]: copies of a port's frames for in-gateway packet capture;
 //! - [`worker`]: the per-core poll loop that ties them together.
 
+pub mod capture;
 pub mod diag;
 pub mod eal_args;
 pub mod egress;

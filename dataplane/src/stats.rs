@@ -178,6 +178,8 @@ counters! {
     MptcpChecksumErrors => "mptcp_checksum_errors",
     /// Connection events not passed to an attached monitor (its queue was full).
     MonitorEventsDropped => "monitor_events_dropped",
+    /// Captured frames not passed to the control thread (its queue was full).
+    CaptureDropped => "capture_dropped",
     /// Poll-loop iterations.
     Polls => "polls",
     /// Poll-loop iterations that received at least one packet.

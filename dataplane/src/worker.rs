@@ -17,8 +17,9 @@
 //! 6. TX burst on every port, bulk free of what was dropped.
 //!
 //! Between iterations the worker polls its command channel (stop, connection
-//! snapshots, attaching a monitor of connection events).
+//! snapshots, attaching a monitor of connection events, arming a packet capture).
 
+use crate::capture::{Direction, Tap};
 use crate::diag::{DiagMode, DiagService, MAX_SOURCES};
 use crate::egress;
 use crate::handoff::{Handoff, Message, Steering};
@@ -96,6 +97,9 @@ pub enum Command {
     },
     /// A reloaded configuration's run-time settings.
     Reconfigure(Box<Reconfigure>),
+    /// Copy the frames of the port at this index (in the worker's port order) into
+    /// the tap's channel; `None` disarms every port.
+    Capture(Option<(usize, Tap)>),
 }
 
 /// The settings a configuration reload changes in a running worker.
@@ -126,6 +130,8 @@ pub struct WorkerPort<P: Port> {
     pub(crate) tx: Burst<P::Buf>,
     rx: Burst<P::Buf>,
     dropped: Burst<P::Buf>,
+    /// The armed packet capture, if any.
+    tap: Option<Tap>,
 }
 
 impl<P: Port> WorkerPort<P> {
@@ -137,6 +143,7 @@ impl<P: Port> WorkerPort<P> {
             tx: Burst::new(),
             rx: Burst::new(),
             dropped: Burst::new(),
+            tap: None,
         }
     }
 
@@ -148,6 +155,12 @@ impl<P: Port> WorkerPort<P> {
     /// Sends the pending TX burst; what the port does not take is dropped and counted.
     pub(crate) fn flush(&mut self, counters: &mut CounterWriter) {
         if !self.tx.is_empty() {
+            if let Some(tap) = &mut self.tap {
+                counters.add(
+                    Counter::CaptureDropped,
+                    tap.record(self.tx.as_slice(), Direction::Tx),
+                );
+            }
             let sent = self.port.tx_burst(&mut self.tx);
             counters.add(Counter::TxPackets, sent as u64);
             if !self.tx.is_empty() {
@@ -342,6 +355,14 @@ impl<P: Port> Worker<P> {
             Command::Monitor(events) => {
                 self.tcp.set_monitor(events.is_some());
                 self.monitor = events;
+            }
+            Command::Capture(tap) => {
+                self.ports.iter_mut().for_each(|wp| wp.tap = None);
+                if let Some((i, t)) = tap {
+                    if let Some(wp) = self.ports.get_mut(i) {
+                        wp.tap = Some(t);
+                    }
+                }
             }
         }
         true
@@ -756,6 +777,10 @@ impl<S: crate::port::SharedBuf> Rx<'_, S> {
             return 0;
         }
         self.counters.add(Counter::RxPackets, n as u64);
+        if let Some(tap) = &mut wp.tap {
+            let dropped = tap.record(wp.rx.as_slice(), Direction::Rx);
+            self.counters.add(Counter::CaptureDropped, dropped);
+        }
         for mut buf in wp.rx.drain() {
             self.counters.add(Counter::RxBytes, buf.len() as u64);
             let verdict = wp

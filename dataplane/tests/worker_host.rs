@@ -398,3 +398,27 @@ fn control_commands_time_failovers_and_reconfigure_the_stack() {
     assert_eq!(r.count(Counter::Reconfigured), 1);
     assert!(!r.worker.command(Command::Stop, 0));
 }
+
+#[test]
+fn an_armed_capture_copies_received_and_sent_frames_until_disarmed() {
+    use dataplane::capture::{Direction, Tap};
+    use dataplane::worker::Command;
+    let mut rig = rig();
+    let (tx, frames) = crossbeam::channel::bounded(8);
+    assert!(rig.worker.command(
+        Command::Capture(Some((0, Tap::new(0, 100, 1 << 20, tx)))),
+        0
+    ));
+    let request = arp_request(GW4);
+    let reply = rig.exchange(&request).remove(0);
+    let got: Vec<_> = frames.try_iter().collect();
+    assert_eq!(got.len(), 2, "the request in, the reply out");
+    assert_eq!((got[0].dir, &got[0].data), (Direction::Rx, &request));
+    assert_eq!((got[1].dir, &got[1].data), (Direction::Tx, &reply));
+    assert!(got[0].ts_ns > 0 && got[1].ts_ns >= got[0].ts_ns);
+
+    assert!(rig.worker.command(Command::Capture(None), 0));
+    rig.exchange(&request);
+    assert!(frames.try_recv().is_err(), "disarmed: nothing copied");
+    assert_eq!(rig.count(Counter::CaptureDropped), 0);
+}

@@ -286,6 +286,21 @@ impl PacketBuf for Mbuf {
         unsafe { raw::pkt_len(self.as_ptr()) as usize }
     }
 
+    fn copy_to(&self, limit: usize, out: &mut Vec<u8>) {
+        let mut left = limit;
+        let mut m: *const rte_mbuf = self.as_ptr();
+        while !m.is_null() && left > 0 {
+            // SAFETY: `m` is the head (owned by `self`) or a segment chained behind it,
+            // live while `self` is; nothing writes the chain during the `&self` borrow.
+            let seg = unsafe { segment(m) };
+            let n = seg.len().min(left);
+            out.extend_from_slice(&seg[..n]);
+            left -= n;
+            // SAFETY: as above; the last segment's `next` is NULL.
+            m = unsafe { raw::next(m) };
+        }
+    }
+
     #[inline]
     fn free_burst(burst: &mut Burst<Self>) {
         free_bulk(burst);

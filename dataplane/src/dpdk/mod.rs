@@ -9,7 +9,9 @@
 //!   or deliberately leaked if mbufs are still out, so an [`Mbuf`] never dangles;
 //! - an [`EthDev`] configures and starts a port; its queue pairs are taken once, as
 //!   [`EthPort`]s (`Send`, `!Sync`) that implement [`crate::port::Port`] for a worker;
-//! - [`lcore::launch`] runs a closure on a worker lcore and reports a panic as an error.
+//! - [`lcore::launch`] runs a closure on a worker lcore and reports a panic as an error;
+//! - [`Pdump`] lets `dpdk-dumpcap` capture the ports, [`telemetry`] answers commands of
+//!   DPDK's telemetry socket.
 //!
 //! Nothing here panics (except cloning an [`MbufShared`] past its 16-bit reference count,
 //! the way `Arc` aborts on overflow): every failure is an [`Error`] carrying the
@@ -29,6 +31,8 @@ mod ethdev;
 pub mod lcore;
 mod mbuf;
 mod mempool;
+mod pdump;
+pub mod telemetry;
 
 pub use crate::eal_args::EalArgs;
 pub use dpdk_sys::{DPDK_VERSION, PMD_PATH};
@@ -37,3 +41,4 @@ pub use error::{Error, Result};
 pub use ethdev::{DevInfo, Dropped, EthDev, EthPort, LinkStatus, PortConfig, PortStats};
 pub use mbuf::{free_bulk, Mbuf, MbufShared};
 pub use mempool::{Mempool, SOCKET_ID_ANY};
+pub use pdump::Pdump;

@@ -233,6 +233,15 @@ impl PacketBuf for HeapBuf {
         self.len + self.chained.iter().map(|s| s.len).sum::<usize>()
     }
 
+    fn copy_to(&self, limit: usize, out: &mut Vec<u8>) {
+        let mut left = limit;
+        for seg in std::iter::once(self.data()).chain(self.chained.iter().map(|s| s.data())) {
+            let n = seg.len().min(left);
+            out.extend_from_slice(&seg[..n]);
+            left -= n;
+        }
+    }
+
     fn into_shared(mut self) -> HeapShared {
         let store = self.store.take().unwrap_or_default();
         HeapShared {

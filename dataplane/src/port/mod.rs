@@ -61,6 +61,9 @@ pub trait PacketBuf: Send + Sized {
     fn chain(&mut self, payload: &Self::Shared, off: usize, len: usize) -> Result<(), ChainError>;
     /// Bytes in the whole packet, chained segments included.
     fn pkt_len(&self) -> usize;
+    /// Appends the packet's first `limit` bytes, chained segments included, to `out`
+    /// (a copy for packet capture).
+    fn copy_to(&self, limit: usize, out: &mut Vec<u8>);
     /// Frees every packet of `burst` (DPDK overrides this with one bulk call).
     #[inline]
     fn free_burst(burst: &mut Burst<Self>) {
