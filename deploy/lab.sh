@@ -17,6 +17,10 @@
 #   MPGW_EXTRA_CONFIG=…  TOML appended to the lab configuration
 #   MPGW_WORKERS=2  two workers (lcores 1 and 2, both on CPU 1; two queue pairs per port)
 #   MPGW_HUGE_DIR=…  run mpgw on hugepages from this hugetlbfs mount (not --no-huge)
+#   LAB_VLAN=N   path 1 runs on 802.1Q VLAN N: the client's path-1 addresses sit on
+#                c1vN, a user-space VLAN interface over c1 (deploy/lab/vlan_bridge.py:
+#                lab kernels may lack 802.1Q), and mpgw's down1 port gets `vlan = N`
+#   MPGW_DOWN1_EXTRA=…  TOML lines added to mpgw's down1 port (e.g. `mtu = 1400`)
 #   NO_MPGW=1    build the topology only
 set -euo pipefail
 
@@ -58,6 +62,9 @@ stop_mpgw() {
 
 down() {
   stop_mpgw
+  if [[ -f $RUN/vlan.pid ]]; then
+    kill "$(cat "$RUN/vlan.pid")" 2>/dev/null || true
+  fi
   for ns in "$CLI" "$GW" "$SRV"; do
     ip netns del "$ns" 2>/dev/null || true
   done
@@ -87,25 +94,37 @@ topology() {
   in_ns "$CLI" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
   in_ns "$CLI" ip link set c0 up
   in_ns "$CLI" ip link set c1 up
+  local p1=c1
+  if [[ -n ${LAB_VLAN:-} ]]; then
+    p1=c1v$LAB_VLAN
+    mkdir -p "$RUN"
+    setsid ip netns exec "$CLI" python3 "$ROOT/deploy/lab/vlan_bridge.py" c1 "$LAB_VLAN" "$p1" \
+      >"$RUN/vlan.log" 2>&1 </dev/null &
+    echo $! >"$RUN/vlan.pid"
+    for _ in $(seq 50); do grep -q ready "$RUN/vlan.log" && break; sleep 0.1; done
+    grep -q ready "$RUN/vlan.log" || { log "VLAN bridge failed:"; cat "$RUN/vlan.log" >&2; return 1; }
+    quiet_offloads "$CLI" "$p1"
+    in_ns "$CLI" ip link set "$p1" up
+  fi
   in_ns "$CLI" ip addr add 192.0.2.2/24 dev c0
-  in_ns "$CLI" ip addr add 198.51.100.2/24 dev c1
+  in_ns "$CLI" ip addr add 198.51.100.2/24 dev "$p1"
   in_ns "$CLI" ip -6 addr add 2001:db8:0:1::2/64 dev c0 nodad
-  in_ns "$CLI" ip -6 addr add 2001:db8:0:2::2/64 dev c1 nodad
+  in_ns "$CLI" ip -6 addr add 2001:db8:0:2::2/64 dev "$p1" nodad
   # A WAN server address for the edge role, reached through either path.
   in_ns "$CLI" ip -6 addr add 2001:db8:0:100::1/128 dev lo
   in_ns "$CLI" ip rule add from 192.0.2.2 table 100
   in_ns "$CLI" ip rule add from 198.51.100.2 table 101
   in_ns "$CLI" ip route add 192.0.2.0/24 dev c0 src 192.0.2.2 table 100
   in_ns "$CLI" ip route add default via 192.0.2.1 dev c0 table 100 congctl cubic
-  in_ns "$CLI" ip route add 198.51.100.0/24 dev c1 src 198.51.100.2 table 101
-  in_ns "$CLI" ip route add default via 198.51.100.1 dev c1 table 101 congctl cubic
+  in_ns "$CLI" ip route add 198.51.100.0/24 dev "$p1" src 198.51.100.2 table 101
+  in_ns "$CLI" ip route add default via 198.51.100.1 dev "$p1" table 101 congctl cubic
   in_ns "$CLI" ip route add default via 192.0.2.1 dev c0 congctl cubic
   in_ns "$CLI" ip -6 rule add from 2001:db8:0:1::2 table 100
   in_ns "$CLI" ip -6 rule add from 2001:db8:0:2::2 table 101
   in_ns "$CLI" ip -6 route add 2001:db8:0:1::/64 dev c0 table 100
   in_ns "$CLI" ip -6 route add default via 2001:db8:0:1::1 dev c0 table 100 congctl cubic
-  in_ns "$CLI" ip -6 route add 2001:db8:0:2::/64 dev c1 table 101
-  in_ns "$CLI" ip -6 route add default via 2001:db8:0:2::1 dev c1 table 101 congctl cubic
+  in_ns "$CLI" ip -6 route add 2001:db8:0:2::/64 dev "$p1" table 101
+  in_ns "$CLI" ip -6 route add default via 2001:db8:0:2::1 dev "$p1" table 101 congctl cubic
   in_ns "$CLI" ip -6 route add default via 2001:db8:0:1::1 dev c0 congctl cubic
 
   # Server: one address, default route through the gateway.
@@ -133,6 +152,19 @@ start_mpgw() {
   # so DPDK secondary processes such as dpdk-dumpcap can attach (test_capture.py).
   if [[ -n ${MPGW_HUGE_DIR:-} ]]; then
     sed -i "s|^no_huge = true|no_huge = false\nargs = [\"--huge-dir\", \"$MPGW_HUGE_DIR\"]|" "$RUN/mpgw.toml"
+  fi
+  # LAB_VLAN / MPGW_DOWN1_EXTRA: keys set on the down1 port (replacing its own).
+  local down1=${MPGW_DOWN1_EXTRA:-}
+  [[ -z ${LAB_VLAN:-} ]] || down1+=$'\n'"vlan = $LAB_VLAN"
+  if [[ -n $down1 ]]; then
+    awk -v extra="$down1" '
+      BEGIN { n = split(extra, l, "\n"); for (i = 1; i <= n; i++) { k = l[i]; sub(/ *=.*/, "", k); keys[k] = 1 } }
+      /^\[/ { in1 = 0 }
+      { k = $0; sub(/ *=.*/, "", k) }
+      in1 && (k in keys) { next }
+      { print }
+      /^name = "down1"$/ { print extra; in1 = 1 }' "$RUN/mpgw.toml" >"$RUN/mpgw.toml.new"
+    mv "$RUN/mpgw.toml.new" "$RUN/mpgw.toml"
   fi
   # MPGW_EXTRA_CONFIG: TOML appended to the lab configuration (e.g. an [mptcp] table).
   if [ -n "${MPGW_EXTRA_CONFIG:-}" ]; then

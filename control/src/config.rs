@@ -158,6 +158,9 @@ pub struct MptcpConfig {
     pub path_manager: PathManagerConfig,
     /// Subflows in all with `path_manager = "ndiffports"`, 1..=9.
     pub ndiffports: u8,
+    /// Seconds an established connection outlives its last subflow, waiting for the
+    /// peer to join again before it is reset (`net.mptcp.close_timeout`); 0: at once.
+    pub close_timeout: u32,
 }
 
 impl Default for MptcpConfig {
@@ -175,6 +178,7 @@ impl Default for MptcpConfig {
             add_addr_timeout: 120,
             path_manager: PathManagerConfig::Default,
             ndiffports: 2,
+            close_timeout: 60,
         }
     }
 }
@@ -348,6 +352,11 @@ pub struct PortConfig {
     /// port's addresses (ADD_ADDR) on every MPTCP connection accepted elsewhere.
     #[serde(default)]
     pub flags: Vec<PortFlag>,
+    /// Largest TCP MSS on connections from this port's addresses, below what `mtu`
+    /// allows (a tunnel further on, say).
+    pub mss_clamp: Option<u16>,
+    /// 802.1Q VLAN id of the port's frames (tagged on the wire), 1..=4094.
+    pub vlan: Option<u16>,
 }
 
 fn default_mtu() -> u16 {
@@ -596,6 +605,20 @@ impl Config {
                     format!("{} is outside 576..=9000", p.mtu)
                 ));
             }
+            if let Some(mss) = p.mss_clamp {
+                let max = dataplane::tcp::Config::mss_for_mtu(p.mtu, false);
+                if !(536..=max).contains(&mss) {
+                    bail!(key_err(
+                        key("mss_clamp"),
+                        format!("{mss} is outside 536..={max} (mtu {} less 40)", p.mtu)
+                    ));
+                }
+            }
+            if let Some(vlan) = p.vlan {
+                if !(1..=4094).contains(&vlan) {
+                    bail!(key_err(key("vlan"), format!("{vlan} is outside 1..=4094")));
+                }
+            }
         }
         let mut listens = HashMap::new();
         let m = &self.mptcp;
@@ -610,6 +633,12 @@ impl Config {
         }
         if m.stale_loss_cnt == 0 {
             bail!(key_err("mptcp.stale_loss_cnt", "must be at least 1"));
+        }
+        if m.close_timeout > 86_400 {
+            bail!(key_err(
+                "mptcp.close_timeout",
+                "must be at most 86400 seconds (0 resets at once)"
+            ));
         }
         for (key, v) in [
             ("mptcp.recv_buffer", m.recv_buffer),
@@ -843,6 +872,8 @@ impl Config {
             d.check(&k("gateway4"), &a.gateway4, &b.gateway4, false)?;
             d.check(&k("gateway6"), &a.gateway6, &b.gateway6, false)?;
             d.check(&k("mtu"), &a.mtu, &b.mtu, false)?;
+            d.check(&k("mss_clamp"), &a.mss_clamp, &b.mss_clamp, false)?;
+            d.check(&k("vlan"), &a.vlan, &b.vlan, false)?;
             d.check(&k("flags"), &a.flags, &b.flags, true)?;
         }
         d.check("diag", &self.diag, &new.diag, false)?;
@@ -877,6 +908,12 @@ impl Config {
             "mptcp.add_addr_timeout",
             &a.add_addr_timeout,
             &b.add_addr_timeout,
+            true,
+        )?;
+        d.check(
+            "mptcp.close_timeout",
+            &a.close_timeout,
+            &b.close_timeout,
             true,
         )?;
         d.check("mptcp.path_manager", &a.path_manager, &b.path_manager, true)?;
@@ -995,6 +1032,42 @@ gateway4 = "203.0.113.254"
         assert!(e.starts_with("diag[0].listen"), "{e}");
         let e = err(&with("192.0.2.1:7").replace("\"echo\"", "\"chargen\""));
         assert!(e.contains("unknown variant `chargen`"), "{e}");
+    }
+
+    #[test]
+    fn gateway_feature_keys_are_checked_and_named() {
+        let port = "gateway4 = \"203.0.113.254\"\n";
+        let with_port = |extra: &str| GOOD.replace(port, &format!("{port}{extra}\n"));
+        let cfg = Config::parse(&with_port("mtu = 1400\nmss_clamp = 1300\nvlan = 100")).unwrap();
+        assert_eq!(
+            (cfg.ports[1].mss_clamp, cfg.ports[1].vlan),
+            (Some(1300), Some(100))
+        );
+        assert_eq!(cfg.mptcp.close_timeout, 60);
+        for (extra, key, msg) in [
+            (
+                "mss_clamp = 1461",
+                "ports[1].mss_clamp",
+                "outside 536..=1460",
+            ),
+            (
+                "mtu = 1400\nmss_clamp = 1361",
+                "ports[1].mss_clamp",
+                "outside 536..=1360",
+            ),
+            ("mss_clamp = 100", "ports[1].mss_clamp", "outside 536"),
+            ("vlan = 0", "ports[1].vlan", "outside 1..=4094"),
+            ("vlan = 4095", "ports[1].vlan", "outside 1..=4094"),
+        ] {
+            let e = err(&with_port(extra));
+            assert!(e.starts_with(key) && e.contains(msg), "{extra}: {e}");
+        }
+        let e = err(&format!("{GOOD}\n[mptcp]\nclose_timeout = 86401\n"));
+        assert!(e.starts_with("mptcp.close_timeout: must be at most"), "{e}");
+        let cfg = Config::parse(&format!("{GOOD}\n[mptcp]\nclose_timeout = 0\n")).unwrap();
+        assert_eq!(cfg.mptcp.close_timeout, 0);
+        let e = err(&with_port("vlan = -1"));
+        assert!(e.contains("vlan"), "{e}");
     }
 
     #[test]

@@ -32,12 +32,17 @@ pub fn check_config(path: &Path) -> anyhow::Result<()> {
             .iter()
             .map(|f| format!("{f:?}").to_lowercase())
             .collect();
-        let flags = if flags.is_empty() {
-            String::new()
-        } else {
-            format!(", flags {}", flags.join(" "))
-        };
-        println!("  port {}: {dev}, {}{flags}", p.name, addrs.join(", "));
+        let mut extra = format!(", mtu {}", p.mtu);
+        if let Some(mss) = p.mss_clamp {
+            extra += &format!(", mss_clamp {mss}");
+        }
+        if let Some(vlan) = p.vlan {
+            extra += &format!(", vlan {vlan}");
+        }
+        if !flags.is_empty() {
+            extra += &format!(", flags {}", flags.join(" "));
+        }
+        println!("  port {}: {dev}, {}{extra}", p.name, addrs.join(", "));
     }
     for l in &cfg.listeners {
         let backends: Vec<String> = l.backends.iter().map(ToString::to_string).collect();
@@ -249,6 +254,7 @@ mod imp {
                 }))
                 .collect();
             let mut host = HostPort::new(mac, &addrs, pc.gateway4, pc.gateway6);
+            host.set_vlan(pc.vlan);
             host.accept_also(cfg.ports.iter().flat_map(|p| {
                 p.ipv4
                     .iter()
@@ -303,7 +309,10 @@ mod imp {
             let tcp = TcpSetup {
                 table: tcp_table_config(cfg),
                 secrets: secrets.clone(),
-                mptcp: mptcp_config(&cfg.mptcp),
+                mptcp: MptcpSettings {
+                    backup_addrs: flagged_addresses(cfg, PortFlag::Backup),
+                    ..mptcp_config(&cfg.mptcp)
+                },
                 keys,
                 signal: signal.clone(),
                 worker,
@@ -517,12 +526,17 @@ mod imp {
         json!({ "applied": applied })
     }
 
-    /// TCP settings: the MSS fits the smallest port MTU (for IPv4; IPv6 connections
-    /// take 20 bytes less).
+    /// TCP settings: connections from a port's address use that port's MSS (its MTU
+    /// less the headers of the address's family, or `mss_clamp` if lower).
     fn tcp_table_config(cfg: &Config) -> TableConfig {
         let mut t = TableConfig::default();
-        let mtu = cfg.ports.iter().map(|p| p.mtu).min().unwrap_or(1500);
-        t.conn = t.conn.clamp_to_mtu(mtu, false);
+        for p in &cfg.ports {
+            for addr in port_addresses(p) {
+                let mss = dataplane::tcp::Config::mss_for_mtu(p.mtu, addr.is_ipv6());
+                t.local_mss
+                    .push((addr, p.mss_clamp.map_or(mss, |c| c.min(mss))));
+            }
+        }
         t
     }
 
@@ -548,6 +562,7 @@ mod imp {
             recv_window: m.recv_buffer,
             send_budget: m.send_buffer,
             add_addr_timeout: Duration::from_secs(u64::from(m.add_addr_timeout)),
+            close_timeout: Duration::from_secs(u64::from(m.close_timeout)),
             ..MptcpSettings::default()
         }
     }

@@ -154,3 +154,37 @@ fn the_shipped_configurations_check_out() {
         );
     }
 }
+
+#[test]
+fn gateway_feature_keys_are_shown_and_their_errors_named() {
+    let case = Case::new("gwfeat");
+    let up = "ipv4 = [\"203.0.113.1/24\"]\n";
+    let text = GOOD.replace(
+        up,
+        &format!("{up}mtu = 1400\nmss_clamp = 1300\nvlan = 100\nflags = [\"backup\"]\n"),
+    );
+    let path = case.write(&format!("{text}\n[mptcp]\nclose_timeout = 30\n"));
+    let out = case.mpgw(&["check-config", path.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("port up0: vdev net_null1, 203.0.113.1/24, mtu 1400, mss_clamp 1300, vlan 100, flags backup"),
+        "{stdout}"
+    );
+    case.assert_rejected(
+        &GOOD.replace(up, &format!("{up}vlan = 4095\n")),
+        "ports[1].vlan: 4095 is outside 1..=4094",
+    );
+    case.assert_rejected(
+        &GOOD.replace(up, &format!("{up}mss_clamp = 1500\n")),
+        "ports[1].mss_clamp: 1500 is outside 536..=1460",
+    );
+    case.assert_rejected(
+        &format!("{GOOD}\n[mptcp]\nclose_timeout = 100000\n"),
+        "mptcp.close_timeout: must be at most 86400 seconds",
+    );
+}

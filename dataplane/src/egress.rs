@@ -20,8 +20,9 @@ use std::net::IpAddr;
 /// Room reserved for the headers of one segment: Ethernet with a VLAN tag (18), IPv6
 /// (40), TCP with a full option space (60).
 const MAX_HEADERS: usize = 18 + 40 + 60;
-/// Room for a solicitation: Ethernet (14), IPv6 (40), NS with its option (32).
-const MAX_SOLICITATION: usize = 14 + 40 + 32;
+/// Room for a solicitation: Ethernet with a VLAN tag (18), IPv6 (40), NS with its
+/// option (32).
+const MAX_SOLICITATION: usize = 18 + 40 + 32;
 
 /// Segments waiting for their next hop's MAC, held at most this long (ns).
 const PARK_NS: u64 = 3_000_000_000;
@@ -142,7 +143,7 @@ fn frame<P: Port>(
     let l2 = L2 {
         src: wp.host.mac(),
         dst,
-        vlan_tci: None,
+        vlan_tci: wp.host.vlan_tci(),
     };
     let mut buf = wp.port.alloc().ok_or(Counter::TxNoBuffer)?;
     let hdr = buf.append(MAX_HEADERS).ok_or(Counter::TxNoBuffer)?;

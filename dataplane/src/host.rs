@@ -76,6 +76,9 @@ pub struct HostPort {
     /// address over any path). ARP and neighbour discovery answer only for the port's
     /// own addresses.
     others: Vec<IpAddr>,
+    /// The port's 802.1Q VLAN id: only frames tagged with it are taken, and every
+    /// frame sent carries it. `None`: untagged (or priority-tagged, VLAN id 0) frames.
+    vlan: Option<u16>,
 }
 
 impl HostPort {
@@ -108,7 +111,18 @@ impl HostPort {
             gateway4,
             gateway6,
             others: Vec::new(),
+            vlan: None,
         }
+    }
+
+    /// Puts the port on 802.1Q VLAN `vid` (1..=4094), or back to untagged frames.
+    pub fn set_vlan(&mut self, vid: Option<u16>) {
+        self.vlan = vid.map(|v| v & 0x0fff).filter(|&v| v != 0);
+    }
+
+    /// The tag control information of the port's frames (its VLAN id, priority 0).
+    pub fn vlan_tci(&self) -> Option<u16> {
+        self.vlan
     }
 
     /// Also takes packets to `addrs` (the gateway's addresses on other ports).
@@ -167,8 +181,12 @@ impl HostPort {
             })?
             .addr;
         match (src, hop) {
-            (IpAddr::V4(me), IpAddr::V4(t)) => arp::request_frame(frame, self.mac, me, t).ok(),
-            (IpAddr::V6(me), IpAddr::V6(t)) => icmpv6::solicit_frame(frame, self.mac, me, t).ok(),
+            (IpAddr::V4(me), IpAddr::V4(t)) => {
+                arp::request_frame(frame, self.mac, self.vlan, me, t).ok()
+            }
+            (IpAddr::V6(me), IpAddr::V6(t)) => {
+                icmpv6::solicit_frame(frame, self.mac, self.vlan, me, t).ok()
+            }
             _ => None,
         }
     }
@@ -253,6 +271,10 @@ impl HostPort {
         };
         if eth.dst() != self.mac && eth.dst().is_unicast() {
             return Action::Drop(Counter::DropNotForUs);
+        }
+        // VLAN id 0 only carries a priority: the frame is untagged as far as VLANs go.
+        if eth.vlan_id().filter(|&v| v != 0) != self.vlan {
+            return Action::Drop(Counter::DropVlan);
         }
         let l3 = &frame[f.l3_offset..];
         match f.l3 {
@@ -430,6 +452,66 @@ mod tests {
             "checksum verifies"
         );
         assert_eq!(p.solicit(&mut f[..20], target.into()), None, "no room");
+    }
+
+    #[test]
+    fn a_vlan_port_takes_and_sends_only_frames_with_its_tag() {
+        let mut p = port();
+        p.set_vlan(Some(100));
+        let mut f = [0u8; 128];
+        let n = p.solicit(&mut f, "192.0.2.9".parse().unwrap()).unwrap();
+        let eth = EthernetFrame::parse(&f[..n]).unwrap();
+        assert_eq!((eth.vlan_id(), eth.header_len(), n), (Some(100), 18, 46));
+        assert_eq!(
+            ArpPacket::parse(eth.payload()).unwrap().op(),
+            arp::OP_REQUEST
+        );
+        let target: Ipv6Addr = "2001:db8:0:1::9".parse().unwrap();
+        let n = p.solicit(&mut f, target.into()).unwrap();
+        let eth = EthernetFrame::parse(&f[..n]).unwrap();
+        assert_eq!(eth.vlan_id(), Some(100));
+        assert!(Ipv6Packet::parse(eth.payload()).is_ok());
+
+        // An ARP request for our address: answered on VLAN 100 (the tag kept),
+        // dropped untagged, priority-tagged or on another VLAN.
+        let mut neigh = NeighborTable::new(crate::neigh::NeighborConfig::default());
+        let peer = MacAddr([2, 0, 0, 0, 0, 9]);
+        for (tci, answered) in [
+            (Some(100), true),
+            (Some(0x6064), true),
+            (None, false),
+            (Some(0), false),
+            (Some(200), false),
+        ] {
+            let mut req = [0u8; 64];
+            let me = "192.0.2.1".parse().unwrap();
+            let n =
+                arp::request_frame(&mut req, peer, tci, "192.0.2.9".parse().unwrap(), me).unwrap();
+            let v = p.handle(&mut req[..n], 0, &mut neigh, 0);
+            if answered {
+                assert!(matches!(v, Verdict::Reply { .. }), "{tci:?}: {v:?}");
+                let eth = EthernetFrame::parse(&req[..n]).unwrap();
+                assert_eq!((eth.vlan_tci(), eth.dst()), (tci, peer));
+            } else {
+                assert_eq!(v, Verdict::Drop(Counter::DropVlan), "{tci:?}");
+            }
+        }
+        // Back on an untagged port, tagged frames are the ones dropped.
+        p.set_vlan(None);
+        let mut req = [0u8; 64];
+        let me = "192.0.2.1".parse().unwrap();
+        let n = arp::request_frame(&mut req, peer, Some(100), "192.0.2.9".parse().unwrap(), me)
+            .unwrap();
+        assert_eq!(
+            p.handle(&mut req[..n], 0, &mut neigh, 0),
+            Verdict::Drop(Counter::DropVlan)
+        );
+        let n =
+            arp::request_frame(&mut req, peer, Some(0), "192.0.2.9".parse().unwrap(), me).unwrap();
+        assert!(matches!(
+            p.handle(&mut req[..n], 0, &mut neigh, 0),
+            Verdict::Reply { .. }
+        ));
     }
 
     #[test]

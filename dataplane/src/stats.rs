@@ -78,6 +78,8 @@ counters! {
     DropMalformed => "drop_malformed",
     /// Frames with an EtherType mpgw does not handle.
     DropUnknownEthertype => "drop_unknown_ethertype",
+    /// Frames tagged for another VLAN than their port's, or untagged on a VLAN port.
+    DropVlan => "drop_vlan",
     /// IP packets addressed to someone else (mpgw is no router).
     DropNotForUs => "drop_not_for_us",
     /// Packets to an own address of a protocol or type mpgw does not serve.
@@ -158,6 +160,9 @@ counters! {
     PmJoinsFailed => "pm_joins_failed",
     /// MPTCP-level connections now, plain TCP ones included (gauge).
     MptcpConnections => "mptcp_connections",
+    /// Established MPTCP connections without a subflow, waiting `close_timeout` for a
+    /// join (gauge).
+    MptcpOrphans => "mptcp_orphans",
     /// SYNs with MP_CAPABLE received (MIB MPCapableSYNRX).
     MptcpCapableSynRx => "mptcp_capable_syn_rx",
     /// Initial subflows established with MPTCP (MIB MPCapableACKRX + MPCapableSYNACKRX).
@@ -410,6 +415,7 @@ mod tests {
                 &Counter::MemoryPressure,
                 &Counter::HandoffRedirects,
                 &Counter::MptcpConnections,
+                &Counter::MptcpOrphans,
             ]
         );
         assert_eq!(Counter::RxPackets.doc(), [" Packets received on any port."]);

@@ -717,6 +717,7 @@ impl<P: Port> Worker<P> {
         let mib = self.tcp.mib();
         let sum = |ms: &[Mib]| ms.iter().map(|&m| mib.get(m)).sum::<u64>();
         c.set(Counter::MptcpConnections, self.tcp.len() as u64);
+        c.set(Counter::MptcpOrphans, self.tcp.orphans() as u64);
         c.set(Counter::MptcpCapableSynRx, mib.get(Mib::MPCapableSYNRX));
         c.set(
             Counter::MptcpCapableEstablished,

@@ -55,6 +55,8 @@ struct Host {
     data_segments: u64,
     /// Most bytes the application reads per step (a slow reader); unlimited if None.
     read_per_step: Option<usize>,
+    /// When the connection was first reported reset.
+    reset_at: Option<Instant>,
 }
 
 impl Host {
@@ -112,6 +114,7 @@ impl Host {
             corrupt_data_segment: None,
             data_segments: 0,
             read_per_step: None,
+            reset_at: None,
         }
     }
 
@@ -135,6 +138,9 @@ impl Host {
         while let Some(m) = self.stack.next_ready() {
             let ev = self.stack.take_events(m);
             self.events |= ev;
+            if ev.contains(Events::RESET) && self.reset_at.is_none() {
+                self.reset_at = Some(now);
+            }
             if self.conn.is_none() && ev.contains(Events::CONNECTED) {
                 self.conn = Some(m);
             }
@@ -278,6 +284,13 @@ struct Scenario {
     corrupt_client_segment: Option<u64>,
     /// The server's application reads at most this many bytes per step.
     server_read_per_step: Option<usize>,
+    /// The client withdraws its address on path 0 at this time (its subflow there is
+    /// reset; the RST reaches the server).
+    withdraw: Option<Duration>,
+    /// The client joins on the other paths at this time rather than at once.
+    join_at: Option<Duration>,
+    /// The connection is expected to be reset, not to complete.
+    expect_reset: bool,
 }
 
 struct Outcome {
@@ -344,11 +357,19 @@ fn run(sc: Scenario) -> Outcome {
         )
         .expect("connect");
     let mut joined = false;
+    let mut withdrawn = false;
     let mut steps = 0u64;
     let mut link = 0;
+    let reached = |now: Instant, at: Option<Duration>| {
+        at.is_none_or(|t| now.as_nanos() >= t.as_nanos() as u64)
+    };
     loop {
         let now = Instant::from_nanos(clock.now());
         let past = |d: Duration| now.as_nanos() >= d.as_nanos() as u64;
+        if sc.withdraw.is_some() && !withdrawn && reached(now, sc.withdraw) {
+            assert_eq!(c.stack.remove_address(client_addr(0)), 1);
+            withdrawn = true;
+        }
         if let Some((path, at)) = sc.kill {
             let (down, up) = sc.server_link.unwrap_or((Duration::MAX, Duration::MAX));
             if past(at) && !past(at.saturating_add(up)) {
@@ -367,7 +388,7 @@ fn run(sc: Scenario) -> Outcome {
             }
         }
         c.step(now, &pool);
-        if !joined && c.conn == Some(m) {
+        if !joined && c.conn == Some(m) && reached(now, sc.join_at) {
             for i in 1..n {
                 let path = JoinPath {
                     local: SocketAddr::new(client_addr(i), 40_000 + i as u16),
@@ -428,6 +449,12 @@ fn run(sc: Scenario) -> Outcome {
                 h.stack.tcp().stats()
             );
         }
+    }
+    if sc.expect_reset {
+        return Outcome {
+            client: c,
+            server: s,
+        };
     }
     assert_eq!(
         s.received.len(),
@@ -502,6 +529,9 @@ fn scenario(seed: u64, paths: Vec<Faults>) -> Scenario {
         strip_data_options: false,
         corrupt_client_segment: None,
         server_read_per_step: None,
+        withdraw: None,
+        join_at: None,
+        expect_reset: false,
     }
 }
 
@@ -763,4 +793,42 @@ fn a_middlebox_stripping_dss_from_data_makes_both_sides_fall_back() {
         assert!(!o.client.events.contains(Events::RESET));
         assert!(!o.server.events.contains(Events::RESET));
     }
+}
+
+#[test]
+fn a_connection_whose_only_subflow_died_resumes_exactly_on_a_later_join() {
+    // Break before make: the client's only subflow is reset at 100 ms; both ends keep
+    // the connection (close_timeout) and the client joins on path 1 two seconds later.
+    let mut sc = scenario(31, vec![clean(5, 100), clean(10, 50)]);
+    sc.withdraw = Some(Duration::from_millis(100));
+    sc.join_at = Some(Duration::from_secs(2));
+    let o = run(sc);
+    assert!(!o.server.events.contains(Events::RESET));
+    assert!(o.server.path_bytes[1] > 0 && o.client.path_bytes[1] > 0);
+    assert_eq!(o.server.stack.mib().get(Mib::MPJoinAckRx), 1);
+    assert_eq!(o.server.stack.orphans(), 0);
+    assert_eq!(o.client.stack.orphans(), 0);
+}
+
+#[test]
+fn a_connection_nobody_rejoins_is_reset_after_close_timeout() {
+    let timeout = Duration::from_secs(5);
+    let withdraw = Duration::from_millis(100);
+    let mut sc = scenario(32, vec![clean(5, 100)]);
+    sc.withdraw = Some(withdraw);
+    sc.expect_reset = true;
+    sc.server.close_timeout = timeout;
+    sc.client.close_timeout = timeout;
+    let o = run(sc);
+    for h in [&o.client, &o.server] {
+        let at = h.reset_at.expect("reset").as_nanos();
+        let due = (withdraw + timeout).as_nanos() as u64;
+        assert!(
+            at >= due && at < due + 50_000_000,
+            "reset at {at} ns, due {due}"
+        );
+        assert!(!h.events.contains(Events::CLOSED));
+        assert_eq!(h.stack.orphans(), 0);
+    }
+    assert!(o.server.received.len() < o.client.data.len());
 }

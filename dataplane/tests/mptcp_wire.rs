@@ -750,9 +750,19 @@ fn a_mapping_outside_the_subflow_sequence_space_is_refused_with_a_reset() {
         );
         assert_eq!(s.server.mib().get(Mib::DSSNoMatchTCP), 1);
         assert_eq!(s.server.mib().get(Mib::MPRstTx), 1);
-        assert!(s.events.contains(Events::RESET), "{:?}", s.events);
         assert_eq!(s.read().len(), sent, "the unmapped bytes are not delivered");
         assert_eq!(s.server.tcp().len(), 0);
+        // The connection outlives its only subflow for `close_timeout` (60 s), waiting
+        // for a join, and is reset only then.
+        assert!(!s.events.contains(Events::RESET), "{:?}", s.events);
+        assert_eq!(s.server.orphans(), 1);
+        s.wait(59_000);
+        assert!(!s.events.contains(Events::RESET), "{:?}", s.events);
+        s.wait(1_000);
+        assert!(s.events.contains(Events::RESET), "{:?}", s.events);
+        assert_eq!(s.server.orphans(), 0);
+        s.flush();
+        assert!(s.server.is_empty());
     }
 }
 
@@ -973,6 +983,48 @@ fn set_backup_sends_mp_prio_on_the_subflows_from_that_address() {
             .set_backup(p.m, "192.0.2.99".parse().unwrap(), true),
         0
     );
+}
+
+#[test]
+fn a_join_to_a_backup_address_is_made_a_backup_with_mp_prio() {
+    // The listener's second address is on a `backup` port.
+    let backup: SocketAddr = "198.51.100.2:80".parse().unwrap();
+    let mut p = Pair::new_with(Config {
+        backup_addrs: vec![backup.ip()],
+        ..Config::default()
+    });
+    p.server.listen(backup);
+    let path = JoinPath {
+        remote: backup,
+        ..join_path(40070)
+    };
+    let mut to_s = Out::new();
+    assert!(p.client.join(p.m, &path, now(), &mut to_s));
+    p.exchange(to_s);
+    assert_eq!(p.server.tcp().len(), 2);
+    // MP_PRIO B=1 went to the client once the join was established …
+    assert_eq!(p.server.mib().get(Mib::MPPrioTx), 1);
+    assert_eq!(p.client.mib().get(Mib::MPPrioRx), 1);
+    // … and the listener's own scheduler keeps the backup idle.
+    let ports = p.server_sends(20);
+    assert!(
+        !ports.is_empty() && ports.iter().all(|&pt| pt == 40000),
+        "{ports:?}"
+    );
+    // The client's scheduler honours the peer's request too.
+    for _ in 0..20 {
+        p.client.send(p.m, payload(&[5; 1000])).unwrap();
+    }
+    let mut to_s = Out::new();
+    p.client.flush(p.m, now(), &mut to_s);
+    assert!(to_s.iter().any(|(_, g)| g.data_len() > 0));
+    assert!(to_s
+        .iter()
+        .filter(|(_, g)| g.data_len() > 0)
+        .all(|(t, _)| t.local.port() == 40000));
+    // A join to the regular address stays regular.
+    p.join(40071);
+    assert_eq!(p.server.mib().get(Mib::MPPrioTx), 1);
 }
 
 #[test]
@@ -1345,7 +1397,16 @@ fn a_rst_carrying_mp_fastclose_and_mp_tcprst_is_counted_and_ends_the_connection(
         assert!(out.is_empty(), "{out:?}");
         assert_eq!(s.server.mib().get(Mib::MPRstRx), 1);
         assert_eq!(s.server.mib().get(Mib::MPFastcloseRx), u64::from(right_key));
-        assert!(s.events.contains(Events::RESET), "{:?}", s.events);
+        // A RST without a valid MP_FASTCLOSE ends only the subflow (Linux propagates
+        // subflow errors only on fallen-back connections): the connection waits
+        // `close_timeout` for a join.
+        assert_eq!(
+            s.events.contains(Events::RESET),
+            right_key,
+            "{:?}",
+            s.events
+        );
+        assert_eq!(s.server.orphans(), usize::from(!right_key));
         assert_eq!(s.server.tcp().len(), 0);
     }
 }

@@ -485,3 +485,31 @@ fn no_event_is_recorded_without_a_monitor() {
     assert!(!net.gw.monitoring());
     assert_eq!(net.gw.take_monitor_events().count(), 0);
 }
+
+#[test]
+fn a_client_without_subflows_keeps_its_backend_until_close_timeout() {
+    let cfg = Config {
+        close_timeout: Duration::from_secs(2),
+        ..Config::default()
+    };
+    let mut net = Net::new(&[BACKEND], ServerApp::Stall, cfg);
+    net.run(1_000);
+    assert!(net.joined);
+    assert_eq!((net.stats().connected, net.stats().pairs), (1, 1));
+    // Both of the client's addresses go away: its subflows are reset (no
+    // MP_FASTCLOSE), the gateway's connection has none left.
+    assert_eq!(net.client.remove_address(sock("192.0.2.2:0").ip()), 1);
+    assert_eq!(net.client.remove_address(sock("198.51.100.2:0").ip()), 1);
+    net.run(1_000);
+    assert_eq!(net.gw.orphans(), 1);
+    let st = net.stats();
+    assert_eq!((st.pairs, st.resets), (1, 0), "the backend leg stays up");
+    assert!(!net.server.is_empty());
+    // Nobody joined within close_timeout: the pair is reset on both legs.
+    net.run(1_500);
+    assert_eq!(net.gw.orphans(), 0);
+    let st = net.stats();
+    assert_eq!((st.pairs, st.resets), (0, 1));
+    assert!(net.gw.is_empty(), "the gateway freed both connections");
+    assert!(net.server.is_empty(), "the backend connection was reset");
+}

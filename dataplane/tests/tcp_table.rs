@@ -327,3 +327,75 @@ fn cookies_are_checked_only_while_cookies_are_being_sent() {
     t.on_segment(tuple(9), ack, later, &mut out);
     assert_eq!(t.stats().cookies_accepted, 0);
 }
+
+/// The MSS option of `seg`.
+fn mss_of(seg: &SegmentOut<S>) -> Option<u16> {
+    TcpOptions::new(seg.options.as_bytes()).find_map(|o| match o {
+        Ok(TcpOption::Mss(m)) => Some(m),
+        _ => None,
+    })
+}
+
+#[test]
+fn each_local_address_announces_and_sends_its_own_port_s_mss() {
+    // 192.0.2.1 is on a port with MTU 1400, 2001:db8::1 on one with MTU 1400 too
+    // (IPv6: 20 bytes more header), 192.0.2.3 on a port clamped to 1200; others use
+    // the default.
+    let v4: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+    let v6: std::net::IpAddr = "2001:db8::1".parse().unwrap();
+    let clamped: std::net::IpAddr = "192.0.2.3".parse().unwrap();
+    for cookies in [false, true] {
+        let cfg = TableConfig {
+            local_mss: vec![(v4, 1360), (v6, 1340), (clamped, 1200)],
+            cookie_watermark: if cookies { 0 } else { 1024 },
+            ..TableConfig::default()
+        };
+        let mut t = table(cfg);
+        for (local, remote, want) in [
+            ("192.0.2.1:7", "192.0.2.2:1000", 1360),
+            ("[2001:db8::1]:7", "[2001:db8::2]:1000", 1340),
+            ("192.0.2.3:7", "192.0.2.2:1000", 1200),
+            ("192.0.2.4:7", "192.0.2.2:1000", 1460),
+        ] {
+            let tu = FourTuple {
+                local: local.parse().unwrap(),
+                remote: remote.parse().unwrap(),
+            };
+            t.listen(tu.local);
+            let mut out = Out::new();
+            let mut s = syn(77, true);
+            s.options.mss = Some(1460);
+            t.on_segment(tu, s, Instant::from_millis(5), &mut out);
+            let (_, synack) = out.pop().unwrap();
+            assert_eq!(mss_of(&synack), Some(want), "{local} cookies {cookies}");
+            t.on_segment(
+                tu,
+                ack_for(&synack, true),
+                Instant::from_millis(6),
+                &mut out,
+            );
+            let id = t.next_ready().unwrap();
+            // The peer's 1460 is clamped to our port's limit when we send.
+            assert_eq!(t.get_mut(id).unwrap().mss(), u32::from(want), "{local}");
+        }
+        assert_eq!(t.stats().cookies_sent > 0, cookies);
+    }
+}
+
+#[test]
+fn a_connection_we_open_announces_its_local_address_s_mss() {
+    let v4: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+    let mut t: Table<S, NoHook> = Table::new(
+        TableConfig {
+            local_mss: vec![(v4, 1360)],
+            ..TableConfig::default()
+        },
+        Secrets::new([3; 32]),
+        Instant::default(),
+    );
+    let mut out = Out::new();
+    t.connect(tuple(1000), NoHook, Instant::default(), &mut out)
+        .unwrap();
+    let (_, syn) = out.pop().unwrap();
+    assert_eq!(mss_of(&syn), Some(1360));
+}

@@ -37,6 +37,14 @@ struct Rig {
 }
 
 fn rig() -> Rig {
+    rig_with(None, Vec::new())
+}
+
+/// A rig whose port is on VLAN `vlan`, with diagnostic services `diag`.
+fn rig_with(
+    vlan: Option<u16>,
+    diag: Vec<(std::net::SocketAddr, dataplane::diag::DiagMode)>,
+) -> Rig {
     let pool = HeapPool::new(256);
     let clock = SimClock::new();
     let (peer, gw) = link(LinkConfig::default(), &pool, &clock);
@@ -50,7 +58,8 @@ fn rig() -> Rig {
             prefix: 64,
         },
     ];
-    let host = HostPort::new(GW_MAC, &addrs, None, None);
+    let mut host = HostPort::new(GW_MAC, &addrs, None, None);
+    host.set_vlan(vlan);
     let (writer, reader) = counters();
     let (_tx, rx) = crossbeam::channel::bounded(1);
     let tcp = TcpSetup {
@@ -60,7 +69,7 @@ fn rig() -> Rig {
         keys: dataplane::mptcp::crypto::KeySource::from_seed([7; 32]),
         worker: (0, 1),
         signal: Vec::new(),
-        diag: Vec::new(),
+        diag,
         relay: dataplane::relay::RelayConfig::default(),
         listeners: Vec::new(),
         path_manager: dataplane::pm::PathManager::new(
@@ -421,4 +430,57 @@ fn an_armed_capture_copies_received_and_sent_frames_until_disarmed() {
     rig.exchange(&request);
     assert!(frames.try_recv().is_err(), "disarmed: nothing copied");
     assert_eq!(rig.count(Counter::CaptureDropped), 0);
+}
+
+#[test]
+fn a_vlan_port_answers_arp_and_tcp_with_its_tag_and_ignores_other_frames() {
+    use dataplane::tcp::emit::{emit_headers, ChecksumMode, L2};
+    use dataplane::tcp::{FourTuple, SegmentOut};
+    use dataplane::wire::tcp::{OptionsBuf, TcpFlags};
+    let echo = std::net::SocketAddr::new(GW4.into(), 7);
+    let mut r = rig_with(Some(100), vec![(echo, dataplane::diag::DiagMode::Echo)]);
+    // Untagged or on another VLAN: not for this port.
+    assert!(r.exchange(&arp_request(GW4)).is_empty());
+    let mut f = [0u8; 64];
+    let n = arp::request_frame(&mut f, PEER_MAC, Some(200), PEER4, GW4).unwrap();
+    assert!(r.exchange(&f[..n]).is_empty());
+    assert_eq!(r.count(Counter::DropVlan), 2);
+    // Tagged 100: answered with the tag (and the peer learnt).
+    let n = arp::request_frame(&mut f, PEER_MAC, Some(100), PEER4, GW4).unwrap();
+    let out = r.exchange(&f[..n]);
+    assert_eq!(out.len(), 1);
+    let eth = EthernetFrame::parse(&out[0][..]).unwrap();
+    assert_eq!(
+        (eth.vlan_id(), eth.ethertype()),
+        (Some(100), ethertype::ARP)
+    );
+    // A tagged SYN to the echo service: the SYN-ACK leaves tagged.
+    let tuple = FourTuple {
+        local: std::net::SocketAddr::new(PEER4.into(), 40_000),
+        remote: echo,
+    };
+    let mut options = OptionsBuf::new();
+    options.push_mss(1460).unwrap();
+    let syn: SegmentOut<dataplane::port::heap::HeapShared> = SegmentOut {
+        seq: dataplane::seq::TcpSeq::new(1000),
+        ack: dataplane::seq::TcpSeq::new(0),
+        flags: TcpFlags::SYN,
+        window: 65_535,
+        options,
+        payload: None,
+    };
+    let l2 = L2 {
+        src: PEER_MAC,
+        dst: GW_MAC,
+        vlan_tci: Some(100),
+    };
+    let mut hdr = [0u8; 128];
+    let n = emit_headers(&mut hdr, &l2, &tuple, &syn, ChecksumMode::Full).unwrap();
+    let out = r.exchange(&hdr[..n]);
+    assert_eq!(out.len(), 1, "a SYN-ACK");
+    let c = dataplane::wire::classify(&out[0]).unwrap();
+    assert_eq!((c.vlan_tci, c.l3_offset), (Some(100), 18));
+    let tcp = c.l4_bytes(&out[0]);
+    assert_eq!(tcp[13], 0x12, "SYN|ACK");
+    assert_eq!(r.count(Counter::DropVlan), 2);
 }

@@ -231,6 +231,11 @@ pub struct Msk<S> {
     pub(super) reported: u8,
     /// Peer signals to report as events (a few at most between two settles).
     pub(super) notes: ArrayVec<Note, 4>,
+    /// Orphaned (its last subflow died while established): reset at this time unless
+    /// a subflow joins first (`close_timeout`).
+    pub(super) orphan_until: Option<Instant>,
+    /// The orphan deadline is on the timer wheel.
+    pub(super) orphan_armed: bool,
 }
 
 impl<S: SharedBuf> Msk<S> {
@@ -294,6 +299,8 @@ impl<S: SharedBuf> Msk<S> {
             subflow_failed: false,
             reported: 0,
             notes: ArrayVec::new(),
+            orphan_until: None,
+            orphan_armed: false,
         }
     }
 

@@ -33,6 +33,12 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+/// Most addresses of [`Config::backup_addrs`] used.
+pub const MAX_BACKUP_ADDRS: usize = 64;
+
+/// How long an orphan whose wait ran out still waits for a join in its handshake.
+const JOIN_GRACE: Duration = Duration::from_secs(1);
+
 /// The scheduler a connection uses (`scheduler` in the configuration).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SchedulerKind {
@@ -100,6 +106,14 @@ pub struct Config {
     pub rtx_min: Duration,
     /// ADD_ADDR retransmission interval until echoed (`add_addr_timeout`).
     pub add_addr_timeout: Duration,
+    /// How long an established connection outlives its last subflow, waiting for the
+    /// peer to join again (`close_timeout`, make-after-break); zero resets it at once.
+    pub close_timeout: Duration,
+    /// Our addresses on `backup` ports: every MPTCP subflow from them (joins and
+    /// initial subflows, passive or active) is a backup once established — an
+    /// MP_PRIO with B=1 asks the peer to send on it only when nothing else is left,
+    /// and our scheduler does the same. At most [`MAX_BACKUP_ADDRS`] are used.
+    pub backup_addrs: Vec<IpAddr>,
 }
 
 impl Default for Config {
@@ -120,6 +134,8 @@ impl Default for Config {
             max_conns: 65_536,
             rtx_min: Duration::from_millis(200),
             add_addr_timeout: Duration::from_secs(120),
+            close_timeout: Duration::from_secs(60),
+            backup_addrs: Vec::new(),
         }
     }
 }
@@ -176,6 +192,8 @@ pub struct Ctx<S> {
     events: VecDeque<MonitorEvent>,
     /// Events dropped because the queue was full.
     events_dropped: u64,
+    /// Connections without subflows waiting for a join (`close_timeout`).
+    orphans: usize,
 }
 
 impl<S: SharedBuf> Ctx<S> {
@@ -274,8 +292,20 @@ impl<S: SharedBuf> Ctx<S> {
         }
     }
 
+    /// Ends the orphan wait of `id`, if it was waiting (a subflow joined, the wait
+    /// expired or the connection goes).
+    fn unorphan(&mut self, id: MskId) {
+        if let Some(m) = self.msk_mut(id) {
+            m.orphan_armed = false;
+            if m.orphan_until.take().is_some() {
+                self.orphans = self.orphans.saturating_sub(1);
+            }
+        }
+    }
+
     /// Frees connection `id` and its token.
     fn remove(&mut self, id: MskId) {
+        self.unorphan(id);
         let Some(m) = self.msk(id) else { return };
         // Only a connection with a key holds a token (unique, so it is this one's).
         if m.local_key != 0 {
@@ -399,6 +429,7 @@ impl<S: SharedBuf> Ctx<S> {
     /// Subflow `sf` of `id` was freed; `half_open` when it was a join not yet
     /// established, `had_data` when it still held unacknowledged mappings.
     pub(super) fn subflow_gone(&mut self, id: MskId, sf: ConnId, half_open: bool, had_data: bool) {
+        let (timeout, now) = (self.cfg.close_timeout, self.now);
         let Some(m) = self.msk_mut(id) else { return };
         m.subflows.retain(|e| e.id != sf);
         if half_open {
@@ -407,7 +438,18 @@ impl<S: SharedBuf> Ctx<S> {
         if had_data {
             m.reinject_all();
         }
-        if m.subflows.is_empty() && m.phase != Phase::Closed {
+        // An established MPTCP connection waits `close_timeout` for the peer to join
+        // again (make-after-break); its data stays queued for the new subflow.
+        let wait = m.phase == Phase::Established
+            && !m.fallback
+            && m.keys.is_some()
+            && !m.fastclose
+            && !timeout.is_zero();
+        let mut orphaned = false;
+        if m.subflows.is_empty() && wait {
+            orphaned = m.orphan_until.is_none();
+            m.orphan_until = m.orphan_until.or(Some(now + timeout));
+        } else if m.subflows.is_empty() && m.phase != Phase::Closed {
             m.phase = Phase::Closed;
             // A plain connection ended cleanly once both FINs were exchanged and all
             // data acknowledged, whatever happened to the subflow afterwards (a RST in
@@ -416,6 +458,7 @@ impl<S: SharedBuf> Ctx<S> {
             let clean = m.fallback && (finished || !m.subflow_failed && m.peer_fin_reported);
             m.notify(if clean { Events::CLOSED } else { Events::RESET });
         }
+        self.orphans += usize::from(orphaned);
         self.mark(id);
     }
 
@@ -578,6 +621,8 @@ impl<S: SharedBuf> Stack<S> {
         // A subflow's window is the connection's: it must never offer more than the
         // shared buffer, not even before the first settle (the right edge never moves
         // back); and it must take whatever the connection schedules on it.
+        let mut cfg = cfg;
+        cfg.backup_addrs.truncate(MAX_BACKUP_ADDRS);
         let mut tcp = tcp;
         tcp.conn.recv_budget = tcp.conn.recv_budget.min(cfg.recv_window);
         tcp.conn.send_budget = tcp.conn.send_budget.max(cfg.send_budget);
@@ -601,6 +646,7 @@ impl<S: SharedBuf> Stack<S> {
                 monitor: false,
                 events: VecDeque::new(),
                 events_dropped: 0,
+                orphans: 0,
             },
             timers: TimerWheel::new(wheel_slots, now),
             fired: Vec::new(),
@@ -621,6 +667,12 @@ impl<S: SharedBuf> Stack<S> {
     /// MPTCP options that failed to parse.
     pub fn bad_options(&self) -> u64 {
         self.ctx.bad_options
+    }
+
+    /// Established connections without a subflow, waiting `close_timeout` for the
+    /// peer to join again (gauge `mptcp_orphans`).
+    pub fn orphans(&self) -> usize {
+        self.ctx.orphans
     }
 
     /// Connections held.
@@ -859,6 +911,7 @@ impl<S: SharedBuf> Stack<S> {
         c.syn_retrans_before_tcp_fallback = cfg.syn_retrans_before_tcp_fallback;
         c.stale_loss_cnt = cfg.stale_loss_cnt;
         c.add_addr_timeout = cfg.add_addr_timeout;
+        c.close_timeout = cfg.close_timeout;
     }
 
     /// The settings in force.
@@ -1332,8 +1385,16 @@ impl<S: SharedBuf> Stack<S> {
         let Some(c) = self.tcp.get_mut(id) else {
             return;
         };
+        let on_backup_port = ev.contains(Events::CONNECTED)
+            && self.ctx.cfg.backup_addrs.contains(&c.tuple().local.ip());
         if let Some(k) = self.ctx.msk_mut(m) {
             if ev.contains(Events::CONNECTED) {
+                if on_backup_port && !k.fallback && !c.hook().view().backup {
+                    // Our backup port: MP_PRIO B=1 on the next pure ACK.
+                    if c.hook_mut().set_backup(true) {
+                        c.ack_soon();
+                    }
+                }
                 if k.fallback && k.phase == Phase::Connecting {
                     k.phase = Phase::Established;
                 }
@@ -1374,6 +1435,12 @@ impl<S: SharedBuf> Stack<S> {
     fn run(&mut self, m: MskId, now: Instant, out: &mut impl SegmentSink<S>) {
         let Some(k) = self.ctx.msk_mut(m) else { return };
         k.dirty = false;
+        if k.orphan_until.is_some() && k.subflows.iter().any(|e| e.established) {
+            // Joined again in time: what was in flight goes again on the new subflow.
+            k.reinject_all();
+            self.ctx.unorphan(m);
+        }
+        let Some(k) = self.ctx.msk_mut(m) else { return };
         // Subflows (bit i: `subflows[i]`) that were given something to send.
         let mut touched = if std::mem::take(&mut k.flush_all) {
             all(k.subflows.len())
@@ -1405,6 +1472,10 @@ impl<S: SharedBuf> Stack<S> {
         self.remove_subflows(m, now, out);
         let add_addr_timeout = self.ctx.cfg.add_addr_timeout;
         let Some(k) = self.ctx.msk_mut(m) else { return };
+        if let Some(at) = k.orphan_until.filter(|_| !k.orphan_armed) {
+            k.orphan_armed = true;
+            self.timers.schedule(m, at);
+        }
         let outstanding = k.snd_una.before(k.snd_nxt) || matches!(k.fin, SendFin::Sent(_));
         let announce_at = k.announce_deadline(add_addr_timeout);
         // Armed when something waits, and re-armed earlier when data became
@@ -1566,7 +1637,8 @@ impl<S: SharedBuf> Stack<S> {
                     inflight: c.flight_bytes(),
                     space: if room >= want { room } else { 0 },
                     mss: e.mss,
-                    backup: e.backup,
+                    // A backup either way: the peer asked, or it is ours.
+                    backup: e.backup || c.hook().view().backup,
                     usable,
                 });
             }
@@ -1787,6 +1859,22 @@ impl<S: SharedBuf> Stack<S> {
     fn on_msk_timer(&mut self, m: MskId, now: Instant) {
         let stale_after = u32::from(self.ctx.cfg.stale_loss_cnt);
         let Some(k) = self.ctx.msk_mut(m) else { return };
+        if k.orphan_until.is_some_and(|t| t <= now) {
+            if k.subflows.is_empty() {
+                // Nobody joined within `close_timeout`: the connection is reset
+                // (Linux fastcloses it; no subflow is left to carry anything).
+                k.phase = Phase::Closed;
+                k.notify(Events::RESET);
+                self.ctx.unorphan(m);
+            } else {
+                // A join is in its handshake: it gets a moment more (if it fails,
+                // the connection is an orphan again and this fires once more).
+                k.orphan_until = Some(now + JOIN_GRACE);
+                k.orphan_armed = false;
+            }
+            self.ctx.mark(m);
+            return;
+        }
         if k.timer_at.is_none_or(|t| t > now) {
             return;
         }

@@ -7,7 +7,7 @@
 //! application calls [`Table::flush`], which transmits, re-arms the timer and frees the
 //! connection once it is closed.
 
-use super::config::Config;
+use super::config::{Config, IPV4_TCP_HEADERS, IPV6_TCP_HEADERS};
 use super::conn::Connection;
 use super::cookie::{check_cookie, cookie_syn_ack, restored_options, COOKIE_VALID};
 use super::hash::SeededHash;
@@ -20,7 +20,10 @@ use super::wheel::TimerWheel;
 use crate::port::SharedBuf;
 use crate::wire::tcp::{OptionsBuf, TcpFlags};
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+
+/// Most local addresses with an MSS limit of their own ([`TableConfig::local_mss`]).
+pub const MAX_LOCAL_MSS: usize = 256;
 
 /// A connection's handle: slot and generation, so a stale handle never reaches a new
 /// connection in a reused slot.
@@ -52,6 +55,11 @@ pub struct TableConfig {
     pub syn_cookies: bool,
     /// Slots of the timer wheel (1 ms each).
     pub wheel_slots: usize,
+    /// MSS limit of connections from a local address (its port's MTU less the headers
+    /// of the address's family, or a lower clamp): announced in our SYN or SYN-ACK and
+    /// the most we send whatever the peer announces. Connections from other addresses
+    /// use `conn.mss`. At most [`MAX_LOCAL_MSS`] entries are used.
+    pub local_mss: Vec<(IpAddr, u16)>,
 }
 
 impl Default for TableConfig {
@@ -63,6 +71,7 @@ impl Default for TableConfig {
             cookie_watermark: 1024,
             syn_cookies: true,
             wheel_slots: 4096,
+            local_mss: Vec::new(),
         }
     }
 }
@@ -136,7 +145,8 @@ pub struct Table<S, H> {
 
 impl<S: SharedBuf, H: Hook<S>> Table<S, H> {
     /// An empty table.
-    pub fn new(cfg: TableConfig, secrets: Secrets, now: Instant) -> Self {
+    pub fn new(mut cfg: TableConfig, secrets: Secrets, now: Instant) -> Self {
+        cfg.local_mss.truncate(MAX_LOCAL_MSS);
         let hash = SeededHash::new(secrets.table_seed());
         Table {
             wheel: TimerWheel::new(cfg.wheel_slots, now),
@@ -154,6 +164,23 @@ impl<S: SharedBuf, H: Hook<S>> Table<S, H> {
             last_cookie_at: None,
             stats: TableStats::default(),
         }
+    }
+
+    /// The settings of a connection on `tuple`: the MSS limited by its local address.
+    fn conn_config(&self, tuple: &FourTuple) -> Config {
+        let mut c = self.cfg.conn.clone();
+        let local = tuple.local.ip();
+        if let Some(&(_, mss)) = self.cfg.local_mss.iter().find(|(a, _)| *a == local) {
+            // `Config::mss` counts IPv4 headers: the connection takes IPv6's longer
+            // header off again.
+            let v6 = if tuple.is_ipv6() {
+                IPV6_TCP_HEADERS - IPV4_TCP_HEADERS
+            } else {
+                0
+            };
+            c.mss = c.mss.min(mss.saturating_add(v6));
+        }
+        c
     }
 
     /// Counters.
@@ -237,7 +264,7 @@ impl<S: SharedBuf, H: Hook<S>> Table<S, H> {
         }
         let iss = self.secrets.isn(&tuple, now);
         let ts = self.secrets.ts_offset(&tuple);
-        let conn = Connection::connect(&self.cfg.conn, tuple, iss, ts, hook, now);
+        let conn = Connection::connect(&self.conn_config(&tuple), tuple, iss, ts, hook, now);
         let id = self.insert(conn, false, out);
         self.flush(id, now, out);
         Some(id)
@@ -304,7 +331,7 @@ impl<S: SharedBuf, H: Hook<S>> Table<S, H> {
             self.last_cookie_at = Some(now);
             out.send(
                 &tuple,
-                cookie_syn_ack(&self.cfg.conn, &self.secrets, &tuple, &seg, now),
+                cookie_syn_ack(&self.conn_config(&tuple), &self.secrets, &tuple, &seg, now),
             );
             return;
         }
@@ -322,7 +349,8 @@ impl<S: SharedBuf, H: Hook<S>> Table<S, H> {
         };
         let iss = self.secrets.isn(&tuple, now);
         let ts = self.secrets.ts_offset(&tuple);
-        let conn = Connection::accept(&self.cfg.conn, tuple, &seg, iss, ts, hook, now);
+        let cfg = self.conn_config(&tuple);
+        let conn = Connection::accept(&cfg, tuple, &seg, iss, ts, hook, now);
         let id = self.insert(conn, true, out);
         self.flush(id, now, out);
     }
@@ -357,7 +385,8 @@ impl<S: SharedBuf, H: Hook<S>> Table<S, H> {
         self.stats.cookies_accepted += 1;
         let opts = restored_options(mss, &seg);
         let ts = self.secrets.ts_offset(&tuple);
-        let conn = Connection::from_cookie(&self.cfg.conn, tuple, &seg, &opts, ts, hook, now);
+        let cfg = self.conn_config(&tuple);
+        let conn = Connection::from_cookie(&cfg, tuple, &seg, &opts, ts, hook, now);
         let id = self.insert(conn, false, out);
         // The ACK may carry data.
         if let Some(e) = self.entry_mut(id) {

@@ -124,18 +124,20 @@ pub fn make_reply_in_place(frame: &mut [u8], my_mac: MacAddr) -> Result<(), Wire
     Ok(())
 }
 
-/// Writes a whole ARP request frame (Ethernet broadcast) for `target` from
-/// `my_mac`/`my_ip` at the start of `frame`; returns its length (42).
+/// Writes a whole ARP request frame (Ethernet broadcast, 802.1Q-tagged with
+/// `vlan_tci` if given) for `target` from `my_mac`/`my_ip` at the start of `frame`;
+/// returns its length (42, or 46 tagged).
 pub fn request_frame(
     frame: &mut [u8],
     my_mac: MacAddr,
+    vlan_tci: Option<u16>,
     my_ip: Ipv4Addr,
     target: Ipv4Addr,
 ) -> Result<usize, WireError> {
     let eth = super::ethernet::EthernetRepr {
         dst: MacAddr::BROADCAST,
         src: my_mac,
-        vlan_tci: None,
+        vlan_tci,
         ethertype: ethertype::ARP,
     };
     let at = eth.emit(frame)?;

@@ -165,10 +165,11 @@ fn emit_nd(
 
 /// Writes a whole neighbour solicitation frame for `target` from `my_mac`/`my_ip` at
 /// the start of `frame` (to the target's solicited-node group, with the source
-/// link-layer option); returns its length.
+/// link-layer option; 802.1Q-tagged with `vlan_tci` if given); returns its length.
 pub fn solicit_frame(
     frame: &mut [u8],
     my_mac: MacAddr,
+    vlan_tci: Option<u16>,
     my_ip: Ipv6Addr,
     target: Ipv6Addr,
 ) -> Result<usize, WireError> {
@@ -180,7 +181,7 @@ pub fn solicit_frame(
     let eth = super::ethernet::EthernetRepr {
         dst: MacAddr::from_ipv6_multicast(&group),
         src: my_mac,
-        vlan_tci: None,
+        vlan_tci,
         ethertype: ethertype::IPV6,
     };
     let ip = Ipv6Repr {

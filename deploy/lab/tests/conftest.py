@@ -70,6 +70,10 @@ def lab(request):
     lab.env["MPGW_EXTRA_CONFIG"] = extra
     # A module may set LAB_WORKERS = 2 to run mpgw with two workers.
     lab.env["MPGW_WORKERS"] = str(getattr(request.module, "LAB_WORKERS", 1))
+    # A module may set LAB_VLAN (path 1 on that 802.1Q VLAN) and LAB_DOWN1_EXTRA (TOML
+    # keys for mpgw's down1 port); see deploy/lab.sh.
+    lab.env["LAB_VLAN"] = str(getattr(request.module, "LAB_VLAN", ""))
+    lab.env["MPGW_DOWN1_EXTRA"] = getattr(request.module, "LAB_DOWN1_EXTRA", "")
     up = lab.script("up")
     if up.returncode != 0:
         lab.script("down")
