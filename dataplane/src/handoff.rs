@@ -97,7 +97,8 @@ pub struct Steering {
     workers: u16,
     /// Local ports of connections the gateway opens: `[first, first + count)`.
     ports: (u16, u16),
-    /// Subflows whose MP_JOIN SYN went to another worker: tuple → (owner, last use).
+    /// Connections whose SYN (MP_JOIN's by token, others round the ring) went to
+    /// another worker: tuple → (owner, last use).
     redirects: HashMap<FourTuple, (u16, u64)>,
     /// Redirects not recorded because the table was full.
     pub redirects_full: u64,
@@ -142,7 +143,26 @@ impl Steering {
             // Look further, once around the ring at most; the last worker takes it.
             // SYNs too: a retransmitted SYN that reached another queue must find the
             // connection its first copy opened, not open a second one.
-            None => (hops + 1 < self.workers).then(|| ((self.me + 1) % self.workers, hops + 1)),
+            None if hops + 1 < self.workers => {
+                if hops == 0 && flags.contains(TcpFlags::SYN) && !flags.contains(TcpFlags::ACK) {
+                    // The worker at the ring's end will open the connection: the
+                    // segments that follow (the third ACK may overtake the SYN, which
+                    // waits in that worker's inbox) go straight there.
+                    let taker = (self.me + self.workers - 1) % self.workers;
+                    self.redirect(tuple, taker, now);
+                }
+                Some(((self.me + 1) % self.workers, hops + 1))
+            }
+            None => None,
+        }
+    }
+
+    /// Records that the segments of `tuple` belong to worker `owner`.
+    fn redirect(&mut self, tuple: &FourTuple, owner: u16, now: u64) {
+        if self.redirects.len() < MAX_REDIRECTS {
+            self.redirects.insert(*tuple, (owner, now));
+        } else {
+            self.redirects_full += 1;
         }
     }
 
@@ -168,13 +188,8 @@ impl Steering {
                 _ => None,
             })?;
             let owner = owner_of(token, self.workers);
-            if owner == self.me {
-                return Some(owner);
-            }
-            if self.redirects.len() < MAX_REDIRECTS {
-                self.redirects.insert(*tuple, (owner, now));
-            } else {
-                self.redirects_full += 1;
+            if owner != self.me {
+                self.redirect(tuple, owner, now);
             }
             return Some(owner);
         }
@@ -261,7 +276,12 @@ mod tests {
             s.owner(&tuple(80), false, TcpFlags::SYN, &[], 0, 0),
             Some((2, 1))
         );
-        assert_eq!(s.owner(&tuple(80), false, TcpFlags::SYN, &[], 2, 0), None);
+        // The SYN will open the connection at the ring's end (worker 0): what
+        // follows goes straight there, even before that worker has seen the SYN.
+        assert_eq!(s.owner(&tuple(80), false, ack, &[], 0, 0), Some((0, 0)));
+        assert_eq!(s.redirects(), 1);
+        assert_eq!(s.owner(&tuple(81), false, TcpFlags::SYN, &[], 2, 0), None);
+        assert_eq!(s.redirects(), 1);
     }
 
     #[test]

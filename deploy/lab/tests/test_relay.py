@@ -152,7 +152,7 @@ def test_shaped_paths_add_up(relay_lab):
 
 
 def test_a_path_blackholed_mid_transfer_is_survived(relay_lab):
-    # nftables drops everything on the client's second path one second into a
+    # nftables drops everything on the client's second path once its subflow is up in a
     # download: mpgw's subflow there goes stale, its data is reinjected on the first
     # path, the transfer completes exactly. The longest stall is reported.
     lab = relay_lab
@@ -160,15 +160,23 @@ def test_a_path_blackholed_mid_transfer_is_survived(relay_lab):
 
     def download():
         try:
-            result["res"] = transfer(lab, lab.cli, "192.0.2.1", 5201, "D", 128 << 20,
+            result["res"] = transfer(lab, lab.cli, "192.0.2.1", 5201, "D", 256 << 20,
                                      proto=MPTCP, timeout=120)
         except AssertionError as e:
             result["error"] = str(e)
 
     gw = lab.stats()["mptcp_mib"]
+    joins = nstat(lab, lab.cli).get(MIB + "MPJoinSynAckRx", 0)
     t = threading.Thread(target=download)
     t.start()
-    time.sleep(0.3)
+    # Blackhole the path once the client's subflow over it is up (and a little data
+    # is in flight on it), not before: a join that never happens leaves nothing to
+    # reinject.
+    deadline = time.monotonic() + 10
+    while nstat(lab, lab.cli).get(MIB + "MPJoinSynAckRx", 0) <= joins:
+        assert time.monotonic() < deadline and t.is_alive(), "the client joined over c1"
+        time.sleep(0.05)
+    time.sleep(0.2)
     lab.sh(lab.cli, "nft add table netdev blackhole && "
                     "nft add chain netdev blackhole in '{ type filter hook ingress device \"c1\" "
                     "priority 0; }' && "
@@ -184,7 +192,7 @@ def test_a_path_blackholed_mid_transfer_is_survived(relay_lab):
     res = result["res"]
     assert res["ok"], res
     print(f"blackholed path: longest stall {res['longest_stall']:.2f} s, "
-          f"128 MiB in {res['elapsed']:.2f} s")
+          f"256 MiB in {res['elapsed']:.2f} s")
     mib = lab.stats()["mptcp_mib"]
     assert mib[MIB + "MPTCPRetrans"] > gw[MIB + "MPTCPRetrans"], "data was reinjected"
     assert res["longest_stall"] < 10, res
