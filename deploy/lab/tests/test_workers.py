@@ -20,10 +20,10 @@ LAB_WORKERS = 2
 MIB = "MPTcpExt"
 
 
-# Known bug (docs/status.md, issue 6): under this load about one run in three has a
-# connection stall or be reset; the cause (segments found on neither worker, RSTs from
-# worker 1) is not found yet. Tracked as xfail so it still runs and reports.
-@pytest.mark.xfail(reason="two-worker hand-off: rare stall/RST under load, see docs/status.md",
+# Known bug (docs/status.md, issue 6): under this load about one run in four has a
+# relay backend leg stall (its segments stop reaching the server); the cause is not found
+# yet. Tracked as xfail so it still runs and reports.
+@pytest.mark.xfail(reason="two workers: a rare backend-leg stall under load, see docs/status.md",
                    strict=False)
 def test_connections_spread_over_two_workers_and_hand_offs_keep_them_exact(lab):
     setup_mptcp_client(lab, subflows=4, add_addr_accepted=2, subflow_endpoint=True)
