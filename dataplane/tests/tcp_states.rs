@@ -701,6 +701,23 @@ fn pure_acks_stay_inside_a_window_the_peer_shrank() {
 }
 
 #[test]
+fn a_pure_ack_from_behind_rcv_nxt_still_acknowledges() {
+    let mut fx = established();
+    let p = fx.payload(&[7u8; 100]);
+    fx.c.send(p).unwrap();
+    fx.c.flush(fx.now, &mut fx.out);
+    fx.sent();
+    // Data from the peer moves rcv_nxt on (its ACK is delayed: no window went out).
+    let g = fx.data(R1, L1, b"abc");
+    fx.recv(g);
+    // The peer's pure ACK carries the end of the window as it saw it, before those
+    // bytes (as a peer with data past a shrunk window does): it still acknowledges.
+    let g = fx.seg(R1, L1 + 100, ACK, WIN);
+    fx.recv(g);
+    assert_eq!(fx.c.flight_bytes(), 0);
+}
+
+#[test]
 fn zero_window_probe() {
     let mut fx = established();
     let g = fx.seg(R1, L1, ACK, 0);

@@ -150,6 +150,10 @@ pub struct Connection<S, H = NoHook> {
     rcv_nxt: TcpSeq,
     /// Furthest right edge ever advertised; never moves left.
     rcv_adv: TcpSeq,
+    /// `rcv_nxt` when the window was last advertised (Linux `rcv_wup`): the peer's
+    /// view of our window starts there, so its pure ACKs may carry a sequence number
+    /// back to it (see [`Connection::ack_seq`]).
+    rcv_wup: TcpSeq,
     /// Our window scale shift (0 without the option).
     rcv_wscale: u8,
     /// Window last advertised, bytes (for window-update decisions).
@@ -260,6 +264,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
             irs: TcpSeq::default(),
             rcv_nxt: TcpSeq::default(),
             rcv_adv: TcpSeq::default(),
+            rcv_wup: TcpSeq::default(),
             rcv_wscale: 0,
             last_adv_wnd: 0,
             recv_budget: cfg.recv_budget,
@@ -353,6 +358,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
             c.ts_recent = tsval;
         }
         c.rcv_adv = c.rcv_nxt + c.rcv_window();
+        c.rcv_wup = c.rcv_nxt;
         c.snd_una = ack.ack;
         c.snd_nxt = ack.ack;
         c.snd_wnd = u32::from(ack.window) << c.snd_wscale;
@@ -771,6 +777,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
     fn take_syn(&mut self, syn: &SegmentIn<S>, now: Instant) -> SegmentMeta {
         self.irs = syn.seq;
         self.rcv_nxt = syn.seq + 1;
+        self.rcv_wup = self.rcv_nxt;
         self.negotiate(&syn.options);
         if let Some((tsval, _)) = syn.options.timestamps {
             self.ts_recent = tsval;
@@ -869,9 +876,12 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
         let wnd = self.rcv_window_now();
         let len = seg.seg_len();
         let starts_in = seg.seq.in_window(self.rcv_nxt, wnd);
+        // A pure ACK from a peer whose view of our window ended before data it had
+        // already sent past it (Linux `tcp_sequence`: not before `rcv_wup`).
+        let behind = seg.seq.after_eq(self.rcv_wup) && seg.seq.before(self.rcv_nxt);
         match (len, wnd) {
-            (0, 0) => seg.seq == self.rcv_nxt,
-            (0, _) => starts_in,
+            (0, 0) => seg.seq == self.rcv_nxt || behind,
+            (0, _) => starts_in || behind,
             (_, 0) => false,
             _ => starts_in || (seg.seq + (len - 1)).in_window(self.rcv_nxt, wnd),
         }
@@ -1522,6 +1532,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
         let wnd = self.rcv_window_now();
         let units = (wnd >> self.rcv_wscale).min(u32::from(u16::MAX));
         self.last_adv_wnd = units << self.rcv_wscale;
+        self.rcv_wup = self.rcv_nxt;
         units as u16
     }
 
@@ -1536,6 +1547,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
             self.rcv_adv = self.rcv_nxt + wnd;
         }
         self.last_adv_wnd = wnd;
+        self.rcv_wup = self.rcv_nxt;
         units as u16
     }
 
