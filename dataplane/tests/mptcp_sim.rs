@@ -670,10 +670,11 @@ fn a_server_that_only_sends_is_not_stuck_behind_a_closed_window() {
 
 #[test]
 fn a_slow_reader_s_window_is_never_overrun_on_any_subflow() {
-    // The server's buffer fills: every subflow must offer only the connection's
-    // window beyond the DATA_ACK it carries. A subflow that kept its own larger
-    // edge let the sender overrun the connection's window, and the data beyond it
-    // was dropped and sent again.
+    // The server's buffer fills while its subflows' TCP windows never shrink: a
+    // subflow's ACK offers its window beyond a DATA_ACK advanced by another subflow's
+    // data. Whatever a subflow advertised must be taken (Linux's `rcv_wnd_sent`);
+    // data beyond the connection's edge used to be dropped after the TCP-level ACK
+    // and sent again.
     let mut sc = scenario(16, vec![clean(2, 100), clean(6, 100)]);
     sc.bytes_ab = 4 << 20;
     sc.bytes_ba = 0;

@@ -336,12 +336,13 @@ fn a_server_that_does_not_read_holds_the_client_back() {
     let mut net = Net::new(&[BACKEND], ServerApp::Stall, cfg);
     net.run(5_000);
     // What left the client sits in the server's receive buffer, the gateway's two
-    // connections and the client's send buffer: all bounded by the buffers.
+    // connections and the client's send buffer: all bounded by the buffers (the
+    // gateway's MPTCP side may hold up to two: a subflow's TCP window never shrinks).
     let st = net.stats();
     assert!(st.bytes_up > 0);
     assert!(net.sent < net.data.len(), "the client was held back");
     // Slack: window rounding (scaled windows) and segments in flight.
-    let bound = 4 * (256 << 10) + (64 << 10);
+    let bound = 5 * (256 << 10) + (64 << 10);
     assert!(net.sent <= bound, "client sent {} > {bound}", net.sent);
     assert!(st.bytes_up <= 2 * (256 << 10) + (64 << 10), "{st:?}");
 }

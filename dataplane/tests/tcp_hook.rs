@@ -40,15 +40,9 @@ impl Hook<S> for Recorder {
         8
     }
 
-    fn add_options(
-        &mut self,
-        _: &mut (),
-        opts: &mut OptionsBuf,
-        meta: &SegmentMeta,
-    ) -> Option<u32> {
+    fn add_options(&mut self, _: &mut (), opts: &mut OptionsBuf, meta: &SegmentMeta) {
         assert!(opts.remaining() >= 8 || meta.flags.contains(TcpFlags::SYN));
         self.added += 1;
-        None
     }
 
     fn on_options(&mut self, _: &mut (), raw: &[u8], _meta: &SegmentMeta) -> Verdict {

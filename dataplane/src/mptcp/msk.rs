@@ -352,11 +352,11 @@ impl<S: SharedBuf> Msk<S> {
         self.rcv.as_ref().map(Reassembly::rcv_nxt)
     }
 
-    /// The window beyond the DATA_ACK: up to the right edge, which never moves back.
-    pub(super) fn rcv_window(&self) -> Option<u32> {
-        self.rcv
-            .as_ref()
-            .map(|r| r.window().min(u64::from(u32::MAX)) as u32)
+    /// Records that a segment offered `window` bytes beyond the current DATA_ACK.
+    pub(super) fn advertised(&mut self, window: u32) {
+        if let Some(r) = self.rcv.as_mut() {
+            r.advertised(window);
+        }
     }
 
     /// Adds `ev` for the application.

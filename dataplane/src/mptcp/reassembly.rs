@@ -22,9 +22,11 @@
 //! already delivered, and split (by reference) around held pieces it overlaps, so no byte
 //! is delivered twice and held pieces never change. Discarded bytes are counted in
 //! [`ReassemblyStats`]. Only DSNs in `[rcv_nxt, right_edge)` are held, and before a
-//! DATA_FIN only; the right edge never moves back (RFC 8684 §3.3.4), and every offer of
-//! window is clamped to the free buffer space, so [`Reassembly::queued_bytes`] never
-//! exceeds [`Limits::buffer`].
+//! DATA_FIN only; the right edge never moves back (RFC 8684 §3.3.4). It moves with the
+//! window offered for the buffer's free space ([`Reassembly::set_window`]) and with
+//! what the subflows actually advertised ([`Reassembly::advertised`]: a subflow's TCP
+//! window never shrinks, so it may offer more, as Linux's `rcv_wnd_sent`), capped so
+//! that [`Reassembly::queued_bytes`] never exceeds twice [`Limits::buffer`].
 
 use std::collections::VecDeque;
 
@@ -120,7 +122,7 @@ pub struct Reassembly<S> {
     rcv_nxt: Dsn,
     /// First DSN beyond the window; never before `rcv_nxt`, never moves back.
     right_edge: Dsn,
-    /// Bytes in `ready` and `ooo`, ≤ `limits.buffer`.
+    /// Bytes in `ready` and `ooo`, ≤ 2 × `limits.buffer`.
     queued: usize,
     /// Bytes in `ready` (readable, not yet read).
     ready_bytes: usize,
@@ -174,6 +176,14 @@ impl<S: SharedBuf> Reassembly<S> {
     pub fn set_window(&mut self, bytes: u32) {
         let free = (self.limits.buffer as usize).saturating_sub(self.ready_bytes);
         let offer = (bytes as usize).min(free) as u64;
+        self.right_edge = self.right_edge.latest(self.rcv_nxt + offer);
+    }
+
+    /// Records that a subflow advertised `bytes` of window beyond the current DATA_ACK:
+    /// the peer may send up to there. Capped at two buffers held in all.
+    pub fn advertised(&mut self, bytes: u32) {
+        let room = (2 * self.limits.buffer as usize).saturating_sub(self.ready_bytes);
+        let offer = (bytes as usize).min(room) as u64;
         self.right_edge = self.right_edge.latest(self.rcv_nxt + offer);
     }
 
@@ -507,6 +517,26 @@ mod tests {
         r.set_window(1000);
         assert_eq!(r.right_edge(), Dsn::new(START + 1300));
         assert_eq!(r.window(), 1000);
+    }
+
+    #[test]
+    fn what_a_subflow_advertised_is_taken_up_to_two_buffers() {
+        let pool = HeapPool::new(1);
+        let buf = stream(&pool);
+        let mut r = Reassembly::new(Dsn::new(START), small());
+        let (d, p) = piece(&buf, 0, 900);
+        r.push(d, p);
+        r.set_window(0);
+        assert_eq!(r.right_edge(), Dsn::new(START + 1000));
+        // A subflow's never-shrinking TCP window offered 800 past the DATA_ACK (900).
+        r.advertised(800);
+        assert_eq!(r.right_edge(), Dsn::new(START + 1700));
+        let (d, p) = piece(&buf, 900, 800);
+        assert_eq!(r.push(d, p).stored, 800);
+        // Never more than two buffers held: 1700 unread, 300 more at most.
+        r.advertised(1000);
+        assert_eq!(r.right_edge(), Dsn::new(START + 2000));
+        assert!(r.queued_bytes() <= 2000);
     }
 
     #[test]

@@ -943,34 +943,33 @@ impl<S: SharedBuf> Subflow<S> {
     }
 
     /// Pushes the options of an ACK-bearing segment after the handshake.
-    /// The options of an established subflow's segment; returns the window to
-    /// advertise when they carry a DATA_ACK (the connection-level window).
-    fn established_option(
-        &self,
-        ctx: &Ctx<S>,
-        opts: &mut OptionsBuf,
-        meta: &SegmentMeta,
-    ) -> Option<u32> {
-        let msk = ctx.msk(self.msk)?;
+    /// The options of an established subflow's segment; true when they carry a
+    /// DATA_ACK.
+    fn established_option(&self, ctx: &Ctx<S>, opts: &mut OptionsBuf, meta: &SegmentMeta) -> bool {
+        let Some(msk) = ctx.msk(self.msk) else {
+            return false;
+        };
         if let Some((at, dsn)) = self.infinite_tx {
             self.infinite_option(msk, opts, meta, at, dsn);
-            return None;
+            return false;
         }
         if self.role == Role::Plain || msk.fallback {
-            return None;
+            return false;
         }
         let map = (meta.data_len > 0)
             .then(|| self.tx_map(meta.seq))
             .flatten()
             .copied();
         if self.stage == Stage::AwaitFourthAck {
-            let keys = msk.keys.as_ref()?;
+            let Some(keys) = msk.keys.as_ref() else {
+                return false;
+            };
             let hmac = keys.ack_hmac(self.local_nonce, self.remote_nonce);
             let _ = opts.push_mptcp(&MptcpOption::MpJoin(MpJoin::Ack { hmac }));
-            return None;
+            return false;
         }
         if self.stage != Stage::Established {
-            return None;
+            return false;
         }
         if self.role == Role::Capable && !self.fully_established {
             // Until the peer shows it has our keys, repeat them: on the first data as
@@ -992,7 +991,7 @@ impl<S: SharedBuf> Subflow<S> {
             let _ = opts.push_mptcp(&MptcpOption::MpCapable(MpCapable::new(
                 variant, msk.csum, false,
             )));
-            return None;
+            return false;
         }
         self.push_dss(msk, opts, map, meta)
     }
@@ -1120,14 +1119,14 @@ impl<S: SharedBuf> Subflow<S> {
         }
     }
 
-    /// Adds the DSS; returns the connection-level window when it carries a DATA_ACK.
+    /// Adds the DSS; true when it carries a DATA_ACK.
     fn push_dss(
         &self,
         msk: &super::msk::Msk<S>,
         opts: &mut OptionsBuf,
         map: Option<TxMap>,
         meta: &SegmentMeta,
-    ) -> Option<u32> {
+    ) -> bool {
         let data_ack = msk
             .data_ack()
             .map(|a| DsnField::data_ack(a, msk.peer_dsn64));
@@ -1159,14 +1158,12 @@ impl<S: SharedBuf> Subflow<S> {
                 let csum = msk.csum.then(|| dss_checksum(fin, 0, 1, 0));
                 Dss::data_fin_only(fin, data_ack, csum)
             }
-            (None, _) => Dss::ack(data_ack?),
+            (None, _) => match data_ack {
+                Some(a) => Dss::ack(a),
+                None => return false,
+            },
         };
-        let pushed = opts.push_mptcp(&MptcpOption::Dss(dss)).is_ok();
-        if pushed && dss.data_ack.is_some() {
-            msk.rcv_window()
-        } else {
-            None
-        }
+        opts.push_mptcp(&MptcpOption::Dss(dss)).is_ok() && dss.data_ack.is_some()
     }
 
     /// The DSN a plain-TCP subflow's acknowledgement `ack` stands for.
@@ -1325,12 +1322,7 @@ impl<S: SharedBuf> Hook<S> for Subflow<S> {
         }
     }
 
-    fn add_options(
-        &mut self,
-        ctx: &mut Ctx<S>,
-        opts: &mut OptionsBuf,
-        meta: &SegmentMeta,
-    ) -> Option<u32> {
+    fn add_options(&mut self, ctx: &mut Ctx<S>, opts: &mut OptionsBuf, meta: &SegmentMeta) {
         let f = meta.flags;
         if f.contains(TcpFlags::RST) {
             // Linux's order: MP_FASTCLOSE or MP_FAIL, then MP_TCPRST, which goes on
@@ -1356,7 +1348,7 @@ impl<S: SharedBuf> Hook<S> for Subflow<S> {
                     ctx.mib.inc(Mib::MPRstTx);
                 }
             }
-            return None;
+            return;
         }
         if f.contains(TcpFlags::SYN) {
             self.iss = meta.seq;
@@ -1365,15 +1357,21 @@ impl<S: SharedBuf> Hook<S> for Subflow<S> {
             } else {
                 self.syn_option(ctx, opts);
             }
-            return None;
+            return;
         }
-        let window = self.established_option(ctx, opts, meta);
+        if self.established_option(ctx, opts, meta) {
+            // The peer may send up to this DATA_ACK plus the window TCP advertises on
+            // this subflow (which never shrinks at the TCP level): Linux's
+            // `rcv_wnd_sent`.
+            if let Some(m) = ctx.msk_mut(self.msk) {
+                m.advertised(meta.window);
+            }
+        }
         if self.role != Role::Plain && self.stage == Stage::Established {
             self.fail_option(ctx, opts);
             self.prio_option(ctx, opts, meta);
         }
         self.signal_option(ctx, opts, meta);
-        window
     }
 
     fn on_options(&mut self, ctx: &mut Ctx<S>, raw: &[u8], meta: &SegmentMeta) -> Verdict {

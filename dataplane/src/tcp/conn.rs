@@ -1536,21 +1536,6 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
         units as u16
     }
 
-    /// The window field when the hook decides the window (an MPTCP subflow offers the
-    /// connection's window beyond its DATA_ACK, which may be less than this subflow
-    /// offered before: the peer's sender honours the connection-level edge).
-    /// Segments up to the furthest edge ever offered are still accepted.
-    fn advertise_for_hook(&mut self, bytes: u32) -> u16 {
-        let units = (bytes >> self.rcv_wscale).min(u32::from(u16::MAX));
-        let wnd = units << self.rcv_wscale;
-        if (self.rcv_nxt + wnd).after(self.rcv_adv) {
-            self.rcv_adv = self.rcv_nxt + wnd;
-        }
-        self.last_adv_wnd = wnd;
-        self.rcv_wup = self.rcv_nxt;
-        units as u16
-    }
-
     /// After the application read or the budget changed: ACK now if the window opened
     /// enough to matter (RFC 9293 §3.8.6.2.2 receiver SWS avoidance).
     fn consider_window_update(&mut self) {
@@ -1644,7 +1629,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
             data_len: payload.as_ref().map_or(0, |p| p.len() as u32),
             window: 0,
         };
-        let mut window = if syn {
+        let window = if syn {
             self.rcv_window().min(u32::from(u16::MAX)) as u16
         } else {
             self.advertise()
@@ -1653,10 +1638,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
             window: u32::from(window) << self.rcv_wscale,
             ..meta
         };
-        let hook_window = out.with_ctx(|ctx| self.hook.add_options(ctx, &mut options, &meta));
-        if let Some(bytes) = hook_window.filter(|_| !syn) {
-            window = self.advertise_for_hook(bytes);
-        }
+        out.with_ctx(|ctx| self.hook.add_options(ctx, &mut options, &meta));
         if has_ack {
             self.dsack = None;
             self.ack_now = false;

@@ -100,18 +100,8 @@ pub trait Hook<S>: Sized {
 
     /// Adds options to an outgoing segment described by `meta` (RSTs included);
     /// `opts` already holds TCP's own options and the hook must fit in what is left.
-    /// Returns the window (bytes) the segment must advertise instead of TCP's own,
-    /// when the hook's options say what it is relative to (MPTCP: the shared
-    /// connection-level window beyond the DATA_ACK, RFC 8684 §3.3.4).
     #[inline]
-    fn add_options(
-        &mut self,
-        _ctx: &mut Self::Ctx,
-        _opts: &mut OptionsBuf,
-        _meta: &SegmentMeta,
-    ) -> Option<u32> {
-        None
-    }
+    fn add_options(&mut self, _ctx: &mut Self::Ctx, _opts: &mut OptionsBuf, _meta: &SegmentMeta) {}
 
     /// Sees the raw options of an incoming segment that passed TCP's checks (and of
     /// the peer's SYN or SYN/ACK).
