@@ -93,7 +93,10 @@ pub(crate) fn transmit<P: Port>(
 /// else the port owning the local address (through its gateway). The source address
 /// stays the connection's, whichever port carries it (a client may reach any gateway
 /// address over any path).
-fn route<P: Port>(ports: &[WorkerPort<P>], tuple: &FourTuple) -> Option<(usize, IpAddr)> {
+pub(crate) fn route<P: Port>(
+    ports: &[WorkerPort<P>],
+    tuple: &FourTuple,
+) -> Option<(usize, IpAddr)> {
     let remote = tuple.remote.ip();
     let index = ports
         .iter()

@@ -208,6 +208,15 @@ counters! {
     Rejoins => "rejoins",
     /// Configuration changes applied at run time (`mpgw reload`, SIGHUP).
     Reconfigured => "reconfigured",
+    /// MPTCP-level connections whose first subflow's handshake is running (gauge).
+    MptcpConnecting => "mptcp_connecting",
+    /// MPTCP connections open with MPTCP, data may flow (gauge).
+    MptcpEstablished => "mptcp_established",
+    /// MPTCP-level connections closing: either side sent its DATA_FIN (or FIN), or
+    /// closed and not yet freed (gauge).
+    MptcpClosing => "mptcp_closing",
+    /// Connections that fell back to plain TCP and are still open (gauge).
+    MptcpFallbackOpen => "mptcp_fallback_open",
 }
 
 impl Counter {
@@ -223,6 +232,21 @@ pub const COUNTERS: usize = Counter::ALL.len();
 
 /// Number of MPTCP MIB counters.
 pub const MIBS: usize = Mib::ALL.len();
+
+/// Ports whose paths a worker reports ([`PathSample`]); ports beyond are not counted.
+pub const PATH_PORTS: usize = 32;
+
+/// One port's established MPTCP subflows as a worker saw them last (gauges).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PathSample {
+    /// Established subflows of established MPTCP connections whose segments leave
+    /// through the port (the peer is on its subnet, else it owns the local address).
+    pub subflows: u64,
+    /// How many of them have measured their RTT.
+    pub rtt_samples: u64,
+    /// The sum of those smoothed RTTs, ns.
+    pub srtt_sum_ns: u64,
+}
 
 /// The durations a worker keeps histograms of.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -246,6 +270,8 @@ struct Cells {
     mib: [AtomicU64; MIBS],
     /// Where the histograms arrive, indexed by [`Timing`].
     timings: [Option<latency::Inbox>; 2],
+    /// Per port: [`PathSample`]'s fields in declaration order.
+    paths: [[AtomicU64; 3]; PATH_PORTS],
 }
 
 /// The owning worker's handle: the only one that writes. Not `Clone`.
@@ -266,6 +292,7 @@ pub fn counters() -> (CounterWriter, CounterReader) {
         counters: std::array::from_fn(|_| AtomicU64::new(0)),
         mib: std::array::from_fn(|_| AtomicU64::new(0)),
         timings: [burst_in, setup_in],
+        paths: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
     });
     let writer = CounterWriter {
         cells: cells.clone(),
@@ -296,6 +323,20 @@ impl CounterWriter {
     pub fn set_mib(&mut self, mib: &MibCounters) {
         for (m, v) in mib.iter() {
             self.cells.mib[m as usize].store(v, Ordering::Relaxed);
+        }
+    }
+
+    /// The current value of counter `c`.
+    pub fn get(&self, c: Counter) -> u64 {
+        self.cells.counters[c as usize].load(Ordering::Relaxed)
+    }
+
+    /// Publishes the paths, indexed by port (at most [`PATH_PORTS`]).
+    pub fn set_paths(&mut self, paths: &[PathSample]) {
+        for (cells, p) in self.cells.paths.iter().zip(paths) {
+            for (cell, v) in cells.iter().zip([p.subflows, p.rtt_samples, p.srtt_sum_ns]) {
+                cell.store(v, Ordering::Relaxed);
+            }
         }
     }
 
@@ -348,6 +389,19 @@ impl CounterReader {
     /// The MPTCP MIB, indexed like [`Mib::ALL`].
     pub fn mib_snapshot(&self) -> [u64; MIBS] {
         std::array::from_fn(|i| self.0.mib[i].load(Ordering::Relaxed))
+    }
+
+    /// The paths as the worker last published them, indexed by port.
+    pub fn paths(&self) -> [PathSample; PATH_PORTS] {
+        std::array::from_fn(|i| {
+            let [subflows, rtt_samples, srtt_sum_ns] =
+                std::array::from_fn(|f| self.0.paths[i][f].load(Ordering::Relaxed));
+            PathSample {
+                subflows,
+                rtt_samples,
+                srtt_sum_ns,
+            }
+        })
     }
 
     /// All counters, indexed like [`Counter::ALL`].
@@ -416,6 +470,10 @@ mod tests {
                 &Counter::HandoffRedirects,
                 &Counter::MptcpConnections,
                 &Counter::MptcpOrphans,
+                &Counter::MptcpConnecting,
+                &Counter::MptcpEstablished,
+                &Counter::MptcpClosing,
+                &Counter::MptcpFallbackOpen,
             ]
         );
         assert_eq!(Counter::RxPackets.doc(), [" Packets received on any port."]);

@@ -34,7 +34,7 @@ use crate::pm::PathManager;
 use crate::port::{Burst, PacketBuf, Port};
 use crate::relay::{Listener, Relay, RelayConfig};
 use crate::seq::Dsn;
-use crate::stats::{Counter, CounterWriter, Timing};
+use crate::stats::{Counter, CounterWriter, PathSample, Timing, PATH_PORTS};
 use crate::tcp::ingress::segment_from_classified;
 use crate::tcp::secrets::Secrets;
 use crate::tcp::table::TableConfig;
@@ -683,7 +683,8 @@ impl<P: Port> Worker<P> {
     }
 
     /// Copies the connection table's and services' own statistics into the counters,
-    /// and hands the timing histograms to the control side when it can.
+    /// and hands the timing histograms to the control side when it can; every few
+    /// calls also counts the connections by state and the subflows per port.
     pub fn publish_gauges(&mut self) {
         self.counters.ship_histograms();
         let t = *self.tcp.tcp().stats();
@@ -718,6 +719,32 @@ impl<P: Port> Worker<P> {
         let sum = |ms: &[Mib]| ms.iter().map(|&m| mib.get(m)).sum::<u64>();
         c.set(Counter::MptcpConnections, self.tcp.len() as u64);
         c.set(Counter::MptcpOrphans, self.tcp.orphans() as u64);
+        /// Polls between two walks over the connection table for the by-state and
+        /// per-path gauges (a multiple of [`CONTROL_EVERY`]).
+        const WALK_EVERY: u64 = 8 * CONTROL_EVERY as u64;
+        if c.get(Counter::Polls) % WALK_EVERY < u64::from(CONTROL_EVERY) {
+            let states = self.tcp.count_states();
+            c.set(Counter::MptcpConnecting, states.connecting);
+            c.set(Counter::MptcpEstablished, states.established);
+            c.set(Counter::MptcpClosing, states.closing);
+            c.set(Counter::MptcpFallbackOpen, states.fallback);
+            let mut paths = [PathSample::default(); PATH_PORTS];
+            let ports = &self.ports;
+            // A subflow's path is the port its segments leave through.
+            self.tcp.each_mptcp_subflow(|tuple, srtt| {
+                let Some((i, _)) = crate::egress::route(ports, tuple) else {
+                    return;
+                };
+                if let Some(p) = paths.get_mut(i) {
+                    p.subflows += 1;
+                    if let Some(rtt) = srtt {
+                        p.rtt_samples += 1;
+                        p.srtt_sum_ns += u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX);
+                    }
+                }
+            });
+            c.set_paths(&paths);
+        }
         c.set(Counter::MptcpCapableSynRx, mib.get(Mib::MPCapableSYNRX));
         c.set(
             Counter::MptcpCapableEstablished,

@@ -8,7 +8,7 @@ use dataplane::diag::{DiagMode, DiagService};
 use dataplane::mptcp::crypto::KeySource;
 use dataplane::mptcp::mib::Mib;
 use dataplane::mptcp::msk::MskId;
-use dataplane::mptcp::stack::{Config, JoinPath, Stack};
+use dataplane::mptcp::stack::{Config, JoinPath, Stack, StateCounts};
 use dataplane::port::heap::{HeapPool, HeapShared};
 use dataplane::port::PacketBuf;
 use dataplane::relay::{Listener, Relay, RelayConfig, RelayStats};
@@ -513,4 +513,54 @@ fn a_client_without_subflows_keeps_its_backend_until_close_timeout() {
     assert_eq!((st.pairs, st.resets), (0, 1));
     assert!(net.gw.is_empty(), "the gateway freed both connections");
     assert!(net.server.is_empty(), "the backend connection was reset");
+}
+
+#[test]
+fn connections_are_counted_by_state() {
+    let cfg = Config {
+        close_timeout: Duration::from_secs(2),
+        ..Config::default()
+    };
+    let mut net = Net::new(&[BACKEND], ServerApp::Stall, cfg);
+    // A client that sends nothing and does not close.
+    net.data.clear();
+    let connecting = net.client.count_states();
+    assert_eq!((connecting.connecting, connecting.established), (1, 0));
+    net.run(1_000);
+    assert!(net.joined);
+    // The client's MPTCP connection and the plain backend leg.
+    let open = net.gw.count_states();
+    assert_eq!(
+        open,
+        StateCounts {
+            established: 1,
+            fallback: 1,
+            ..StateCounts::default()
+        }
+    );
+    assert_eq!(net.client.count_states().established, 1);
+    // Both of the client's addresses go away: the gateway's connection waits for a join.
+    assert_eq!(net.client.remove_address(sock("192.0.2.2:0").ip()), 1);
+    assert_eq!(net.client.remove_address(sock("198.51.100.2:0").ip()), 1);
+    net.run(1_000);
+    let orphaned = net.gw.count_states();
+    assert_eq!((orphaned.orphan, orphaned.fallback), (1, 1));
+    assert_eq!(orphaned.orphan as usize, net.gw.orphans());
+    net.run(1_500);
+    assert_eq!(net.gw.count_states(), StateCounts::default());
+
+    // A client that closes: its DATA_FIN reaches the gateway, which closes the backend
+    // leg; the server (stalled) never closes its side.
+    let mut net = Net::new(&[BACKEND], ServerApp::Stall, Config::default());
+    net.data.clear();
+    net.run(1_000);
+    assert_eq!(net.gw.count_states().established, 1);
+    let conn = net.conn.unwrap();
+    net.client.close(conn);
+    net.run(1_000);
+    let closing = net.gw.count_states();
+    assert_eq!(
+        (closing.closing, closing.established, closing.fallback),
+        (2, 0, 0)
+    );
 }

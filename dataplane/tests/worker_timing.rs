@@ -3,12 +3,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
 
+use crossbeam::channel::Sender;
 use dataplane::diag::DiagMode;
 use dataplane::host::{HostPort, IfAddr};
+use dataplane::mptcp::stack::Stack;
 use dataplane::port::heap::{HeapPool, HeapShared};
 use dataplane::port::mem::{link, LinkConfig, MemPort, SimClock};
 use dataplane::port::{Burst, Port};
-use dataplane::stats::{counters, Counter, Latencies, Timing};
+use dataplane::stats::{counters, Counter, CounterReader, Latencies, Timing};
 use dataplane::tcp::emit::{emit_headers, ChecksumMode, L2};
 use dataplane::tcp::ingress::segment_from_frame;
 use dataplane::tcp::secrets::Secrets;
@@ -62,18 +64,28 @@ fn frames(out: &mut Vec<(FourTuple, SegmentOut<HeapShared>)>) -> Vec<Vec<u8>> {
         .collect()
 }
 
-#[test]
-fn a_handshake_is_timed_from_syn_ack_to_ack() {
-    let pool = HeapPool::new(256);
-    let clock = SimClock::new();
-    let (mut peer, gw) = link(LinkConfig::default(), &pool, &clock);
+/// The gateway's discard service.
+const LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(GW4), 9);
+
+/// A worker with one port serving the discard service on [`LISTEN`], the peer's end of
+/// its link, its counters and its (idle) command channel.
+fn gateway(
+    pool: &HeapPool,
+    clock: &SimClock,
+) -> (
+    MemPort,
+    Worker<MemPort>,
+    CounterReader,
+    Sender<dataplane::worker::Command>,
+) {
+    let (peer, gw) = link(LinkConfig::default(), pool, clock);
     let addrs = [IfAddr {
         addr: GW4.into(),
         prefix: 24,
     }];
-    let listen = SocketAddr::from((GW4, 9));
+    let listen = LISTEN;
     let (writer, reader) = counters();
-    let (_tx, rx) = crossbeam::channel::bounded(1);
+    let (tx, rx) = crossbeam::channel::bounded(1);
     let tcp = TcpSetup {
         table: TableConfig::default(),
         secrets: Secrets::new([7; 32]),
@@ -93,8 +105,16 @@ fn a_handshake_is_timed_from_syn_ack_to_ack() {
         handoff: dataplane::handoff::handoffs(1).remove(0),
     };
     let host = HostPort::new(GW_MAC, &addrs, None, None);
-    let mut worker = Worker::new(vec![WorkerPort::new(gw, host)], tcp, peers, writer, rx, 0);
+    let worker = Worker::new(vec![WorkerPort::new(gw, host)], tcp, peers, writer, rx, 0);
+    (peer, worker, reader, tx)
+}
 
+#[test]
+fn a_handshake_is_timed_from_syn_ack_to_ack() {
+    let pool = HeapPool::new(256);
+    let clock = SimClock::new();
+    let (mut peer, mut worker, reader, _commands) = gateway(&pool, &clock);
+    let listen = LISTEN;
     let t0 = Instant::default();
     let mut client: Table<HeapShared, NoHook> =
         Table::new(TableConfig::default(), Secrets::new([1; 32]), t0);
@@ -135,4 +155,48 @@ fn a_handshake_is_timed_from_syn_ack_to_ack() {
     let mut bursts = Latencies::new().unwrap();
     reader.drain(Timing::Burst, &mut bursts);
     assert_eq!(bursts.count(), 0);
+}
+
+#[test]
+fn published_gauges_count_an_established_mptcp_connection_by_state_and_port() {
+    let pool = HeapPool::new(256);
+    let clock = SimClock::new();
+    let (mut peer, mut worker, reader, _commands) = gateway(&pool, &clock);
+    let t0 = Instant::default();
+    let mut client: Stack<HeapShared> = Stack::new(
+        TableConfig::default(),
+        Secrets::new([1; 32]),
+        dataplane::mptcp::stack::Config::default(),
+        dataplane::mptcp::crypto::KeySource::from_seed([1; 32]),
+        (0, 1),
+        t0,
+    );
+    let mut out = Vec::new();
+    let local = SocketAddr::from((PEER4, 40_000));
+    assert!(client.connect(local, LISTEN, true, t0, &mut out).is_some());
+    send(
+        &mut peer,
+        &pool,
+        [arp_request()].into_iter().chain(frames(&mut out)),
+    );
+    worker.poll(1_000_000);
+    worker.publish_gauges();
+    assert_eq!(reader.get(Counter::MptcpEstablished), 0, "half-open");
+    let mut replies = Burst::new();
+    peer.rx_burst(&mut replies);
+    for buf in replies.drain() {
+        if let Ok((tuple, seg)) = segment_from_frame(buf, true) {
+            client.on_segment(tuple, seg, t0, &mut out);
+        }
+    }
+    // The third ACK (with MP_CAPABLE and both keys).
+    send(&mut peer, &pool, frames(&mut out));
+    worker.poll(2_000_000);
+    worker.publish_gauges();
+    assert_eq!(reader.get(Counter::MptcpEstablished), 1);
+    assert_eq!(reader.get(Counter::MptcpFallbackOpen), 0);
+    let paths = reader.paths();
+    assert_eq!((paths[0].subflows, paths[0].rtt_samples), (1, 1));
+    assert!(paths[0].srtt_sum_ns > 0);
+    assert_eq!(paths[1].subflows, 0);
 }

@@ -1,21 +1,28 @@
 //! From one scrape's figures to Prometheus text, through `prometheus-client`.
 //!
 //! Names: the `mpgw_` prefix, base units (seconds, bytes), `_total` on counters (added
-//! by the encoder). Labels are bounded by the configuration: `lcore` (a worker),
-//! `port` (a `[[ports]]` name), `pool`, and `state` (`busy`/`idle`). The families:
+//! by the encoder). Labels are bounded by the configuration or the code: `lcore` (a
+//! worker), `port` (a `[[ports]]` name), `pool`, `state` and `reason` (fixed sets),
+//! never a connection. The families:
 //! - `mpgw_<counter>_total{lcore}` / `mpgw_<gauge>{lcore}`: every worker counter of
 //!   `mpgw stats` under its own name (gauges are those documented as such), except
-//!   `drop_not_for_us`, which is `drop_not_for_gateway` (promtool reads `us` as a unit);
+//!   `drop_not_for_us`, which is `drop_not_for_gateway` (promtool reads `us` as a unit),
+//!   and those below that carry a `state` or `reason` label instead;
 //! - `mpgw_lcore_poll_seconds_total{lcore,state}`: poll-loop time, busy or idle;
+//! - `mpgw_mptcp_connections_by_state{lcore,state}`: connecting, established, closing,
+//!   orphan, fallback;
+//! - `mpgw_mptcp_fallbacks_total{lcore,reason}`: fallbacks to TCP from the MIB;
+//! - `mpgw_path_subflows{port}`, `mpgw_path_srtt_seconds{port}`: established MPTCP
+//!   subflows by the port their segments leave through, and their mean smoothed RTT;
 //! - `mpgw_mptcp_mib_<name>_total{lcore}`: the MPTCP MIB, Linux's `MPTcpExt<Name>`
 //!   in snake case (the kernel-mirror exception to generated names);
 //! - `mpgw_port_*{port}`: `rte_eth_stats` and the link state;
-//! - `mpgw_mempool_{available,in_use}_mbufs{pool}`;
+//! - `mpgw_mempool_{available,in_use}_mbufs{pool}`, `mpgw_mempool_alloc_failures_total{pool}`;
 //! - `mpgw_burst_duration_seconds`: histogram of busy poll iterations, all workers;
 //! - `mpgw_connection_setup_duration_seconds`: histogram of handshake times, all workers.
 
 use dataplane::mptcp::mib::Mib;
-use dataplane::stats::{Counter, Timing, COUNTERS, MIBS};
+use dataplane::stats::{Counter, PathSample, Timing, COUNTERS, MIBS, PATH_PORTS};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
@@ -31,6 +38,26 @@ const BURST_BOUNDS: [f64; 16] = [
 /// Upper bounds of the connection-setup buckets, seconds (100 µs … 10 s).
 const SETUP_BOUNDS: [f64; 16] = [
     1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The `state` label of `mptcp_connections_by_state` and each state's gauge.
+const CONNECTION_STATES: [(&str, Counter); 5] = [
+    ("connecting", Counter::MptcpConnecting),
+    ("established", Counter::MptcpEstablished),
+    ("closing", Counter::MptcpClosing),
+    ("orphan", Counter::MptcpOrphans),
+    ("fallback", Counter::MptcpFallbackOpen),
+];
+
+/// The `reason` label of `mptcp_fallbacks_total` and the MIB counter it sums (their
+/// sum is the `mptcp_fallbacks` counter of `mpgw stats`).
+const FALLBACK_REASONS: [(&str, Mib); 6] = [
+    ("mp_capable_not_echoed_ack", Mib::MPCapableFallbackACK),
+    ("mp_capable_not_echoed_synack", Mib::MPCapableFallbackSYNACK),
+    ("dss_stripped", Mib::DssFallback),
+    ("token_init", Mib::MPFallbackTokenInit),
+    ("infinite_mapping_sent", Mib::InfiniteMapTx),
+    ("infinite_mapping_received", Mib::InfiniteMapRx),
 ];
 
 /// A timing's histogram: its name (before `_seconds`), help and bucket bounds.
@@ -77,6 +104,8 @@ pub struct WorkerSample {
     pub counters: [u64; COUNTERS],
     /// Indexed like [`Mib::ALL`].
     pub mib: [u64; MIBS],
+    /// Its paths, indexed by port.
+    pub paths: [PathSample; PATH_PORTS],
 }
 
 /// Everything one scrape shows.
@@ -184,6 +213,7 @@ impl Collector for Scrape {
         self.encode_workers(&mut enc)?;
         self.encode_mib(&mut enc)?;
         self.encode_ports(&mut enc)?;
+        self.encode_paths(&mut enc)?;
         self.encode_pools(&mut enc)?;
         for t in Timing::ALL {
             let (name, help, _) = histogram_family(t);
@@ -200,10 +230,16 @@ impl Scrape {
     fn encode_workers(&self, enc: &mut DescriptorEncoder) -> std::fmt::Result {
         let lcores: Vec<String> = self.workers.iter().map(|w| w.lcore.to_string()).collect();
         for &c in Counter::ALL {
-            if matches!(
-                c,
-                Counter::PollBusyNs | Counter::PollIdleNs | Counter::FailoverTimeUs
-            ) {
+            let labelled = c == Counter::MptcpFallbacks
+                || CONNECTION_STATES
+                    .iter()
+                    .any(|&(_, s)| s == c && s != Counter::MptcpOrphans);
+            if labelled
+                || matches!(
+                    c,
+                    Counter::PollBusyNs | Counter::PollIdleNs | Counter::FailoverTimeUs
+                )
+            {
                 continue;
             }
             let kind = if c.is_gauge() {
@@ -235,6 +271,37 @@ impl Scrape {
                 let secs = w.counters[c as usize] as f64 / 1e9;
                 m.encode_family(&labels)?
                     .encode_counter::<NoLabelSet, f64, f64>(&secs, None)?;
+            }
+        }
+        let mut m = enc.encode_descriptor(
+            "mptcp_connections_by_state",
+            "MPTCP-level connections by state: connecting (first handshake running), \
+             established (MPTCP, data may flow), closing (a DATA_FIN or FIN sent or \
+             received, or closed and not yet freed), orphan (no subflow left, waiting \
+             close_timeout for a join), fallback (fell back to TCP, still open).",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (w, lcore) in self.workers.iter().zip(&lcores) {
+            for (state, c) in CONNECTION_STATES {
+                let labels = [("lcore", lcore.as_str()), ("state", state)];
+                m.encode_family(&labels)?
+                    .encode_gauge(&w.counters[c as usize])?;
+            }
+        }
+        let mut m = enc.encode_descriptor(
+            "mptcp_fallbacks",
+            "Connections that fell back to TCP, by reason (MIB MPCapableFallbackACK: \
+             the third ACK lacked MP_CAPABLE; MPCapableFallbackSYNACK: the SYN-ACK \
+             lacked it; DssFallback: DSS options stripped; MPFallbackTokenInit: no \
+             token; InfiniteMapTx/InfiniteMapRx: infinite mapping sent/received).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (w, lcore) in self.workers.iter().zip(&lcores) {
+            for (reason, mib) in FALLBACK_REASONS {
+                let labels = [("lcore", lcore.as_str()), ("reason", reason)];
+                counter(&mut m.encode_family(&labels)?, w.mib[mib as usize])?;
             }
         }
         let mut m = enc.encode_descriptor(
@@ -325,6 +392,44 @@ impl Scrape {
         Ok(())
     }
 
+    fn encode_paths(&self, enc: &mut DescriptorEncoder) -> std::fmt::Result {
+        let ports = &self.devices.ports;
+        let mut total = vec![PathSample::default(); ports.len().min(PATH_PORTS)];
+        for w in &self.workers {
+            for (t, p) in total.iter_mut().zip(&w.paths) {
+                t.subflows += p.subflows;
+                t.rtt_samples += p.rtt_samples;
+                t.srtt_sum_ns = t.srtt_sum_ns.saturating_add(p.srtt_sum_ns);
+            }
+        }
+        let mut m = enc.encode_descriptor(
+            "path_subflows",
+            "Established subflows of established MPTCP connections whose segments leave \
+             through the port (the peer is on its subnet, else the port has the local \
+             address), all workers.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (p, t) in ports.iter().zip(&total) {
+            let labels = [("port", p.name.as_str())];
+            m.encode_family(&labels)?.encode_gauge(&t.subflows)?;
+        }
+        let mut m = enc.encode_descriptor(
+            "path_srtt",
+            "Mean smoothed RTT of those subflows that measured one (absent without any).",
+            Some(&Unit::Seconds),
+            MetricType::Gauge,
+        )?;
+        for (p, t) in ports.iter().zip(&total) {
+            if t.rtt_samples > 0 {
+                let secs = t.srtt_sum_ns as f64 / t.rtt_samples as f64 / 1e9;
+                let labels = [("port", p.name.as_str())];
+                m.encode_family(&labels)?.encode_gauge(&secs)?;
+            }
+        }
+        Ok(())
+    }
+
     fn encode_pools(&self, enc: &mut DescriptorEncoder) -> std::fmt::Result {
         type Field = fn(&super::PoolSample) -> u64;
         let fields: [(&str, &str, Field); 2] = [
@@ -346,6 +451,31 @@ impl Scrape {
                 m.encode_family(&labels)?.encode_gauge(&field(p))?;
             }
         }
+        let mut m = enc.encode_descriptor(
+            "mempool_alloc_failures",
+            "Mbuf allocations that failed: the ports' RX refills (rx_nombuf, all ports) \
+             plus segments the workers could not send for want of a buffer \
+             (tx_no_buffer, all workers). Every port and worker allocates from this \
+             pool, mpgw's only one.",
+            None,
+            MetricType::Counter,
+        )?;
+        if let Some(pool) = self.devices.pools.first() {
+            let rx: u64 = self
+                .devices
+                .ports
+                .iter()
+                .filter_map(|p| p.stats)
+                .map(|s| s.rx_nombuf)
+                .sum();
+            let tx: u64 = self
+                .workers
+                .iter()
+                .map(|w| w.counters[Counter::TxNoBuffer as usize])
+                .sum();
+            let labels = [("pool", pool.name.as_str())];
+            counter(&mut m.encode_family(&labels)?, rx.wrapping_add(tx))?;
+        }
         Ok(())
     }
 }
@@ -366,12 +496,26 @@ mod tests {
         counters[Counter::RxPackets as usize] = 42;
         counters[Counter::TcpConnections as usize] = 3;
         counters[Counter::PollBusyNs as usize] = 1_500_000_000;
+        counters[Counter::MptcpEstablished as usize] = 4;
+        counters[Counter::MptcpOrphans as usize] = 1;
+        counters[Counter::TxNoBuffer as usize] = 5;
         let mut mib = [0; MIBS];
         mib[Mib::MPCapableSYNRX as usize] = 7;
+        mib[Mib::DssFallback as usize] = 2;
+        mib[Mib::InfiniteMapRx as usize] = 1;
+        let mut paths = [PathSample::default(); PATH_PORTS];
+        paths[0] = PathSample {
+            subflows: 3,
+            rtt_samples: 2,
+            srtt_sum_ns: 30_000_000,
+        };
+        // A port the snapshot does not know: not shown.
+        paths[1].subflows = 9;
         let worker = |lcore| WorkerSample {
             lcore,
             counters,
             mib,
+            paths,
         };
         Scrape {
             workers: vec![worker(1), worker(2)],
@@ -382,6 +526,7 @@ mod tests {
                     stats: Some(PortCounters {
                         rx_packets: 10,
                         rx_bytes: 1000,
+                        rx_nombuf: 3,
                         ..PortCounters::default()
                     }),
                 }],
@@ -474,12 +619,64 @@ mod tests {
         )));
         assert_eq!(f["mpgw_port_link_up"].1[0].1, "1");
         assert_eq!(f["mpgw_mempool_available_mbufs"].1[0].1, "900");
-        // Every worker counter and MIB counter is there.
+        // Every worker counter and MIB counter is there, under its own name or in a
+        // labelled family: poll time (2 counters), connections by state (4 gauges and
+        // the orphans, which keep their own gauge too) and fallbacks.
         let per_worker = f
             .keys()
             .filter(|n| f[*n].1.iter().any(|(s, _)| s.contains("lcore=\"1\"}")))
             .count();
-        assert_eq!(per_worker, COUNTERS - 2 + MIBS);
+        assert_eq!(per_worker, COUNTERS - 2 - 4 - 1 + MIBS);
+        assert!(!f.contains_key("mpgw_mptcp_established"));
+        assert_eq!(f["mpgw_mptcp_orphans"].0, "gauge");
+    }
+
+    #[test]
+    fn connection_states_fallback_reasons_paths_and_alloc_failures() {
+        let f = parse(&render(scrape(), Format::Text).unwrap());
+        let (kind, states) = &f["mpgw_mptcp_connections_by_state"];
+        assert_eq!(kind, "gauge");
+        assert_eq!(states.len(), 2 * 5);
+        for (state, v) in [("established", "4"), ("orphan", "1"), ("connecting", "0")] {
+            let series =
+                format!("mpgw_mptcp_connections_by_state{{lcore=\"2\",state=\"{state}\"}}");
+            assert!(states.contains(&(series, v.into())), "{state}: {states:?}");
+        }
+        let (kind, reasons) = &f["mpgw_mptcp_fallbacks_total"];
+        assert_eq!(kind, "counter");
+        assert_eq!(reasons.len(), 2 * FALLBACK_REASONS.len());
+        let sum: u64 = reasons.iter().map(|(_, v)| v.parse::<u64>().unwrap()).sum();
+        assert_eq!(sum, 2 * 3, "DssFallback + InfiniteMapRx, two workers");
+        assert!(reasons.contains(&(
+            "mpgw_mptcp_fallbacks_total{lcore=\"1\",reason=\"dss_stripped\"}".into(),
+            "2".into()
+        )));
+        assert_eq!(
+            f["mpgw_path_subflows"],
+            (
+                "gauge".into(),
+                vec![("mpgw_path_subflows{port=\"down0\"}".into(), "6".into())]
+            )
+        );
+        // 60 ms over 4 measured subflows.
+        assert_eq!(
+            f["mpgw_path_srtt_seconds"].1,
+            [(
+                "mpgw_path_srtt_seconds{port=\"down0\"}".into(),
+                "0.015".into()
+            )]
+        );
+        assert_eq!(
+            f["mpgw_mempool_alloc_failures_total"],
+            (
+                "counter".into(),
+                vec![(
+                    "mpgw_mempool_alloc_failures_total{pool=\"mpgw_pool\"}".into(),
+                    "13".into()
+                )]
+            ),
+            "3 rx_nombuf + 2 × 5 tx_no_buffer"
+        );
     }
 
     #[test]

@@ -288,6 +288,7 @@ impl State {
                 lcore: *lcore,
                 counters: r.snapshot(),
                 mib: r.mib_snapshot(),
+                paths: r.paths(),
             })
             .collect();
         let scrape = Scrape {

@@ -596,6 +596,21 @@ pub struct JoinPath {
     pub backup: bool,
 }
 
+/// MPTCP-level connections by state ([`Stack::count_states`]); each is in one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StateCounts {
+    /// The first subflow's handshake is running.
+    pub connecting: u64,
+    /// Open with MPTCP, data may flow.
+    pub established: u64,
+    /// Either side closed its sending direction, or closed and not yet freed.
+    pub closing: u64,
+    /// Established without a subflow, waiting `close_timeout` for a join.
+    pub orphan: u64,
+    /// Fell back to plain TCP, still open.
+    pub fallback: u64,
+}
+
 /// The per-core MPTCP stack.
 pub struct Stack<S> {
     tcp: Table<S, Subflow<S>>,
@@ -673,6 +688,40 @@ impl<S: SharedBuf> Stack<S> {
     /// peer to join again (gauge `mptcp_orphans`).
     pub fn orphans(&self) -> usize {
         self.ctx.orphans
+    }
+
+    /// The connections held, by state (a walk over the table: call it now and then).
+    pub fn count_states(&self) -> StateCounts {
+        let mut n = StateCounts::default();
+        for k in self.ctx.live_ids().filter_map(|m| self.ctx.msk(m)) {
+            let state = if k.phase == Phase::Connecting {
+                &mut n.connecting
+            } else if k.orphan_until.is_some() && k.phase != Phase::Closed {
+                &mut n.orphan
+            } else if k.phase == Phase::Closed || k.app_closed || k.peer_fin_reported {
+                &mut n.closing
+            } else if k.fallback {
+                &mut n.fallback
+            } else {
+                &mut n.established
+            };
+            *state += 1;
+        }
+        n
+    }
+
+    /// Calls `each` with the addresses and smoothed RTT (once measured) of every
+    /// established subflow of the established MPTCP connections (not fallen back): what
+    /// the per-path metrics count. A walk over the table: call it now and then.
+    pub fn each_mptcp_subflow(&self, mut each: impl FnMut(&FourTuple, Option<Duration>)) {
+        let live = self.ctx.live_ids().filter_map(|m| self.ctx.msk(m));
+        for k in live.filter(|k| k.phase == Phase::Established && !k.fallback) {
+            for c in k.subflows.iter().filter_map(|e| self.tcp.get(e.id)) {
+                if c.state() == State::Established {
+                    each(c.tuple(), c.srtt());
+                }
+            }
+        }
     }
 
     /// Connections held.

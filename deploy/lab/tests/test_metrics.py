@@ -17,6 +17,8 @@ from pathlib import Path
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
+from mptcp_helpers import setup_mptcp_client
+
 LAB_EXTRA_CONFIG = '[metrics]\nlisten = "127.0.0.1:9469"\n'
 URL = "http://127.0.0.1:9469"
 GW4 = "192.0.2.1"
@@ -108,7 +110,8 @@ def test_both_formats_parse_and_promtool_finds_no_problem(lab):
         if fam.type == "counter":
             assert all(s.name.endswith("_total") for s in fam.samples), name
         for s in fam.samples:
-            assert set(s.labels) <= {"lcore", "port", "pool", "state", "le"}, (name, s.labels)
+            assert set(s.labels) <= {"lcore", "port", "pool", "state", "reason", "le"}, \
+                (name, s.labels)
     # Every MIB counter under the Linux name's snake case.
     assert "mpgw_mptcp_mib_mp_capable_syn_rx" in families
     assert "mpgw_mptcp_mib_mp_join_syn_ack_hmac_failure" in families
@@ -212,6 +215,55 @@ def test_parallel_scrapes_during_a_transfer_all_succeed(lab):
     assert lab.wait_counter("diag_bytes_discarded", before + sent) == before + sent
     assert fetch(lab, "/healthz")[0] == 200
     assert fetch(lab, "/readyz")[0] == 200
+
+
+def test_a_two_path_transfer_shows_subflows_on_both_client_ports(lab):
+    # The client joins from 198.51.100.2 over c1: the join's segments leave through
+    # down1 (its peer is on that subnet), the initial subflow's through down0.
+    setup_mptcp_client(lab, subflows=2, add_addr_accepted=0)
+    transfer = subprocess.Popen(
+        ["ip", "netns", "exec", lab.cli, "mptcpize", "run", "python3", "-c", _SEND_FOR,
+         GW4, "6"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, during = time.monotonic() + 5, {}
+        while time.monotonic() < deadline:
+            during = scrape(lab)
+            if all(total(during, "mpgw_path_subflows", port=p) > 0 for p in ("down0", "down1")):
+                break
+            time.sleep(0.2)
+        assert transfer.poll() is None, "the transfer ended before the scrapes"
+        for port in ("down0", "down1"):
+            assert total(during, "mpgw_path_subflows", port=port) > 0, (port, during.get(
+                "mpgw_path_subflows"))
+            assert 0 < total(during, "mpgw_path_srtt_seconds", port=port) < 1, port
+        assert total(during, "mpgw_path_subflows", port="up0") == 0
+        assert total(during, "mpgw_mptcp_connections_by_state", state="established") >= 1
+        out, err = transfer.communicate(timeout=60)
+        assert transfer.returncode == 0, err
+        assert int(out) > 0
+    finally:
+        if transfer.poll() is None:
+            transfer.kill()
+            transfer.wait()
+        lab.sh(lab.cli, "ip mptcp endpoint flush")
+    # Once closed, nothing is counted any more (the workers walk their tables every
+    # 2048 polls).
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        after = scrape(lab)
+        if total(after, "mpgw_path_subflows") == 0:
+            break
+        time.sleep(0.2)
+    assert total(after, "mpgw_path_subflows") == 0
+    assert total(after, "mpgw_mptcp_connections_by_state", state="established") == 0
+    assert total(after, "mpgw_mptcp_fallbacks_total") == total(after, "mpgw_mptcp_mib_dss_fallback_total") \
+        + total(after, "mpgw_mptcp_mib_mp_capable_fallback_ack_total") \
+        + total(after, "mpgw_mptcp_mib_mp_capable_fallback_syn_ack_total") \
+        + total(after, "mpgw_mptcp_mib_mp_fallback_token_init_total") \
+        + total(after, "mpgw_mptcp_mib_infinite_map_tx_total") \
+        + total(after, "mpgw_mptcp_mib_infinite_map_rx_total")
+    assert "mpgw_mempool_alloc_failures_total" in after
 
 
 def test_the_dashboard_uses_only_exported_series(lab):
