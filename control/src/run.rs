@@ -383,7 +383,7 @@ mod imp {
             });
             monitor.serve(&mut admin, &workers);
             if let Some(m) = &metrics {
-                m.poll(|| device_snapshot(&ports, &pool));
+                m.poll(|| device_snapshot(&ports, &links, &pool));
             }
             if reload_now {
                 reload(path, &mut config, &workers, log.as_ref(), &mut reloads);
@@ -730,13 +730,21 @@ mod imp {
         }
     }
 
-    /// Ports and the pool for the metrics endpoint.
-    fn device_snapshot(ports: &[RunningPort], pool: &Mempool) -> DeviceSnapshot {
+    /// Ports (links as the link monitor sees them) and the pool for the metrics
+    /// endpoint.
+    fn device_snapshot(
+        ports: &[RunningPort],
+        links: &LinkMonitor,
+        pool: &Mempool,
+    ) -> DeviceSnapshot {
         let ports = ports
             .iter()
-            .map(|p| PortSample {
+            .zip(links.ports())
+            .map(|(p, l)| PortSample {
                 name: p.name.clone(),
-                link_up: p.dev.link().up,
+                link_up: l.up,
+                link_downs: l.downs,
+                last_failover_us: l.failover_us.load(Ordering::Relaxed),
                 stats: p.dev.stats().ok().map(|s| PortCounters {
                     rx_packets: s.ipackets,
                     tx_packets: s.opackets,

@@ -389,6 +389,28 @@ impl Scrape {
             m.encode_family(&labels)?
                 .encode_gauge(&u64::from(p.link_up))?;
         }
+        let mut m = enc.encode_descriptor(
+            "port_link_downs",
+            "Times the port's link went down (each one a failover of its subflows).",
+            None,
+            MetricType::Counter,
+        )?;
+        for p in &self.devices.ports {
+            let labels = [("port", p.name.as_str())];
+            counter(&mut m.encode_family(&labels)?, p.link_downs)?;
+        }
+        let mut m = enc.encode_descriptor(
+            "port_last_failover",
+            "The port's last failover time: link-down detection until the moved \
+             connections' data in flight was acknowledged (0: none yet).",
+            Some(&Unit::Seconds),
+            MetricType::Gauge,
+        )?;
+        for p in &self.devices.ports {
+            let labels = [("port", p.name.as_str())];
+            let secs = p.last_failover_us as f64 / 1e6;
+            m.encode_family(&labels)?.encode_gauge(&secs)?;
+        }
         Ok(())
     }
 
@@ -523,6 +545,8 @@ mod tests {
                 ports: vec![PortSample {
                     name: "down0".into(),
                     link_up: true,
+                    link_downs: 2,
+                    last_failover_us: 1_500,
                     stats: Some(PortCounters {
                         rx_packets: 10,
                         rx_bytes: 1000,
@@ -618,6 +642,10 @@ mod tests {
             "1000".into()
         )));
         assert_eq!(f["mpgw_port_link_up"].1[0].1, "1");
+        assert_eq!(f["mpgw_port_link_downs_total"].0, "counter");
+        assert_eq!(f["mpgw_port_link_downs_total"].1[0].1, "2");
+        assert_eq!(f["mpgw_port_last_failover_seconds"].0, "gauge");
+        assert_eq!(f["mpgw_port_last_failover_seconds"].1[0].1, "0.0015");
         assert_eq!(f["mpgw_mempool_available_mbufs"].1[0].1, "900");
         // Every worker counter and MIB counter is there, under its own name or in a
         // labelled family: poll time (2 counters), connections by state (4 gauges and

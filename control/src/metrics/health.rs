@@ -107,6 +107,7 @@ mod tests {
             name: name.into(),
             link_up: up,
             stats: None,
+            ..PortSample::default()
         }
     }
 

@@ -78,8 +78,12 @@ pub struct PortCounters {
 pub struct PortSample {
     /// The port's configured name.
     pub name: String,
-    /// Link up.
+    /// Link up, as the link monitor sees it (the kernel's view for `net_af_packet`).
     pub link_up: bool,
+    /// Times the link went down.
+    pub link_downs: u64,
+    /// The last failover's time, µs (0: none yet).
+    pub last_failover_us: u64,
     /// Its counters; `None` when the driver could not tell.
     pub stats: Option<PortCounters>,
 }
@@ -398,6 +402,7 @@ mod tests {
                             name: "p0".into(),
                             link_up: link_up.load(Ordering::Relaxed),
                             stats: Some(PortCounters::default()),
+                            ..PortSample::default()
                         }],
                         pools: vec![],
                     });
