@@ -30,18 +30,9 @@ RUN=/run/$LAB
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 MPGW_BIN=${MPGW_BIN:-$ROOT/target/release/mpgw}
 
-in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+# shellcheck source=deploy/lab/common.sh
+source "$ROOT/deploy/lab/common.sh"
 log() { echo "lab: $*"; }
-
-quiet_offloads() { # ns dev
-  in_ns "$1" ethtool -K "$2" tx off rx off tso off gso off gro off >/dev/null 2>&1 || true
-}
-
-veth() { # ns_a dev_a ns_b dev_b
-  ip link add "$2" netns "$1" type veth peer name "$4" netns "$3"
-  quiet_offloads "$1" "$2"
-  quiet_offloads "$3" "$4"
-}
 
 mpgw_pid() {
   [[ -f $RUN/mpgw.pid ]] || return 1

@@ -34,18 +34,9 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 MPGW_BIN=${MPGW_BIN:-$ROOT/target/release/mpgw}
 GATEWAYS=(edge conc)
 
-in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+# shellcheck source=deploy/lab/common.sh
+source "$ROOT/deploy/lab/common.sh"
 log() { echo "e2e: $*"; }
-
-quiet_offloads() { # ns dev
-  in_ns "$1" ethtool -K "$2" tx off rx off tso off gso off gro off >/dev/null 2>&1 || true
-}
-
-veth() { # ns_a dev_a ns_b dev_b
-  ip link add "$2" netns "$1" type veth peer name "$4" netns "$3"
-  quiet_offloads "$1" "$2"
-  quiet_offloads "$3" "$4"
-}
 
 ns_of() { # edge|conc
   case $1 in edge) echo "$EDGE" ;; conc) echo "$CONC" ;; esac
