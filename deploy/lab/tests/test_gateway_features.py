@@ -142,8 +142,10 @@ def test_a_join_to_the_backup_port_is_a_backup_on_both_sides(lab):
     server = start_server(lab, lab.srv, "::", 5201, proto=TCP)
     try:
         result, seen = {}, []
+        # Long enough to watch the join come up while data flows (a download of BIG
+        # can end within a second now).
         t = threading.Thread(target=lambda: result.update(
-            transfer(lab, lab.cli, "192.0.2.1", 5201, "D", BIG, proto=MPTCP)),
+            transfer(lab, lab.cli, "192.0.2.1", 5201, "D", 4 * BIG, proto=MPTCP)),
             daemon=True)
         before = iface_bytes(lab, lab.cli, VLAN_DEV)
         t.start()
