@@ -79,6 +79,10 @@ pub struct RelayConfig {
     pub backend_hold_down: u32,
     /// Local ports of the connections and subflows the gateway opens, `[first, last]`.
     pub local_ports: [u16; 2],
+    /// Plain-TCP legs offer an MSS smaller by a DSS option's room, so each segment
+    /// they receive leaves on an MPTCP subflow whole instead of as a full segment plus
+    /// a tiny one (payload moves by reference and is never merged).
+    pub fit_mss: bool,
 }
 
 impl Default for RelayConfig {
@@ -87,6 +91,7 @@ impl Default for RelayConfig {
             max_pairs: 65_536,
             backend_hold_down: 10,
             local_ports: [32_768, 60_999],
+            fit_mss: true,
         }
     }
 }

@@ -143,6 +143,7 @@ mod imp {
     use dataplane::mptcp::crypto::KeySource;
     use dataplane::mptcp::mib::Mib;
     use dataplane::mptcp::stack::{Config as MptcpSettings, Coupling, SchedulerKind};
+    use dataplane::mptcp::subflow::DATA_OPTION_SPACE;
     use dataplane::pm::{Endpoint, PathManager, PathManagerKind};
     use dataplane::relay::{Listener, RelayConfig};
     use dataplane::stats::{self, Counter, CounterReader};
@@ -311,6 +312,12 @@ mod imp {
                 secrets: secrets.clone(),
                 mptcp: MptcpSettings {
                     backup_addrs: flagged_addresses(cfg, PortFlag::Backup),
+                    plain_mss_reserve: if cfg.relay.fit_mss {
+                        DATA_OPTION_SPACE as u16
+                    } else {
+                        0
+                    },
+                    fit_listeners: cfg.listeners.iter().map(|l| l.listen).collect(),
                     ..mptcp_config(&cfg.mptcp)
                 },
                 keys,

@@ -86,6 +86,12 @@ struct Net {
     got: Vec<u8>,
     /// The client application reads what arrives.
     reading: bool,
+    /// Bytes per [`ServerApp::Blob`] send.
+    blob_piece: usize,
+    /// Payload lengths of the data segments from the server to the gateway and from
+    /// the gateway to the client.
+    server_to_gw: Vec<usize>,
+    gw_to_client: Vec<usize>,
 }
 
 impl Net {
@@ -136,6 +142,9 @@ impl Net {
             sent: 0,
             got: Vec::new(),
             reading: true,
+            blob_piece: 1400,
+            server_to_gw: Vec::new(),
+            gw_to_client: Vec::new(),
         }
     }
 
@@ -149,14 +158,23 @@ impl Net {
                 remote: tuple.local,
             };
             let seg = received(&seg);
+            let len = seg.payload.as_ref().map_or(0, |p| p.len());
             match to.local.ip() {
                 IpAddr::V4(a) if a.octets()[3] == 1 => {
+                    if len > 0 && to.remote == sock(BACKEND) {
+                        self.server_to_gw.push(len);
+                    }
                     self.gw.on_segment(to, seg, self.now, &mut from_gw);
                 }
                 IpAddr::V4(a) if a.octets()[..3] == [203, 0, 113] => {
                     self.server.on_segment(to, seg, self.now, &mut from_ends);
                 }
-                _ => self.client.on_segment(to, seg, self.now, &mut from_ends),
+                _ => {
+                    if len > 0 {
+                        self.gw_to_client.push(len);
+                    }
+                    self.client.on_segment(to, seg, self.now, &mut from_ends)
+                }
             }
         }
         self.wire.extend(from_gw);
@@ -194,7 +212,7 @@ impl Net {
         if let Some(id) = self.server_conn {
             while self.server_sent < BLOB && self.server.send_space(id) > 0 {
                 let n = (BLOB - self.server_sent)
-                    .min(1400)
+                    .min(self.blob_piece)
                     .min(self.server.send_space(id));
                 let bytes: Vec<u8> = (self.server_sent..self.server_sent + n)
                     .map(|i| i as u8)
@@ -362,6 +380,41 @@ fn a_backend_closing_behind_a_full_client_buffer_loses_nothing() {
     net.finish();
     net.assert_got_blob();
     assert!(net.client_events.contains(Events::CLOSED));
+}
+
+/// A download where the server writes `piece` bytes at a time, as a kernel fills
+/// segments of its MSS from a byte stream: the data segments server → gateway and
+/// gateway → client, and the largest server segment.
+fn download_segments(plain_mss_reserve: u16, piece: usize) -> (usize, usize, usize) {
+    let cfg = Config {
+        plain_mss_reserve,
+        ..Config::default()
+    };
+    let mut net = Net::new(&[BACKEND], ServerApp::Blob, cfg);
+    net.data.truncate(1);
+    net.blob_piece = piece;
+    net.finish();
+    net.assert_got_blob();
+    let largest = net.server_to_gw.iter().copied().max().unwrap();
+    (net.server_to_gw.len(), net.gw_to_client.len(), largest)
+}
+
+#[test]
+fn plain_legs_offer_an_mss_whose_segments_fit_one_mptcp_segment() {
+    // Payload moves by reference: a plain segment larger than what an MPTCP segment
+    // carries after its DSS option leaves as a full segment plus a 28-byte one.
+    let (from_server, to_client, largest) = download_segments(0, 1448);
+    assert_eq!(largest, 1448);
+    assert!(
+        to_client > from_server * 3 / 2,
+        "{from_server} → {to_client}"
+    );
+    // With the DSS option's room left off the backend leg's MSS offer, the server's
+    // segments carry at most 1420 bytes, and each leaves on a subflow whole.
+    let (_, _, largest) = download_segments(28, 1448);
+    assert_eq!(largest, 1420);
+    let (from_server, to_client, _) = download_segments(28, 1420);
+    assert!(to_client <= from_server + 8, "{from_server} → {to_client}");
 }
 
 #[test]

@@ -317,10 +317,11 @@ impl<S: SharedBuf> Msk<S> {
 
     /// Starts the receive side at `start` (a fallback connection picks any start).
     pub(super) fn start_receiving(&mut self, start: Dsn) {
-        // Out-of-order pieces are bounded by the buffer, not a small count: two paths
-        // whose RTTs differ 25-fold keep most of a window out of order (Linux bounds
-        // its out-of-order queue by memory too). One piece per KiB of buffer.
-        let max_ooo = (self.recv_window as usize / 1024).clamp(256, 16_384);
+        // Out-of-order pieces are bounded by the memory held, not a small count: two
+        // paths whose RTTs differ 25-fold keep most of a window out of order (Linux
+        // bounds its out-of-order queue by memory too). One piece per KiB of the most
+        // data held, twice the buffer (`Reassembly::advertised`).
+        let max_ooo = (2 * self.recv_window as usize / 1024).clamp(256, 16_384);
         let limits = Limits {
             buffer: self.recv_window,
             max_ooo,

@@ -114,6 +114,15 @@ pub struct Config {
     /// MP_PRIO with B=1 asks the peer to send on it only when nothing else is left,
     /// and our scheduler does the same. At most [`MAX_BACKUP_ADDRS`] are used.
     pub backup_addrs: Vec<IpAddr>,
+    /// Bytes the relay's plain-TCP legs leave off the MSS they offer: the plain
+    /// connections the stack opens and those accepted on `fit_listeners`. A relay
+    /// sets it to [`DATA_OPTION_SPACE`](super::subflow::DATA_OPTION_SPACE) so each
+    /// segment a plain peer sends fits one MPTCP segment whole: payload moves by
+    /// reference, so a full-size plain segment would otherwise leave as a full MPTCP
+    /// segment plus a tiny one.
+    pub plain_mss_reserve: u16,
+    /// The relay's listening addresses (see `plain_mss_reserve`).
+    pub fit_listeners: Vec<SocketAddr>,
 }
 
 impl Default for Config {
@@ -136,6 +145,8 @@ impl Default for Config {
             add_addr_timeout: Duration::from_secs(120),
             close_timeout: Duration::from_secs(60),
             backup_addrs: Vec::new(),
+            plain_mss_reserve: 0,
+            fit_listeners: Vec::new(),
         }
     }
 }
@@ -1111,7 +1122,7 @@ impl<S: SharedBuf> Stack<S> {
             if let Some(k) = self.ctx.msk_mut(m) {
                 k.fall_back();
             }
-            Subflow::plain(m)
+            Subflow::plain(m, self.ctx.cfg.plain_mss_reserve)
         };
         let tuple = FourTuple { local, remote };
         let mut o = Out {

@@ -39,7 +39,7 @@ const TX_MAPS: usize = 16_384;
 
 /// Option bytes a data segment needs at most: DSS with a 64-bit DATA_ACK, a 64-bit
 /// DSN mapping and a checksum (28), or MP_CAPABLE with data (24).
-const DATA_OPTION_SPACE: usize = 28;
+pub const DATA_OPTION_SPACE: usize = 28;
 /// Option bytes a pure ACK needs at most: DSS with a 64-bit DATA_ACK (12).
 const ACK_OPTION_SPACE: usize = 12;
 /// Option bytes of an MP_FAIL.
@@ -171,6 +171,9 @@ pub struct Subflow<S> {
     /// subflow byte (at this sequence). The peer sent data again from the failed DSN,
     /// so the connection's DATA_ACK (which held later data) is no guide.
     plain_at: Option<(TcpSeq, Dsn)>,
+    /// What our SYN or SYN/ACK's MSS offer leaves off (the stack's
+    /// `plain_mss_reserve` on a relay's plain legs, else 0).
+    mss_reserve: u16,
 }
 
 /// The MPTCP side of a subflow as operators see it.
@@ -228,6 +231,7 @@ impl<S: SharedBuf> Subflow<S> {
             infinite_tx: None,
             infinite_rx: None,
             plain_at: None,
+            mss_reserve: 0,
         }
     }
 
@@ -236,9 +240,13 @@ impl<S: SharedBuf> Subflow<S> {
         Self::new(msk, Role::Capable, Stage::SynSent)
     }
 
-    /// The hook of a plain TCP connection (MPTCP not wanted or not possible).
-    pub(super) fn plain(msk: MskId) -> Self {
-        Self::new(msk, Role::Plain, Stage::Established)
+    /// The hook of a plain TCP connection (MPTCP not wanted or not possible) whose
+    /// SYN or SYN/ACK offers an MSS `mss_reserve` bytes below the configured one.
+    pub(super) fn plain(msk: MskId, mss_reserve: u16) -> Self {
+        Subflow {
+            mss_reserve,
+            ..Self::new(msk, Role::Plain, Stage::Established)
+        }
     }
 
     /// The hook of an active MP_JOIN subflow with address id `local_id`.
@@ -1261,7 +1269,10 @@ impl<S: SharedBuf> Hook<S> for Subflow<S> {
                 super::stack::Accepted::Capable => {
                     Self::new(msk, Role::Capable, Stage::SynReceived)
                 }
-                super::stack::Accepted::Plain => Self::plain(msk),
+                super::stack::Accepted::Plain => {
+                    let fit = ctx.cfg.fit_listeners.contains(&tuple.local);
+                    Self::plain(msk, if fit { ctx.cfg.plain_mss_reserve } else { 0 })
+                }
                 super::stack::Accepted::Join {
                     remote_nonce,
                     local_nonce,
@@ -1309,6 +1320,10 @@ impl<S: SharedBuf> Hook<S> for Subflow<S> {
         let half_open = self.role == Role::Join && self.stage != Stage::Established;
         let Some(id) = self.id else { return };
         ctx.subflow_gone(self.msk, id, half_open, !self.tx.is_empty());
+    }
+
+    fn mss_reserve(&self) -> u16 {
+        self.mss_reserve
     }
 
     fn option_space(&self, data: bool) -> usize {

@@ -1479,7 +1479,8 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
             } else {
                 (self.ts_ok, self.sack_ok, self.rcv_wscale > 0)
             };
-            let _ = o.push_mss(self.cfg.mss);
+            let mss = self.cfg.mss.saturating_sub(self.hook.mss_reserve());
+            let _ = o.push_mss(mss.max(MIN_MSS));
             if ts {
                 let ecr = if offer { 0 } else { self.ts_recent };
                 let _ = o.push_timestamps(self.ts_now(now), ecr, sack);

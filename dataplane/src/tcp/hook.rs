@@ -98,6 +98,13 @@ pub trait Hook<S>: Sized {
         0
     }
 
+    /// Bytes the MSS offered in our SYN or SYN/ACK leaves off the configured MSS, so
+    /// the peer's segments arrive at a size the hook can pass on whole.
+    #[inline]
+    fn mss_reserve(&self) -> u16 {
+        0
+    }
+
     /// Adds options to an outgoing segment described by `meta` (RSTs included);
     /// `opts` already holds TCP's own options and the hook must fit in what is left.
     #[inline]
