@@ -28,6 +28,7 @@ use crate::wire::MacAddr;
 use crossbeam::queue::ArrayQueue;
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 /// Messages one inbox holds at most.
@@ -42,10 +43,12 @@ pub enum Message<S> {
     Neighbor(u16, IpAddr, MacAddr),
 }
 
-/// One worker's ends of the hand-off: its own inbox and the others'.
+/// One worker's ends of the hand-off: its own inbox and the others', and every
+/// worker's memory-pressure level.
 pub struct Handoff<S> {
     me: u16,
     inboxes: Arc<[ArrayQueue<Message<S>>]>,
+    pressure: Arc<[AtomicU8]>,
 }
 
 /// The hand-off ends of `workers` workers, in worker order.
@@ -53,10 +56,12 @@ pub fn handoffs<S>(workers: u16) -> Vec<Handoff<S>> {
     let inboxes: Arc<[ArrayQueue<Message<S>>]> = (0..workers.max(1))
         .map(|_| ArrayQueue::new(INBOX_CAPACITY))
         .collect();
+    let pressure: Arc<[AtomicU8]> = (0..workers.max(1)).map(|_| AtomicU8::new(0)).collect();
     (0..workers.max(1))
         .map(|me| Handoff {
             me,
             inboxes: inboxes.clone(),
+            pressure: pressure.clone(),
         })
         .collect()
 }
@@ -83,6 +88,22 @@ impl<S> Handoff<S> {
     /// The next message for this worker.
     pub fn recv(&self) -> Option<Message<S>> {
         self.inboxes.get(usize::from(self.me))?.pop()
+    }
+
+    /// Records this worker's pool pressure level (0 none, higher is worse).
+    pub fn publish_pressure(&self, level: u8) {
+        if let Some(p) = self.pressure.get(usize::from(self.me)) {
+            p.store(level, Ordering::Relaxed);
+        }
+    }
+
+    /// The worst pressure level any worker published.
+    pub fn worst_pressure(&self) -> u8 {
+        self.pressure
+            .iter()
+            .map(|p| p.load(Ordering::Relaxed))
+            .max()
+            .unwrap_or(0)
     }
 }
 

@@ -118,6 +118,9 @@ counters! {
     TcpResetsSent => "tcp_resets_sent",
     /// Connections freed.
     TcpConnectionsClosed => "tcp_connections_closed",
+    /// Segments with payload received under severe memory pressure
+    /// (`memory_pressure` 2: out-of-order payload is dropped).
+    TcpPayloadShed => "tcp_payload_shed",
     /// Connections the diagnostic service accepted.
     DiagConnections => "diag_connections",
     /// Bytes the diagnostic service read and dropped.
@@ -144,8 +147,10 @@ counters! {
     RelayBytesDown => "relay_bytes_down",
     /// Pairs being relayed now (gauge).
     RelayPairs => "relay_pairs",
-    /// 1 while the packet-buffer pool is under pressure: receive windows stay closed
-    /// (gauge).
+    /// The packet-buffer pools' pressure, the worst of all workers' pools (gauge): 1
+    /// when one has less than a quarter free, receive windows stay closed; 2 below an
+    /// eighth, out-of-order data is given up and refused too. (A
+    /// handed-over payload holds a buffer of the worker that received it.)
     MemoryPressure => "memory_pressure",
     /// Segments handed to the worker that owns their connection.
     HandoffOut => "handoff_out",

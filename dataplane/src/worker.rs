@@ -28,7 +28,7 @@ use crate::introspect::{MonitorEvent, Snapshot, SNAPSHOT_LIMIT};
 use crate::mptcp::crypto::KeySource;
 use crate::mptcp::mib::Mib;
 use crate::mptcp::msk::{MskId, Phase};
-use crate::mptcp::stack::{Config as MptcpConfig, Stack};
+use crate::mptcp::stack::{Config as MptcpConfig, MemoryPressure, Stack};
 use crate::neigh::{NeighborConfig, NeighborTable};
 use crate::pm::PathManager;
 use crate::port::{Burst, PacketBuf, Port};
@@ -215,6 +215,8 @@ pub struct Worker<P: Port> {
     awaiting_joins: Vec<(MskId, Instant)>,
     handoff: Handoff<SharedOf<P>>,
     steering: Steering,
+    /// The memory pressure in force ([`Worker::watch_memory`]).
+    pressure: MemoryPressure,
     /// Segments produced in this iteration, sent at its end.
     out: Vec<(FourTuple, SegmentOut<SharedOf<P>>)>,
     /// Segments waiting for a neighbour's MAC.
@@ -276,6 +278,7 @@ impl<P: Port> Worker<P> {
             awaiting_joins: Vec::new(),
             handoff: peers.handoff,
             steering,
+            pressure: MemoryPressure::None,
             out: Vec::new(),
             parked: Vec::new(),
             counters,
@@ -669,17 +672,36 @@ impl<P: Port> Worker<P> {
         }
     }
 
-    /// Puts the stack under memory pressure while the packet-buffer pool has less
-    /// than a quarter left (received data holds pool buffers until it is read or
-    /// acknowledged; the rest is kept for receiving the ACKs that free them).
+    /// Puts the stack under memory pressure while a packet-buffer pool runs low:
+    /// received data holds pool buffers until it is read or acknowledged, and the
+    /// rest must stay free for receiving the ACKs that free them (and for sending
+    /// ours). Below a quarter free windows stop opening; below an eighth (a sixth
+    /// once there, so it does not flap) received payload is dropped. Every worker's
+    /// pool counts: payload handed over holds a buffer of the worker that received it.
     fn watch_memory(&mut self) {
-        let Some((free, size)) = self.ports.first().and_then(|p| p.port.pool_room()) else {
-            return;
+        if let Some((free, size)) = self.ports.first().and_then(|p| p.port.pool_room()) {
+            let hard_below = if self.pressure == MemoryPressure::Hard {
+                size / 6
+            } else {
+                size / 8
+            };
+            let level = if free < hard_below {
+                MemoryPressure::Hard
+            } else if free < size / 4 {
+                MemoryPressure::Soft
+            } else {
+                MemoryPressure::None
+            };
+            self.handoff.publish_pressure(level as u8);
+        }
+        self.pressure = match self.handoff.worst_pressure() {
+            0 => MemoryPressure::None,
+            1 => MemoryPressure::Soft,
+            _ => MemoryPressure::Hard,
         };
-        let pressure = free < size / 4;
-        self.tcp.set_memory_pressure(pressure);
+        self.tcp.set_memory_pressure(self.pressure);
         self.counters
-            .set(Counter::MemoryPressure, u64::from(pressure));
+            .set(Counter::MemoryPressure, self.pressure as u64);
     }
 
     /// Copies the connection table's and services' own statistics into the counters,
@@ -701,6 +723,7 @@ impl<P: Port> Worker<P> {
         c.set(Counter::TcpSynsDropped, t.syns_dropped);
         c.set(Counter::TcpResetsSent, t.resets_sent);
         c.set(Counter::TcpConnectionsClosed, t.closed);
+        c.set(Counter::TcpPayloadShed, t.shed);
         c.set(Counter::DiagConnections, d.connections);
         c.set(Counter::DiagBytesDiscarded, d.discarded);
         c.set(Counter::DiagBytesEchoed, d.echoed);

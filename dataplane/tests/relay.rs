@@ -8,7 +8,7 @@ use dataplane::diag::{DiagMode, DiagService};
 use dataplane::mptcp::crypto::KeySource;
 use dataplane::mptcp::mib::Mib;
 use dataplane::mptcp::msk::MskId;
-use dataplane::mptcp::stack::{Config, JoinPath, Stack, StateCounts};
+use dataplane::mptcp::stack::{Config, JoinPath, MemoryPressure, Stack, StateCounts};
 use dataplane::port::heap::{HeapPool, HeapShared};
 use dataplane::port::PacketBuf;
 use dataplane::relay::{Listener, Relay, RelayConfig, RelayStats};
@@ -449,7 +449,7 @@ fn memory_pressure_stops_windows_opening_until_it_lifts() {
         ..Config::default()
     };
     let mut net = Net::new(&[BACKEND], ServerApp::Echo, cfg);
-    net.gw.set_memory_pressure(true);
+    net.gw.set_memory_pressure(MemoryPressure::Soft);
     net.run(3_000);
     // Only what the handshake offered got through to the gateway.
     let st = net.stats();
@@ -457,7 +457,27 @@ fn memory_pressure_stops_windows_opening_until_it_lifts() {
         st.bytes_up > 0 && st.bytes_up <= (256 << 10) + (64 << 10),
         "{st:?}"
     );
-    net.gw.set_memory_pressure(false);
+    net.gw.set_memory_pressure(MemoryPressure::None);
+    net.finish();
+    assert!(net.got == net.data, "echoed bytes differ");
+}
+
+#[test]
+fn severe_memory_pressure_still_takes_what_continues_each_stream() {
+    // Only out-of-order data is refused: what continues a stream, inside the windows
+    // already offered, still moves through, so nothing waits for buffers that only
+    // its own progress would free.
+    let mut net = Net::new(&[BACKEND], ServerApp::Echo, Config::default());
+    while net.stats().bytes_down == 0 {
+        net.step();
+    }
+    let before = net.stats();
+    net.gw.set_memory_pressure(MemoryPressure::Hard);
+    net.run(2_000);
+    let during = net.stats();
+    assert!(during.bytes_up > before.bytes_up, "{before:?} {during:?}");
+    assert!(net.gw.tcp().stats().shed > 0);
+    net.gw.set_memory_pressure(MemoryPressure::None);
     net.finish();
     assert!(net.got == net.data, "echoed bytes differ");
 }

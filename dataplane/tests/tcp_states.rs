@@ -701,6 +701,49 @@ fn pure_acks_stay_inside_a_window_the_peer_shrank() {
 }
 
 #[test]
+fn pure_acks_stay_inside_a_closed_window_with_little_outstanding() {
+    // 200 bytes past a closed window are less than the peer's window unit (scale 8:
+    // 256 bytes) but more than ours (scale 7): as Linux's `tcp_acceptable_seq`, the
+    // ACK carries the window's end. Linux receivers drop a segment starting beyond
+    // their window, acknowledgement and all, so an ACK at snd_nxt would never count
+    // and both ends would wait for each other (seen in the lab with a server whose
+    // application stopped reading).
+    let mut fx = established();
+    let p = fx.payload(&[7u8; 200]);
+    fx.c.send(p).unwrap();
+    fx.c.flush(fx.now, &mut fx.out);
+    assert_eq!(fx.sent().iter().map(|s| s.data_len()).sum::<usize>(), 200);
+    let g = fx.seg(R1, L1, ACK, 0);
+    fx.recv(g);
+    for (i, bytes) in [b"abc", b"def"].iter().enumerate() {
+        let mut g = fx.seg(R1 + 3 * i as u32, L1, ACK, 0);
+        g.payload = Some(fx.payload(*bytes));
+        fx.recv(g);
+    }
+    fx.c.flush(fx.now, &mut fx.out);
+    let sent = fx.sent();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!((sent[0].seq, sent[0].ack), (seq(L1), seq(R1 + 6)));
+}
+
+#[test]
+fn shedding_drops_out_of_order_payload_but_takes_the_stream_s_next_bytes() {
+    let mut fx = established();
+    fx.c.set_shedding(true);
+    let g = fx.data(R1 + 3, L1, b"def");
+    fx.recv(g);
+    let g = fx.data(R1, L1, b"abc");
+    fx.recv(g);
+    fx.c.flush(fx.now, &mut fx.out);
+    // "abc" arrived, "def" was not kept: the ACK stops after "abc", without SACK.
+    let sent = fx.sent();
+    let last = sent.last().unwrap();
+    assert_eq!(last.ack, seq(R1 + 3));
+    assert!(fx.c.recv().is_some_and(|p| p.bytes() == b"abc"));
+    assert!(fx.c.recv().is_none());
+}
+
+#[test]
 fn a_pure_ack_from_behind_rcv_nxt_still_acknowledges() {
     let mut fx = established();
     let p = fx.payload(&[7u8; 100]);

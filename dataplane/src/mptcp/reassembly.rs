@@ -72,6 +72,8 @@ pub struct ReassemblyStats {
     pub too_many_holes: u64,
     /// Bytes of the pieces counted in `too_many_holes`.
     pub too_many_holes_bytes: u64,
+    /// Out-of-order bytes given up under memory pressure ([`Reassembly::prune`]).
+    pub pruned_bytes: u64,
 }
 
 /// What became of one pushed payload: `stored + duplicate + dropped` is its length.
@@ -413,6 +415,15 @@ impl<S: SharedBuf> Reassembly<S> {
         moved
     }
 
+    /// Gives up every out-of-order piece (their buffers go back to the pool; the
+    /// peer's connection-level retransmission sends them again); returns the bytes.
+    pub fn prune(&mut self) -> usize {
+        let bytes: usize = self.ooo.drain(..).map(|(_, p)| p.len()).sum();
+        self.queued -= bytes;
+        self.stats.pruned_bytes += bytes as u64;
+        bytes
+    }
+
     /// Acknowledges a pending DATA_FIN once every byte before it arrived.
     fn reach_fin(&mut self) {
         if self.fin == Fin::Pending(self.rcv_nxt) {
@@ -468,6 +479,27 @@ mod tests {
         assert_eq!(r.queued_bytes(), 100);
         assert_eq!(read_all(&mut r), (0..100u8).collect::<Vec<_>>());
         assert_eq!(r.queued_bytes(), 0);
+    }
+
+    #[test]
+    fn pruning_gives_up_out_of_order_data_and_the_hole_fills_again() {
+        let pool = HeapPool::new(1);
+        let buf = stream(&pool);
+        let mut r = Reassembly::new(Dsn::new(START), small());
+        for (off, len) in [(0, 50), (100, 50), (200, 50)] {
+            let (d, p) = piece(&buf, off, len);
+            r.push(d, p);
+        }
+        assert_eq!(r.queued_bytes(), 150);
+        assert_eq!(r.prune(), 100);
+        assert_eq!((r.queued_bytes(), r.stats().pruned_bytes), (50, 100));
+        // The peer sends the rest again; the stream comes out whole.
+        let (d, p) = piece(&buf, 50, 250);
+        assert_eq!(r.push(d, p).stored, 250);
+        assert_eq!(
+            read_all(&mut r),
+            (0..300u32).map(|i| i as u8).collect::<Vec<_>>()
+        );
     }
 
     #[test]

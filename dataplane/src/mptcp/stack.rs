@@ -76,6 +76,18 @@ pub enum Coupling {
     Olia,
 }
 
+/// How short the packet-buffer pool runs (see [`Stack::set_memory_pressure`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MemoryPressure {
+    /// Enough buffers.
+    #[default]
+    None,
+    /// Windows stop opening.
+    Soft,
+    /// Windows stop opening, out-of-order data is given up and refused.
+    Hard,
+}
+
 /// MPTCP settings (Linux sysctl and `ip mptcp limits` names where they exist).
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -197,6 +209,8 @@ pub struct Ctx<S> {
     pub(super) now: Instant,
     /// Memory pressure: windows stay closed (see [`Stack::set_memory_pressure`]).
     pub(super) pressure: bool,
+    /// Severe memory pressure: out-of-order payload is dropped.
+    pub(super) shedding: bool,
     /// A monitor is attached: connection events are queued.
     monitor: bool,
     /// Connection events for the worker, at most [`EVENT_QUEUE`].
@@ -669,6 +683,7 @@ impl<S: SharedBuf> Stack<S> {
                 signal: Vec::new(),
                 now,
                 pressure: false,
+                shedding: false,
                 monitor: false,
                 events: VecDeque::new(),
                 events_dropped: 0,
@@ -745,19 +760,36 @@ impl<S: SharedBuf> Stack<S> {
         self.len() == 0
     }
 
-    /// Under memory pressure (the packet-buffer pool runs low) no connection opens
-    /// its receive window further: received data holds pool buffers until read, so
-    /// peers must stop sending until buffers come back (Linux's `tcp_mem` pressure).
-    /// Every connection re-offers its window when the pressure changes.
-    pub fn set_memory_pressure(&mut self, on: bool) {
-        if self.ctx.pressure == on {
+    /// Applies the memory pressure of the packet-buffer pool (Linux's `tcp_mem`
+    /// levels). Received data holds pool buffers until read or acknowledged, so from
+    /// [`MemoryPressure::Soft`] on no connection opens its receive window further and
+    /// peers must stop sending until buffers come back. At [`MemoryPressure::Hard`]
+    /// the out-of-order data of every connection is given up and no more is taken, at
+    /// the TCP or the connection level (`RcvPruned`): what is held then waits only to
+    /// be read or acknowledged, acknowledgements (which need buffers to be received)
+    /// still get in, and data that continues a stream still moves it on. Every
+    /// connection re-offers its window when the pressure changes.
+    pub fn set_memory_pressure(&mut self, level: MemoryPressure) {
+        let windows_closed = level != MemoryPressure::None;
+        let hard = level == MemoryPressure::Hard;
+        let was_hard = self.ctx.shedding;
+        self.tcp.set_shedding(hard);
+        self.ctx.shedding = hard;
+        if self.ctx.pressure == windows_closed && was_hard == hard {
             return;
         }
-        self.ctx.pressure = on;
+        self.ctx.pressure = windows_closed;
         let live: Vec<MskId> = self.ctx.live_ids().collect();
         for m in live {
+            let mut pruned = false;
             if let Some(k) = self.ctx.msk_mut(m) {
                 k.offered = None;
+                if hard && !was_hard {
+                    pruned = k.rcv.as_mut().is_some_and(|r| r.prune() > 0);
+                }
+            }
+            if pruned {
+                self.ctx.mib.inc(Mib::RcvPruned);
             }
             self.ctx.mark(m);
         }

@@ -1207,9 +1207,15 @@ impl<S: SharedBuf> Subflow<S> {
 
 /// Hands `p` at `dsn` to the connection's reassembly.
 fn push_data<S: SharedBuf>(ctx: &mut Ctx<S>, msk: MskId, dsn: Dsn, p: Payload<S>) {
+    let shedding = ctx.shedding;
     let Some(m) = ctx.msk_mut(msk) else { return };
     let Some(r) = m.rcv.as_mut() else { return };
     let before = r.rcv_nxt();
+    if shedding && dsn.after(before) {
+        // Severe memory pressure: no out-of-order data (the peer sends it again).
+        ctx.mib.inc(Mib::RcvPruned);
+        return;
+    }
     let holes_before = r.stats().too_many_holes;
     let res = r.push(dsn, p);
     let pruned = r.stats().too_many_holes != holes_before;

@@ -160,6 +160,8 @@ pub struct Connection<S, H = NoHook> {
     last_adv_wnd: u32,
     /// Receive budget set by the relay, bytes.
     recv_budget: u32,
+    /// Severe memory pressure: received payload is dropped, ACKs still count.
+    shed: bool,
     /// In-order data not yet taken by the application.
     delivered: VecDeque<Payload<S>>,
     /// Sum of `delivered` lengths.
@@ -268,6 +270,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
             rcv_wscale: 0,
             last_adv_wnd: 0,
             recv_budget: cfg.recv_budget,
+            shed: false,
             delivered: VecDeque::new(),
             delivered_bytes: 0,
             taken_since_budget: 0,
@@ -560,6 +563,13 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
     /// Bytes of in-order data waiting in [`Connection::recv`].
     pub fn recv_queued(&self) -> usize {
         self.delivered_bytes
+    }
+
+    /// Under severe memory pressure, drops the out-of-order payload received (the
+    /// segments' acknowledgements, windows and options still count), as Linux drops
+    /// data it cannot charge to `tcp_mem` once its out-of-order queue is pruned.
+    pub fn set_shedding(&mut self, on: bool) {
+        self.shed = on;
     }
 
     /// Sets the receive budget (the relay's backpressure): what may arrive beyond
@@ -1054,7 +1064,14 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
                 seq = self.rcv_nxt;
                 self.ack_now = true;
             }
-            let room = self.rcv_window_now() as usize;
+            // Shedding takes only what continues the stream (it lets held data
+            // move on and frees the peer's queue); out-of-order payload is dropped as
+            // if the window were closed, and sent again once buffers are back.
+            let room = if self.shed && seq != self.rcv_nxt {
+                0
+            } else {
+                self.rcv_window_now() as usize
+            };
             let in_window = p
                 .len()
                 .min(room.saturating_sub(seq.offset_from(self.rcv_nxt) as usize));
@@ -1569,7 +1586,8 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
     /// `tcp_acceptable_seq`): then the window's end.
     fn ack_seq(&self) -> TcpSeq {
         let wnd_end = self.snd_una + self.snd_wnd;
-        if !self.snd_nxt.after(wnd_end) || self.snd_nxt.offset_from(wnd_end) < 1 << self.snd_wscale
+        // Linux's tolerance: less than one unit of *our* window scale past the end.
+        if !self.snd_nxt.after(wnd_end) || self.snd_nxt.offset_from(wnd_end) < 1 << self.rcv_wscale
         {
             self.snd_nxt
         } else {

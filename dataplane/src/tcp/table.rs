@@ -95,6 +95,9 @@ pub struct TableStats {
     pub resets_sent: u64,
     /// Connections freed.
     pub closed: u64,
+    /// Segments with payload received under severe memory pressure (their payload
+    /// is dropped unless it continues the stream).
+    pub shed: u64,
 }
 
 /// One occupied slot.
@@ -141,6 +144,8 @@ pub struct Table<S, H> {
     last_cookie_at: Option<Instant>,
     /// Counters.
     stats: TableStats,
+    /// Received payload is dropped ([`Table::set_shedding`]).
+    shed: bool,
 }
 
 impl<S: SharedBuf, H: Hook<S>> Table<S, H> {
@@ -163,6 +168,7 @@ impl<S: SharedBuf, H: Hook<S>> Table<S, H> {
             fired: Vec::new(),
             last_cookie_at: None,
             stats: TableStats::default(),
+            shed: false,
         }
     }
 
@@ -181,6 +187,13 @@ impl<S: SharedBuf, H: Hook<S>> Table<S, H> {
             c.mss = c.mss.min(mss.saturating_add(v6));
         }
         c
+    }
+
+    /// Under severe memory pressure, every connection drops the out-of-order payload
+    /// it receives (acknowledgements still count, so what peers acknowledge frees
+    /// buffers, and in-order data still moves held data on).
+    pub fn set_shedding(&mut self, on: bool) {
+        self.shed = on;
     }
 
     /// Counters.
@@ -294,8 +307,13 @@ impl<S: SharedBuf, H: Hook<S>> Table<S, H> {
     ) {
         let bare_syn = seg.flags.contains(TcpFlags::SYN) && !seg.flags.contains(TcpFlags::ACK);
         if let Some(id) = self.lookup(&tuple) {
+            let shed = self.shed;
+            if shed && seg.payload.is_some() {
+                self.stats.shed += 1;
+            }
             let Some(e) = self.entry_mut(id) else { return };
             if !(bare_syn && e.conn.time_wait_accepts(&seg)) {
+                e.conn.set_shedding(shed);
                 e.conn.on_segment(seg, now, out);
                 self.settle(id, true, out);
                 return;
