@@ -570,7 +570,7 @@ impl<S: SharedBuf> Subflow<S> {
     ) -> Verdict {
         let msk_id = self.msk;
         let id = self.id;
-        let Some((msk, mib, _)) = ctx.split(msk_id) else {
+        let Some((msk, mib, cfg)) = ctx.split(msk_id) else {
             return Verdict::Reset;
         };
         let mut mapped = false;
@@ -682,6 +682,7 @@ impl<S: SharedBuf> Subflow<S> {
                             id: a.addr_id,
                             addr,
                         });
+                        msk.peer_announced(a.addr_id, addr, cfg.add_addr_accepted);
                         if !msk.echo_due.contains(&a.echo()) {
                             let _ = msk.echo_due.try_push(a.echo());
                         }
