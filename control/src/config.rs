@@ -96,18 +96,53 @@ impl Default for RelayConfig {
     }
 }
 
-/// `[[listeners]]`: a relay listener.
+/// `[[listeners]]`: a relay listener, on an own address (`listen`) or transparent.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListenerConfig {
-    /// Address and port to accept on (an address of a port).
-    pub listen: SocketAddr,
+    /// Address and port to accept on (an address of a port); not with `transparent`.
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
     /// `concentrator` (accepts MPTCP or TCP, opens plain TCP to a backend) or `edge`
     /// (opens MPTCP to a backend, adding subflows by `mptcp.path_manager`).
     pub role: Role,
     /// Where to relay, used in turn; unreachable ones are skipped for
-    /// `relay.backend_hold_down` seconds.
+    /// `relay.backend_hold_down` seconds. A transparent listener relays to each
+    /// connection's original destination without them; an edge one may name
+    /// concentrators to send everything to instead.
+    #[serde(default)]
     pub backends: Vec<SocketAddr>,
+    /// Take connections to any foreign destination routed through the gateway on
+    /// `ports`, answering as that destination.
+    #[serde(default)]
+    pub transparent: bool,
+    /// Transparent only: the ports (names) the clients' traffic arrives on.
+    #[serde(default)]
+    pub ports: Vec<String>,
+    /// Transparent only: the destination ports taken, each a port or a
+    /// `[first, last]` range; absent: all.
+    #[serde(default)]
+    pub destination_ports: Vec<PortRange>,
+}
+
+/// A TCP port or an inclusive range of them (`80` or `[8000, 8999]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum PortRange {
+    /// One port.
+    One(u16),
+    /// `[first, last]`.
+    Range([u16; 2]),
+}
+
+impl PortRange {
+    /// The range as `(first, last)`.
+    pub fn bounds(self) -> (u16, u16) {
+        match self {
+            PortRange::One(p) => (p, p),
+            PortRange::Range([a, b]) => (a, b),
+        }
+    }
 }
 
 /// The gateway's roles.
@@ -144,6 +179,9 @@ pub struct MptcpConfig {
     pub checksum_enabled: bool,
     /// Additional subflows per connection (`ip mptcp limits set subflows`), 0..=8.
     pub subflows: u8,
+    /// Addresses the peer announces that are accepted for new subflows per
+    /// connection (`ip mptcp limits set add_addr_accepted`), 0..=8.
+    pub add_addr_accepted: u8,
     /// `default`, `roundrobin`, `redundant` or `blest`.
     pub scheduler: SchedulerConfig,
     /// Coupled congestion control across subflows: `none` (each subflow CUBIC), `lia`
@@ -174,6 +212,7 @@ impl Default for MptcpConfig {
             enabled: true,
             checksum_enabled: false,
             subflows: 2,
+            add_addr_accepted: 0,
             scheduler: SchedulerConfig::Default,
             coupled_cc: CouplingConfig::None,
             syn_retrans_before_tcp_fallback: 2,
@@ -630,6 +669,12 @@ impl Config {
         if m.subflows > 8 {
             bail!(key_err("mptcp.subflows", "at most 8 additional subflows"));
         }
+        if m.add_addr_accepted > 8 {
+            bail!(key_err(
+                "mptcp.add_addr_accepted",
+                "at most 8 announced addresses"
+            ));
+        }
         if m.add_addr_timeout == 0 {
             bail!(key_err(
                 "mptcp.add_addr_timeout",
@@ -694,29 +739,44 @@ impl Config {
         }
         for (i, l) in self.listeners.iter().enumerate() {
             let key = |k: &str| format!("listeners[{i}].{k}");
-            if !addrs.contains_key(&l.listen.ip()) {
-                bail!(key_err(
-                    key("listen"),
-                    format!("{} is not an address of any port", l.listen.ip())
-                ));
-            }
-            if l.listen.port() == 0 {
-                bail!(key_err(key("listen"), "port 0 is not a listening port"));
-            }
-            if (first..=last).contains(&l.listen.port()) {
-                bail!(key_err(
-                    key("listen"),
-                    format!("port {} lies in relay.local_ports", l.listen.port())
-                ));
-            }
-            if let Some(other) = listens.insert(l.listen, key("listen")) {
-                bail!(key_err(
-                    key("listen"),
-                    format!("{} is also {other}", l.listen)
-                ));
-            }
-            if l.backends.is_empty() {
-                bail!(key_err(key("backends"), "at least one backend is required"));
+            if l.transparent {
+                self.check_transparent(i, l)?;
+            } else {
+                let Some(listen) = l.listen else {
+                    bail!(key_err(
+                        key("listen"),
+                        "an address and port is required (or transparent = true)"
+                    ));
+                };
+                for (k, set) in [
+                    ("ports", !l.ports.is_empty()),
+                    ("destination_ports", !l.destination_ports.is_empty()),
+                ] {
+                    if set {
+                        bail!(key_err(key(k), "only for a transparent listener"));
+                    }
+                }
+                if !addrs.contains_key(&listen.ip()) {
+                    bail!(key_err(
+                        key("listen"),
+                        format!("{} is not an address of any port", listen.ip())
+                    ));
+                }
+                if listen.port() == 0 {
+                    bail!(key_err(key("listen"), "port 0 is not a listening port"));
+                }
+                if (first..=last).contains(&listen.port()) {
+                    bail!(key_err(
+                        key("listen"),
+                        format!("port {} lies in relay.local_ports", listen.port())
+                    ));
+                }
+                if let Some(other) = listens.insert(listen, key("listen")) {
+                    bail!(key_err(key("listen"), format!("{listen} is also {other}")));
+                }
+                if l.backends.is_empty() {
+                    bail!(key_err(key("backends"), "at least one backend is required"));
+                }
             }
             for (k, b) in l.backends.iter().enumerate() {
                 if b.port() == 0 || b.ip().is_unspecified() || b.ip().is_multicast() {
@@ -767,6 +827,76 @@ impl Config {
                 bail!(key_err(
                     "metrics.listen",
                     format!("{} is a multicast address", listen.ip())
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Checks transparent listener `i`: the ports it takes connections on, its
+    /// destination ports, no `listen`, backends only for the edge role, and no other
+    /// transparent listener taking the same destination port on the same port.
+    fn check_transparent(&self, i: usize, l: &ListenerConfig) -> anyhow::Result<()> {
+        let key = |k: &str| format!("listeners[{i}].{k}");
+        if l.listen.is_some() {
+            bail!(key_err(
+                key("listen"),
+                "a transparent listener takes any destination: remove listen (or set \
+                 transparent = false)"
+            ));
+        }
+        if l.ports.is_empty() {
+            bail!(key_err(
+                key("ports"),
+                "a transparent listener names the ports its clients' traffic arrives on"
+            ));
+        }
+        for (k, name) in l.ports.iter().enumerate() {
+            if !self.ports.iter().any(|p| &p.name == name) {
+                bail!(key_err(
+                    format!("listeners[{i}].ports[{k}]"),
+                    format!("no port is named {name:?}")
+                ));
+            }
+        }
+        for (k, r) in l.destination_ports.iter().enumerate() {
+            let (a, b) = r.bounds();
+            if a == 0 || b < a {
+                bail!(key_err(
+                    format!("listeners[{i}].destination_ports[{k}]"),
+                    format!("[{a}, {b}] is not a range of ports 1..=65535")
+                ));
+            }
+        }
+        if l.role == Role::Concentrator && !l.backends.is_empty() {
+            bail!(key_err(
+                key("backends"),
+                "a transparent concentrator relays each connection to its original \
+                 destination; backends are for a transparent edge (concentrators to \
+                 send everything to)"
+            ));
+        }
+        let ranges = |l: &ListenerConfig| -> Vec<(u16, u16)> {
+            if l.destination_ports.is_empty() {
+                vec![(1, u16::MAX)]
+            } else {
+                l.destination_ports.iter().map(|r| r.bounds()).collect()
+            }
+        };
+        for (j, other) in self.listeners[..i].iter().enumerate() {
+            let port = l.ports.iter().find(|p| other.ports.contains(p));
+            let overlap = ranges(l)
+                .iter()
+                .any(|&(a, b)| ranges(other).iter().any(|&(c, d)| a <= d && c <= b));
+            if let (true, Some(port), true) = (other.transparent, port, overlap) {
+                bail!(key_err(
+                    key("destination_ports"),
+                    format!(
+                        "listeners[{j}] already takes some of these destination ports on \
+                         port {port:?}"
+                    )
                 ));
             }
         }
@@ -919,6 +1049,12 @@ impl Config {
             "mptcp.close_timeout",
             &a.close_timeout,
             &b.close_timeout,
+            true,
+        )?;
+        d.check(
+            "mptcp.add_addr_accepted",
+            &a.add_addr_accepted,
+            &b.add_addr_accepted,
             true,
         )?;
         d.check("mptcp.path_manager", &a.path_manager, &b.path_manager, true)?;
@@ -1134,6 +1270,100 @@ gateway4 = "203.0.113.254"
             "{GOOD}\n[mptcp]\npath_manager = \"ndiffports\"\nndiffports = 0\n"
         ));
         assert!(e.starts_with("mptcp.ndiffports"), "{e}");
+    }
+
+    #[test]
+    fn transparent_listeners_are_checked_key_by_key() {
+        let with = |listener: &str| format!("{GOOD}\n[[listeners]]\n{listener}\n");
+        let good = "transparent = true\nrole = \"concentrator\"\nports = [\"down0\"]\n\
+                    destination_ports = [80, [8000, 8999]]";
+        let cfg = Config::parse(&with(good)).unwrap();
+        let l = &cfg.listeners[0];
+        assert!(l.transparent && l.listen.is_none() && l.backends.is_empty());
+        assert_eq!(
+            l.destination_ports
+                .iter()
+                .map(|r| r.bounds())
+                .collect::<Vec<_>>(),
+            vec![(80, 80), (8000, 8999)]
+        );
+        // Every destination port by default; an edge may name concentrators.
+        let edge = "transparent = true\nrole = \"edge\"\nports = [\"down0\"]\n\
+                    backends = [\"203.0.113.9:443\"]";
+        assert!(Config::parse(&with(edge)).is_ok());
+        for (listener, want) in [
+            (
+                good.replace(
+                    "transparent = true",
+                    "transparent = true\nlisten = \"192.0.2.1:80\"",
+                ),
+                "listeners[0].listen: a transparent listener takes any destination",
+            ),
+            (
+                good.replace("ports = [\"down0\"]\n", ""),
+                "listeners[0].ports: a transparent listener names the ports",
+            ),
+            (
+                good.replace("\"down0\"", "\"down0\", \"wan9\""),
+                "listeners[0].ports[1]: no port is named \"wan9\"",
+            ),
+            (
+                good.replace("[8000, 8999]", "[9000, 8999]"),
+                "listeners[0].destination_ports[1]: [9000, 8999] is not a range",
+            ),
+            (
+                good.replace("[80,", "[0,"),
+                "listeners[0].destination_ports[0]: [0, 0] is not a range",
+            ),
+            (
+                format!("{good}\nbackends = [\"203.0.113.9:80\"]"),
+                "listeners[0].backends: a transparent concentrator relays each connection \
+                 to its original destination",
+            ),
+            (
+                edge.replace("203.0.113.9:443", "192.0.2.1:443"),
+                "listeners[0].backends[0]: 192.0.2.1 is the gateway's own",
+            ),
+            // Without transparent: the keys of a transparent listener are refused.
+            (
+                "role = \"edge\"\nports = [\"down0\"]".to_string(),
+                "listeners[0].listen: an address and port is required (or transparent",
+            ),
+            (
+                "listen = \"192.0.2.1:80\"\nrole = \"edge\"\nports = [\"down0\"]\n\
+                 backends = [\"203.0.113.9:80\"]"
+                    .to_string(),
+                "listeners[0].ports: only for a transparent listener",
+            ),
+            (
+                "listen = \"192.0.2.1:80\"\nrole = \"edge\"\ndestination_ports = [80]\n\
+                 backends = [\"203.0.113.9:80\"]"
+                    .to_string(),
+                "listeners[0].destination_ports: only for a transparent listener",
+            ),
+        ] {
+            let e = err(&with(&listener));
+            assert!(e.starts_with(want), "{want}: {e}");
+        }
+        // Two transparent listeners may share a port only on distinct destination
+        // ports.
+        let other = "transparent = true\nrole = \"edge\"\nports = [\"up0\", \"down0\"]";
+        let both = |second: &str| format!("{}\n[[listeners]]\n{second}\n", with(good));
+        let e = err(&both(other));
+        assert!(
+            e.starts_with(
+                "listeners[1].destination_ports: listeners[0] already takes some of these \
+                 destination ports on port \"down0\""
+            ),
+            "{e}"
+        );
+        assert!(Config::parse(&both(&format!("{other}\ndestination_ports = [443]"))).is_ok());
+        assert!(Config::parse(&both(&other.replace(", \"down0\"", ""))).is_ok());
+        // The limit the path manager honours for announced addresses.
+        let m = |v: &str| format!("{GOOD}\n[mptcp]\nadd_addr_accepted = {v}\n");
+        assert_eq!(Config::parse(&m("4")).unwrap().mptcp.add_addr_accepted, 4);
+        assert_eq!(Config::parse(GOOD).unwrap().mptcp.add_addr_accepted, 0);
+        assert!(err(&m("9")).starts_with("mptcp.add_addr_accepted: at most 8"));
     }
 
     #[test]

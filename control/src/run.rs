@@ -47,7 +47,40 @@ pub fn check_config(path: &Path) -> anyhow::Result<()> {
     for l in &cfg.listeners {
         let backends: Vec<String> = l.backends.iter().map(ToString::to_string).collect();
         let role = format!("{:?}", l.role).to_lowercase();
-        println!("  listener {} ({role}) → {}", l.listen, backends.join(", "));
+        let to = if backends.is_empty() {
+            "the original destination".to_string()
+        } else {
+            backends.join(", ")
+        };
+        match l.listen {
+            Some(listen) => println!("  listener {listen} ({role}) → {to}"),
+            None => {
+                let dports: Vec<String> = l
+                    .destination_ports
+                    .iter()
+                    .map(|r| match r.bounds() {
+                        (a, b) if a == b => a.to_string(),
+                        (a, b) => format!("{a}-{b}"),
+                    })
+                    .collect();
+                let dports = if dports.is_empty() {
+                    "any port".to_string()
+                } else {
+                    format!("ports {}", dports.join(", "))
+                };
+                println!(
+                    "  transparent listener ({role}) on {}: any foreign destination, {dports} \
+                     → {to} (answered as the destination)",
+                    l.ports.join(", ")
+                );
+            }
+        }
+    }
+    if cfg.mptcp.add_addr_accepted > 0 {
+        println!(
+            "  path manager {:?}, subflows {}, add_addr_accepted {}",
+            cfg.mptcp.path_manager, cfg.mptcp.subflows, cfg.mptcp.add_addr_accepted
+        );
     }
     if let Some(addr) = cfg.metrics.listen {
         println!("  metrics on http://{addr}/metrics (also /healthz, /readyz)");
@@ -145,10 +178,11 @@ mod imp {
     use dataplane::mptcp::stack::{Config as MptcpSettings, Coupling, SchedulerKind};
     use dataplane::mptcp::subflow::DATA_OPTION_SPACE;
     use dataplane::pm::{Endpoint, PathManager, PathManagerKind};
-    use dataplane::relay::{Listener, RelayConfig};
+    use dataplane::relay::{Accept, Listener, RelayConfig};
     use dataplane::stats::{self, Counter, CounterReader};
     use dataplane::tcp::secrets::Secrets;
     use dataplane::tcp::table::TableConfig;
+    use dataplane::transparent::Rule;
     use dataplane::wire::ethernet::MacAddr;
     use dataplane::worker::{Command, Peers, Reconfigure, TcpSetup, Worker, WorkerPort};
     use serde_json::{json, Map, Value};
@@ -317,7 +351,7 @@ mod imp {
                     } else {
                         0
                     },
-                    fit_listeners: cfg.listeners.iter().map(|l| l.listen).collect(),
+                    fit_listeners: cfg.listeners.iter().filter_map(|l| l.listen).collect(),
                     ..mptcp_config(&cfg.mptcp)
                 },
                 keys,
@@ -329,7 +363,7 @@ mod imp {
                     .map(|d| (d.listen, diag_mode(d.mode)))
                     .collect(),
                 relay: relay_config(cfg, worker, port_start),
-                listeners: cfg.listeners.iter().map(listener).collect(),
+                listeners: cfg.listeners.iter().map(|l| listener(cfg, l)).collect(),
                 path_manager: path_manager.clone(),
             };
             let join = lcore::launch(lcore_id, move || {
@@ -568,6 +602,7 @@ mod imp {
             stale_loss_cnt: m.stale_loss_cnt,
             recv_window: m.recv_buffer,
             send_budget: m.send_buffer,
+            add_addr_accepted: m.add_addr_accepted,
             add_addr_timeout: Duration::from_secs(u64::from(m.add_addr_timeout)),
             close_timeout: Duration::from_secs(u64::from(m.close_timeout)),
             ..MptcpSettings::default()
@@ -592,40 +627,46 @@ mod imp {
 
     /// The path manager over the `subflow`/`fullmesh` port addresses. Address ids:
     /// the announced (`signal`) addresses have 1, 2, … in order (as the stack numbers
-    /// them), the other endpoints the ids after those.
+    /// them), the other endpoints the ids after those, then the remaining port
+    /// addresses (a subflow the routes start from one, to an announced address).
     fn path_manager(cfg: &Config, signal: &[IpAddr]) -> PathManager {
         use crate::config::PathManagerConfig as K;
         let mut next_id = signal.len() as u8 + 1;
-        let mut endpoints = Vec::new();
-        for p in &cfg.ports {
-            if !p
-                .flags
+        let mut id_of = |addr: IpAddr| match signal.iter().position(|&a| a == addr) {
+            Some(i) => i as u8 + 1,
+            None => {
+                next_id = next_id.saturating_add(1);
+                next_id - 1
+            }
+        };
+        let endpoint_port = |p: &&crate::config::PortConfig| {
+            p.flags
                 .iter()
                 .any(|f| matches!(f, PortFlag::Subflow | PortFlag::Fullmesh))
-            {
-                continue;
-            }
+        };
+        let mut endpoints = Vec::new();
+        for p in cfg.ports.iter().filter(endpoint_port) {
             for addr in port_addresses(p) {
-                let id = match signal.iter().position(|&a| a == addr) {
-                    Some(i) => i as u8 + 1,
-                    None => {
-                        next_id = next_id.saturating_add(1);
-                        next_id - 1
-                    }
-                };
                 endpoints.push(Endpoint {
                     addr,
-                    id,
+                    id: id_of(addr),
                     backup: p.flags.contains(&PortFlag::Backup),
                 });
             }
         }
+        let others = cfg
+            .ports
+            .iter()
+            .filter(|p| !endpoint_port(p))
+            .flat_map(port_addresses)
+            .map(|addr| (addr, id_of(addr)))
+            .collect();
         let kind = match cfg.mptcp.path_manager {
             K::Default => PathManagerKind::Default,
             K::Fullmesh => PathManagerKind::Fullmesh,
             K::Ndiffports => PathManagerKind::Ndiffports(cfg.mptcp.ndiffports),
         };
-        PathManager::new(kind, endpoints)
+        PathManager::new(kind, endpoints).with_address_ids(others)
     }
 
     fn relay_config(cfg: &Config, worker: (u16, u16), start: u16) -> RelayConfig {
@@ -639,9 +680,21 @@ mod imp {
         }
     }
 
-    fn listener(l: &crate::config::ListenerConfig) -> Listener {
+    fn listener(cfg: &Config, l: &crate::config::ListenerConfig) -> Listener {
+        let accept = match l.listen {
+            Some(addr) => Accept::Addr(addr),
+            None => Accept::Transparent(Rule {
+                ports: l
+                    .ports
+                    .iter()
+                    .filter_map(|name| cfg.ports.iter().position(|p| &p.name == name))
+                    .map(|i| i as u16)
+                    .collect(),
+                dst_ports: l.destination_ports.iter().map(|r| r.bounds()).collect(),
+            }),
+        };
         Listener {
-            addr: l.listen,
+            accept,
             backends: l.backends.clone(),
             mptcp: l.role == crate::config::Role::Edge,
         }

@@ -1,9 +1,9 @@
 //! From TCP segment descriptions to frames on the right port.
 //!
 //! For each segment: the port is the one the remote address is on-link on, else the one
-//! owning the connection's local address; the neighbour is the remote address when it
-//! is on-link, else the port's next hop; its MAC
-//! comes from the worker's neighbour table, which is asked to resolve what it lacks
+//! owning the connection's local address (else one with a next hop for it); the
+//! neighbour is the remote address when it is on-link, else the port's next hop; its
+//! MAC comes from the worker's neighbour table, which is asked to resolve what it lacks
 //! (ARP request or neighbour solicitation). The Ethernet/IP/TCP headers are written into
 //! a fresh small buffer and the payload is chained behind it by reference — zero copy:
 //! the bytes that leave are the bytes that arrived (or the service's own buffer).
@@ -88,11 +88,11 @@ pub(crate) fn transmit<P: Port>(
     }
 }
 
-/// The port that owns the connection's local address, and the neighbour to send to.
 /// The port and next hop towards `tuple.remote`: the port on whose subnet it lies,
-/// else the port owning the local address (through its gateway). The source address
-/// stays the connection's, whichever port carries it (a client may reach any gateway
-/// address over any path).
+/// else the port owning the local address (through its gateway), else — a
+/// transparent connection, whose local address is a foreign destination — the first
+/// port with a next hop for it. The source address stays the connection's, whichever
+/// port carries it (a client may reach any gateway address over any path).
 pub(crate) fn route<P: Port>(
     ports: &[WorkerPort<P>],
     tuple: &FourTuple,
@@ -101,7 +101,8 @@ pub(crate) fn route<P: Port>(
     let index = ports
         .iter()
         .position(|p| p.host.on_link(remote))
-        .or_else(|| ports.iter().position(|p| p.host.owns(tuple.local.ip())))?;
+        .or_else(|| ports.iter().position(|p| p.host.owns(tuple.local.ip())))
+        .or_else(|| ports.iter().position(|p| p.host.next_hop(remote).is_some()))?;
     let hop = ports[index].host.next_hop(tuple.remote.ip())?;
     Some((index, hop))
 }

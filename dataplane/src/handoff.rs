@@ -12,7 +12,9 @@
 //! - an MP_JOIN SYN: the worker its token names ([`crate::mptcp::token::owner_of`]);
 //!   the rest of that subflow follows through a bounded redirect table;
 //! - a segment to a local port of a connection the gateway opened: the worker the
-//!   port names (relay ports are handed out ≡ worker modulo workers);
+//!   port names (relay ports are handed out ≡ worker modulo workers) — only on the
+//!   gateway's own addresses: a connection a transparent listener accepted has the
+//!   original destination's address and port, which name nothing;
 //! - any other segment this worker has no connection for, SYNs included: the next
 //!   worker, and so on around the ring until one has it (the last one answers as TCP
 //!   does: a SYN to a listener opens the connection there). A queue mapping is not
@@ -22,6 +24,7 @@
 
 use crate::mptcp::token::owner_of;
 use crate::tcp::{FourTuple, SegmentIn};
+use crate::transparent::Addressed;
 use crate::wire::mptcp::{MpJoin, MptcpOption};
 use crate::wire::tcp::{TcpFlags, TcpOption, TcpOptions};
 use crate::wire::MacAddr;
@@ -37,8 +40,10 @@ pub const INBOX_CAPACITY: usize = 4096;
 /// A message for another worker; `S` is the shared-buffer type of payloads.
 pub enum Message<S> {
     /// A received segment for the receiver, with the workers it already visited
-    /// looking for its connection's owner (0 when the sender knew the owner).
-    Segment(FourTuple, SegmentIn<S>, u16),
+    /// looking for its connection's owner (0 when the sender knew the owner) and to
+    /// whom it is addressed (decided where it arrived: transparent listeners match
+    /// by ingress port).
+    Segment(FourTuple, SegmentIn<S>, u16, Addressed),
     /// A neighbour learnt on port `port` (index).
     Neighbor(u16, IpAddr, MacAddr),
 }
@@ -142,23 +147,24 @@ impl Steering {
         self.workers > 1
     }
 
-    /// The worker to hand the segment of `tuple` to and the hop count it travels
-    /// with, `None` for this worker. `known` says whether this worker has the
-    /// connection; `flags` and `options` are the segment's; `hops` is how many
-    /// workers it already visited looking for an owner. `now` in ns.
+    /// The worker to hand the segment of `tuple`, a connection this worker does not
+    /// have, to and the hop count it travels with; `None` for this worker. `flags`
+    /// and `options` are the segment's; `foreign` when it is addressed to a foreign
+    /// destination (transparent mode); `hops` is how many workers it already visited
+    /// looking for an owner. `now` in ns.
     pub fn owner(
         &mut self,
         tuple: &FourTuple,
-        known: bool,
         flags: TcpFlags,
         options: &[u8],
+        foreign: bool,
         hops: u16,
         now: u64,
     ) -> Option<(u16, u16)> {
-        if known || !self.active() {
+        if !self.active() {
             return None;
         }
-        match self.owner_of_unknown(tuple, flags, options, now) {
+        match self.owner_of_unknown(tuple, flags, options, foreign, now) {
             Some(w) if w == self.me => None,
             Some(w) => Some((w, 0)),
             // Look further, once around the ring at most; the last worker takes it.
@@ -187,13 +193,14 @@ impl Steering {
         }
     }
 
-    /// The owner a segment names (its MP_JOIN token, its redirect, its local port),
-    /// for a connection this worker does not have.
+    /// The owner a segment names (its MP_JOIN token, its redirect, its local port
+    /// unless `foreign`), for a connection this worker does not have.
     fn owner_of_unknown(
         &mut self,
         tuple: &FourTuple,
         flags: TcpFlags,
         options: &[u8],
+        foreign: bool,
         now: u64,
     ) -> Option<u16> {
         if let Some((owner, last)) = self.redirects.get_mut(tuple) {
@@ -216,7 +223,7 @@ impl Steering {
         }
         let (first, count) = self.ports;
         let port = tuple.local.port();
-        (port >= first && u32::from(port - first) < u32::from(count))
+        (!foreign && port >= first && u32::from(port - first) < u32::from(count))
             .then(|| (port - first) % self.workers)
     }
 
@@ -266,42 +273,50 @@ mod tests {
             .unwrap_or(u32::MAX);
         let syn = join_syn(token);
         let (t, opts) = (tuple(80), syn.as_bytes());
-        assert_eq!(s.owner(&t, false, TcpFlags::SYN, opts, 0, 1), Some((1, 0)));
-        assert_eq!(s.owner(&t, false, TcpFlags::ACK, &[], 0, 2), Some((1, 0)));
+        assert_eq!(s.owner(&t, TcpFlags::SYN, opts, false, 0, 1), Some((1, 0)));
+        assert_eq!(s.owner(&t, TcpFlags::ACK, &[], false, 0, 2), Some((1, 0)));
         assert_eq!(s.redirects(), 1);
         s.expire(2 + REDIRECT_IDLE_NS);
         assert_eq!(s.redirects(), 0);
-        // A connection this worker has stays here.
-        assert_eq!(s.owner(&t, true, TcpFlags::SYN, opts, 0, 3), None);
+        // A join to a foreign destination (a transparent connection's) goes by its
+        // token too.
+        let t = FourTuple {
+            local: SocketAddr::from(([203, 0, 113, 9], 32_770)),
+            ..t
+        };
+        assert_eq!(s.owner(&t, TcpFlags::SYN, opts, true, 0, 3), Some((1, 0)));
     }
 
     #[test]
     fn opened_connections_are_owned_by_their_ports_worker() {
         let mut s = Steering::new(0, 2, (32_768, 28_232));
         let ack = TcpFlags::ACK;
-        assert_eq!(s.owner(&tuple(32_769), false, ack, &[], 0, 0), Some((1, 0)));
-        assert_eq!(s.owner(&tuple(32_770), false, ack, &[], 0, 0), None);
+        assert_eq!(s.owner(&tuple(32_769), ack, &[], false, 0, 0), Some((1, 0)));
+        assert_eq!(s.owner(&tuple(32_770), ack, &[], false, 0, 0), None);
+        // A foreign destination's port names no worker: the segment looks around the
+        // ring (a transparent connection to port 32769 is wherever its SYN opened it).
+        assert_eq!(s.owner(&tuple(32_769), ack, &[], true, 0, 0), Some((1, 1)));
         // One worker: always here.
         let mut one = Steering::new(0, 1, (32_768, 28_232));
-        assert_eq!(one.owner(&tuple(32_769), false, ack, &[], 0, 0), None);
+        assert_eq!(one.owner(&tuple(32_769), ack, &[], false, 0, 0), None);
     }
 
     #[test]
     fn unknown_segments_and_syns_go_once_around_the_ring() {
         let mut s = Steering::new(1, 3, (32_768, 28_232));
         let ack = TcpFlags::ACK;
-        assert_eq!(s.owner(&tuple(80), false, ack, &[], 0, 0), Some((2, 1)));
-        assert_eq!(s.owner(&tuple(80), false, ack, &[], 1, 0), Some((2, 2)));
-        assert_eq!(s.owner(&tuple(80), false, ack, &[], 2, 0), None);
+        assert_eq!(s.owner(&tuple(80), ack, &[], false, 0, 0), Some((2, 1)));
+        assert_eq!(s.owner(&tuple(80), ack, &[], false, 1, 0), Some((2, 2)));
+        assert_eq!(s.owner(&tuple(80), ack, &[], false, 2, 0), None);
         assert_eq!(
-            s.owner(&tuple(80), false, TcpFlags::SYN, &[], 0, 0),
+            s.owner(&tuple(80), TcpFlags::SYN, &[], false, 0, 0),
             Some((2, 1))
         );
         // The SYN will open the connection at the ring's end (worker 0): what
         // follows goes straight there, even before that worker has seen the SYN.
-        assert_eq!(s.owner(&tuple(80), false, ack, &[], 0, 0), Some((0, 0)));
+        assert_eq!(s.owner(&tuple(80), ack, &[], false, 0, 0), Some((0, 0)));
         assert_eq!(s.redirects(), 1);
-        assert_eq!(s.owner(&tuple(81), false, TcpFlags::SYN, &[], 2, 0), None);
+        assert_eq!(s.owner(&tuple(81), TcpFlags::SYN, &[], false, 2, 0), None);
         assert_eq!(s.redirects(), 1);
     }
 

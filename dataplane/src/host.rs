@@ -28,6 +28,10 @@ pub enum Verdict {
     /// A TCP segment to an own address, classified as this: hand the frame to the TCP
     /// endpoint.
     Tcp(Frame),
+    /// A TCP segment to a foreign destination on a port that takes transit traffic
+    /// (named by a transparent listener, see [`crate::transparent`]): the worker
+    /// decides whether a connection or a transparent listener takes it.
+    Transit(Frame),
     /// Drop the frame and count the reason.
     Drop(Counter),
 }
@@ -79,6 +83,9 @@ pub struct HostPort {
     /// The port's 802.1Q VLAN id: only frames tagged with it are taken, and every
     /// frame sent carries it. `None`: untagged (or priority-tagged, VLAN id 0) frames.
     vlan: Option<u16>,
+    /// TCP segments to foreign destinations are passed on ([`Verdict::Transit`]) rather
+    /// than dropped: a transparent listener names the port.
+    transit: bool,
 }
 
 impl HostPort {
@@ -112,7 +119,15 @@ impl HostPort {
             gateway6,
             others: Vec::new(),
             vlan: None,
+            transit: false,
         }
+    }
+
+    /// Passes TCP segments to foreign destinations on ([`Verdict::Transit`]) instead of
+    /// dropping them: a transparent listener takes connections on this port. ARP and
+    /// neighbour discovery still answer only for the port's own addresses.
+    pub fn set_transit(&mut self, on: bool) {
+        self.transit = on;
     }
 
     /// Puts the port on 802.1Q VLAN `vid` (1..=4094), or back to untagged frames.
@@ -237,6 +252,7 @@ impl HostPort {
         match self.decide(frame, &mut learn) {
             Action::Drop(c) => Verdict::Drop(c),
             Action::Tcp(f) => Verdict::Tcp(f),
+            Action::Transit(f) => Verdict::Transit(f),
             Action::ArpReply => reply(frame, mac, Counter::ArpReplies, arp::make_reply_in_place),
             Action::EchoReply => reply(
                 frame,
@@ -297,7 +313,7 @@ impl HostPort {
             },
             L3::Ipv4 => match Ipv4Packet::parse(l3) {
                 Err(_) => Action::Drop(Counter::DropMalformed),
-                Ok(ip) if !self.takes(IpAddr::V4(ip.dst())) => Action::Drop(Counter::DropNotForUs),
+                Ok(ip) if !self.takes(IpAddr::V4(ip.dst())) => self.foreign(f),
                 Ok(_) => match f.l4 {
                     L4::Icmp => Action::EchoReply,
                     L4::Tcp => Action::Tcp(f),
@@ -311,7 +327,7 @@ impl HostPort {
                 };
                 let dst = ip.dst();
                 if !dst.is_multicast() && !self.takes(IpAddr::V6(dst)) {
-                    return Action::Drop(Counter::DropNotForUs);
+                    return self.foreign(f);
                 }
                 match f.l4 {
                     L4::Tcp if !dst.is_multicast() => Action::Tcp(f),
@@ -321,6 +337,16 @@ impl HostPort {
                 }
             }
             L3::Other(_) => Action::Drop(Counter::DropUnknownEthertype),
+        }
+    }
+
+    /// An IP packet to a foreign unicast destination: TCP on a transit port goes on,
+    /// anything else is dropped (mpgw is no router).
+    fn foreign(&self, f: Frame) -> Action {
+        if self.transit && f.l4 == L4::Tcp {
+            Action::Transit(f)
+        } else {
+            Action::Drop(Counter::DropNotForUs)
         }
     }
 
@@ -364,6 +390,7 @@ enum Action {
     Echo6Reply,
     NeighborAdvert,
     Tcp(Frame),
+    Transit(Frame),
     Drop(Counter),
 }
 

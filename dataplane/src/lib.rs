@@ -12,7 +12,8 @@
 //!   building blocks: keys, tokens, HMACs, checksums, the token table, DSN
 //!   reassembly, schedulers and coupled congestion control;
 //! - [`host`]: the gateway's own L2/L3 presence (ARP, ICMP echo, neighbour discovery),
-//!   and [`neigh`], the neighbour table it learns into;
+//!   and [`neigh`], the neighbour table it learns into; [`transparent`]: which TCP
+//!   segments to foreign destinations the gateway takes (transparent listeners);
 //! - [`streams`]: the application's view of connections, the same over a TCP table and
 //!   an MPTCP stack; [`diag`], the diagnostic service, and [`relay`], the gateway's
 //!   TCP/MPTCP relay, are written against it; [`pm`] picks the subflows the relay's
@@ -38,6 +39,7 @@ pub mod seq;
 pub mod stats;
 pub mod streams;
 pub mod tcp;
+pub mod transparent;
 pub mod wire;
 pub mod worker;
 

@@ -15,6 +15,12 @@
 //! - edge: plain TCP accepted, MPTCP opened to a concentrator or MPTCP server (the
 //!   worker adds subflows once it is established, see [`Relay::take_connected`]).
 //!
+//! A listener accepts on an own address and port, or transparently
+//! ([`crate::transparent`]): on any foreign destination its rule takes, answering as
+//! that destination; the other leg then goes to the original destination (address
+//! and port the client asked for), or to the listener's backends when it has some
+//! (an edge sending everything to one concentrator).
+//!
 //! Closing maps across: a FIN (or DATA_FIN) read to the end closes the other side's
 //! sending direction after its queued data (half-close both ways); a reset (RST,
 //! MP_FASTCLOSE, timeout) on one side resets the other (MP_FASTCLOSE towards an MPTCP
@@ -25,6 +31,7 @@
 use crate::port::SharedBuf;
 use crate::streams::Streams;
 use crate::tcp::{Events, Instant, SegmentSink};
+use crate::transparent::{Rule, Rules};
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
@@ -33,12 +40,22 @@ use std::time::Duration;
 /// A relay listener: where it accepts, where it relays to, and how.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Listener {
-    /// The gateway address and port it accepts on.
-    pub addr: SocketAddr,
-    /// Backends, used in turn (round robin over the healthy ones).
+    /// Where it accepts.
+    pub accept: Accept,
+    /// Backends, used in turn (round robin over the healthy ones). Empty for a
+    /// transparent listener that relays to each connection's original destination.
     pub backends: Vec<SocketAddr>,
     /// Open the backend leg as MPTCP (the edge role) rather than plain TCP.
     pub mptcp: bool,
+}
+
+/// Where a listener accepts connections.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Accept {
+    /// On this gateway address and port.
+    Addr(SocketAddr),
+    /// On any foreign destination the rule takes (transparent mode).
+    Transparent(Rule),
 }
 
 /// Relay limits.
@@ -76,6 +93,8 @@ impl Default for RelayConfig {
 pub struct RelayStats {
     /// Client connections accepted for relaying.
     pub accepted: u64,
+    /// Of those, accepted by transparent listeners on a foreign destination.
+    pub transparent: u64,
     /// Backend connections established.
     pub connected: u64,
     /// Backend handshakes that failed (each attempt).
@@ -177,15 +196,30 @@ impl<I: Copy + Eq + Hash> Relay<I> {
         }
     }
 
-    /// Relays connections accepted on `l.addr`, listening on it in `streams`.
+    /// Relays connections accepted by `l`, listening on its address in `streams`
+    /// (a transparent listener's rule is the worker's: [`Relay::transparent_rules`]).
     pub fn add<S>(&mut self, streams: &mut impl Streams<S, Id = I>, l: Listener) {
-        streams.listen(l.addr);
-        self.by_addr.insert(l.addr, self.listeners.len());
+        if let Accept::Addr(addr) = l.accept {
+            streams.listen(addr);
+            self.by_addr.insert(addr, self.listeners.len());
+        }
         self.backends.push(Backends {
             next: 0,
             down_until: vec![None; l.backends.len()],
         });
         self.listeners.push(l);
+    }
+
+    /// The transparent listeners' rules, each tagged with its listener's index (what
+    /// [`Streams::transparent`] reports for the connections it accepts).
+    pub fn transparent_rules(&self) -> Rules {
+        let mut rules = Rules::default();
+        for (i, l) in self.listeners.iter().enumerate() {
+            if let (Accept::Transparent(rule), Ok(tag)) = (&l.accept, u16::try_from(i)) {
+                rules.add(tag, rule.clone());
+            }
+        }
+        rules
     }
 
     /// Whether the relay serves connection `id`: accepted on a listener (`true`) or
@@ -216,8 +250,12 @@ impl<I: Copy + Eq + Hash> Relay<I> {
         let leg = match self.legs.get(&id) {
             Some(l) => *l,
             None => {
-                let Some(&listener) = streams.local_addr(id).and_then(|a| self.by_addr.get(&a))
-                else {
+                let by_addr = streams.local_addr(id).and_then(|a| self.by_addr.get(&a));
+                let listener = by_addr.copied().or_else(|| {
+                    let tag = usize::from(streams.transparent(id)?);
+                    (tag < self.listeners.len()).then_some(tag)
+                });
+                let Some(listener) = listener else {
                     return false;
                 };
                 if events.contains(Events::CONNECTED) {
@@ -238,7 +276,9 @@ impl<I: Copy + Eq + Hash> Relay<I> {
                 if let Some(l) = self.legs.get_mut(&id) {
                     l.connected = true;
                 }
-                self.backends[leg.listener].down_until[leg.backend] = None;
+                if let Some(d) = self.backends[leg.listener].down_until.get_mut(leg.backend) {
+                    *d = None;
+                }
                 if self.listeners[leg.listener].mptcp {
                     self.connected.push(id);
                 }
@@ -285,6 +325,9 @@ impl<I: Copy + Eq + Hash> Relay<I> {
         out: &mut impl SegmentSink<S>,
     ) {
         self.stats.accepted += 1;
+        if streams.transparent(id).is_some() {
+            self.stats.transparent += 1;
+        }
         if self.legs.len() / 2 >= self.cfg.max_pairs {
             self.refuse(streams, id, now, out);
             return;
@@ -302,8 +345,9 @@ impl<I: Copy + Eq + Hash> Relay<I> {
         self.open_backend(streams, id, source, now, out);
     }
 
-    /// Opens the next backend connection for client `client`, or resets the client
-    /// when every backend was tried.
+    /// Opens the next backend connection for client `client` (its original
+    /// destination for a transparent listener without backends), or resets the
+    /// client when every backend was tried.
     fn open_backend<S: SharedBuf>(
         &mut self,
         streams: &mut impl Streams<S, Id = I>,
@@ -316,12 +360,24 @@ impl<I: Copy + Eq + Hash> Relay<I> {
             return;
         };
         let l = &self.listeners[leg.listener];
-        if usize::from(leg.attempts) >= l.backends.len() {
+        let original = if l.backends.is_empty() {
+            streams.local_addr(client)
+        } else {
+            None
+        };
+        if usize::from(leg.attempts) >= l.backends.len().max(1)
+            || l.backends.is_empty() && original.is_none()
+        {
             self.refuse(streams, client, now, out);
             return;
         }
-        let b = self.pick_backend(leg.listener, now);
-        let remote = self.listeners[leg.listener].backends[b];
+        let (b, remote) = match original {
+            Some(dst) => (0, dst),
+            None => {
+                let b = self.pick_backend(leg.listener, now);
+                (b, self.listeners[leg.listener].backends[b])
+            }
+        };
         let mptcp = self.listeners[leg.listener].mptcp;
         let opened =
             source(remote.ip()).and_then(|ip| self.connect(streams, ip, remote, mptcp, now, out));
@@ -408,7 +464,9 @@ impl<I: Copy + Eq + Hash> Relay<I> {
         out: &mut impl SegmentSink<S>,
     ) {
         self.stats.connect_failures += 1;
-        self.backends[leg.listener].down_until[leg.backend] = Some(now + self.cfg.hold_down);
+        if let Some(d) = self.backends[leg.listener].down_until.get_mut(leg.backend) {
+            *d = Some(now + self.cfg.hold_down);
+        }
         self.legs.remove(&id);
         streams.flush(id, now, out);
         if let Some(client) = leg.peer {

@@ -82,6 +82,9 @@ counters! {
     DropVlan => "drop_vlan",
     /// IP packets addressed to someone else (mpgw is no router).
     DropNotForUs => "drop_not_for_us",
+    /// TCP segments to a foreign destination, on a port a transparent listener names,
+    /// that no transparent listener (destination port) and no connection took.
+    DropTransit => "drop_transit",
     /// Packets to an own address of a protocol or type mpgw does not serve.
     DropUnhandled => "drop_unhandled",
     /// IP fragments (mpgw does not reassemble).
@@ -133,6 +136,8 @@ counters! {
     DiagSourcesRefused => "diag_sources_refused",
     /// Client connections accepted on relay listeners.
     RelayAccepted => "relay_accepted",
+    /// Of those, connections transparent listeners accepted on a foreign destination.
+    RelayTransparent => "relay_transparent",
     /// Backend connections the relay established.
     RelayConnected => "relay_connected",
     /// Backend handshakes that failed (each attempt).
@@ -163,6 +168,9 @@ counters! {
     /// Subflows the path manager could not add (connection not ready, limit, tuple
     /// taken).
     PmJoinsFailed => "pm_joins_failed",
+    /// Subflows the path manager opened on connections the gateway opened: once a
+    /// connection is fully established, and to addresses its peer announced.
+    PmJoins => "pm_joins",
     /// MPTCP-level connections now, plain TCP ones included (gauge).
     MptcpConnections => "mptcp_connections",
     /// Established MPTCP connections without a subflow, waiting `close_timeout` for a
@@ -209,7 +217,8 @@ counters! {
     /// ADD_ADDR announcements queued on existing connections after a link came back
     /// (or a reload flagged an address `signal`).
     Reannounced => "reannounced",
-    /// Subflows re-created by the path manager after a link came back.
+    /// Subflows re-created by the path manager: after a link came back, and on
+    /// connections left without subflows (waiting `close_timeout`).
     Rejoins => "rejoins",
     /// Configuration changes applied at run time (`mpgw reload`, SIGHUP).
     Reconfigured => "reconfigured",

@@ -37,6 +37,11 @@ pub trait Streams<S> {
     fn take_events(&mut self, id: Self::Id) -> Events;
     /// The local address `id` was accepted on (or opened from).
     fn local_addr(&self, id: Self::Id) -> Option<SocketAddr>;
+    /// The transparent listener (its tag) that accepted `id` on a foreign
+    /// destination, its `local_addr` (none: an own address, or opened).
+    fn transparent(&self, _id: Self::Id) -> Option<u16> {
+        None
+    }
     /// The next in-order payload.
     fn recv(&mut self, id: Self::Id) -> Option<Payload<S>>;
     /// Length of the payload `recv` would return next.
@@ -157,6 +162,10 @@ impl<S: SharedBuf> Streams<S> for Stack<S> {
 
     fn local_addr(&self, id: MskId) -> Option<SocketAddr> {
         self.info(id).map(|i| i.local)
+    }
+
+    fn transparent(&self, id: MskId) -> Option<u16> {
+        Stack::transparent(self, id)
     }
 
     fn recv(&mut self, id: MskId) -> Option<Payload<S>> {

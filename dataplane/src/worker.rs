@@ -30,7 +30,7 @@ use crate::mptcp::mib::Mib;
 use crate::mptcp::msk::{MskId, Phase};
 use crate::mptcp::stack::{Config as MptcpConfig, MemoryPressure, Stack};
 use crate::neigh::{NeighborConfig, NeighborTable};
-use crate::pm::PathManager;
+use crate::pm::{Opened, PathAgent, PathManager};
 use crate::port::{Burst, PacketBuf, Port};
 use crate::relay::{Listener, Relay, RelayConfig};
 use crate::seq::Dsn;
@@ -39,15 +39,12 @@ use crate::tcp::ingress::segment_from_classified;
 use crate::tcp::secrets::Secrets;
 use crate::tcp::table::TableConfig;
 use crate::tcp::{Events, FourTuple, Instant, Payload, SegmentIn, SegmentOut};
+use crate::transparent::{Addressed, Rules};
 use crate::wire::{Frame, WireError};
 use crossbeam::channel::{Receiver, Sender, TryRecvError};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-
-/// How long a connection the relay opened may take to become fully established
-/// before its subflows are given up (nothing was exchanged yet).
-const JOIN_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Iterations between two looks at the command channel (and counter refreshes).
 const CONTROL_EVERY: u32 = 256;
@@ -209,10 +206,10 @@ pub struct Worker<P: Port> {
     tcp: Stack<SharedOf<P>>,
     diag: DiagService<SharedOf<P>, MskId>,
     relay: Relay<MskId>,
-    pm: PathManager,
-    /// Connections the relay opened, waiting to be fully established before the path
-    /// manager adds their subflows, each with when to give up.
-    awaiting_joins: Vec<(MskId, Instant)>,
+    /// The path manager over the MPTCP connections the relay opens.
+    paths: PathAgent,
+    /// The transparent listeners' matches (which foreign destinations are taken).
+    transparent: Rules,
     handoff: Handoff<SharedOf<P>>,
     steering: Steering,
     /// The memory pressure in force ([`Worker::watch_memory`]).
@@ -268,14 +265,19 @@ impl<P: Port> Worker<P> {
         for l in tcp.listeners {
             relay.add(&mut table, l);
         }
+        let transparent = relay.transparent_rules();
+        for (i, wp) in ports.iter_mut().enumerate() {
+            // At most u16::MAX ports: DPDK port ids are u16.
+            wp.host.set_transit(transparent.on_port(i as u16));
+        }
         Self {
             ports,
             neighbors: NeighborTable::new(NeighborConfig::default()),
             tcp: table,
             diag,
             relay,
-            pm: tcp.path_manager,
-            awaiting_joins: Vec::new(),
+            paths: PathAgent::new(tcp.path_manager),
+            transparent,
             handoff: peers.handoff,
             steering,
             pressure: MemoryPressure::None,
@@ -413,7 +415,7 @@ impl<P: Port> Worker<P> {
             if !self.down.contains(&a) {
                 self.down.push(a);
             }
-            self.pm.set_down(a, true);
+            self.paths.manager_mut().set_down(a, true);
             self.tcp.withdraw_address(a, |m| {
                 if seen.insert(m) {
                     moved.push(m);
@@ -488,34 +490,29 @@ impl<P: Port> Worker<P> {
         let mut announced = 0;
         for &a in addrs {
             self.down.retain(|&d| d != a);
-            self.pm.set_down(a, false);
             if self.signal.contains(&a) {
                 announced += self.tcp.announce(a);
             }
         }
         self.counters.add(Counter::Reannounced, announced as u64);
-        for m in self.tcp.connections() {
-            let Some(info) = self.tcp.info(m) else {
-                continue;
-            };
-            if self.tcp.accepted(m) || info.fallback || !info.fully_established {
-                continue;
-            }
-            let relay = &mut self.relay;
-            let paths = self
-                .pm
-                .paths_from(info.local, info.remote, addrs, || relay.local_port());
-            for path in paths {
-                if self.tcp.has_subflow_from(m, path.local.ip()) {
-                    continue;
-                }
-                if self.tcp.join(m, &path, now, &mut self.out) {
-                    self.counters.inc(Counter::Rejoins);
-                } else {
-                    self.counters.inc(Counter::PmJoinsFailed);
-                }
-            }
-        }
+        let ports = &self.ports;
+        let relay = &mut self.relay;
+        let opened = self.paths.link_up(
+            &mut self.tcp,
+            addrs,
+            |dst| source_address(ports, dst),
+            || relay.local_port(),
+            now,
+            &mut self.out,
+        );
+        self.count_opened(opened);
+    }
+
+    /// Counts the subflows the path manager opened.
+    fn count_opened(&mut self, n: Opened) {
+        self.counters.add(Counter::PmJoins, n.joins);
+        self.counters.add(Counter::Rejoins, n.rejoins);
+        self.counters.add(Counter::PmJoinsFailed, n.failed);
     }
 
     /// Applies a reloaded configuration's run-time settings.
@@ -538,7 +535,7 @@ impl<P: Port> Worker<P> {
         for &a in &self.down {
             pm.set_down(a, true);
         }
-        self.pm = pm;
+        *self.paths.manager_mut() = pm;
         self.counters.inc(Counter::Reconfigured);
     }
 
@@ -556,6 +553,7 @@ impl<P: Port> Worker<P> {
                 counters: &mut self.counters,
                 steering: &mut self.steering,
                 handoff: &self.handoff,
+                transparent: &self.transparent,
                 now,
             };
             received += rx.poll_port(wp);
@@ -591,7 +589,7 @@ impl<P: Port> Worker<P> {
         let mut n = 0;
         while let Some(msg) = self.handoff.recv() {
             match msg {
-                Message::Segment(tuple, seg, hops) => {
+                Message::Segment(tuple, seg, hops, addressed) => {
                     n += 1;
                     self.counters.inc(Counter::HandoffIn);
                     let mut rx = Rx {
@@ -602,9 +600,10 @@ impl<P: Port> Worker<P> {
                         counters: &mut self.counters,
                         steering: &mut self.steering,
                         handoff: &self.handoff,
+                        transparent: &self.transparent,
                         now,
                     };
-                    rx.segment_in(tuple, seg, hops);
+                    rx.segment_in(tuple, seg, hops, addressed);
                 }
                 Message::Neighbor(port, ip, mac) => self.neighbors.adopt(port, ip, mac, now),
             }
@@ -624,8 +623,8 @@ impl<P: Port> Worker<P> {
         }
     }
 
-    /// Runs the services over every connection with events, then adds the subflows of
-    /// the MPTCP connections the relay opened.
+    /// Runs the services over every connection with events, then the path manager
+    /// over the MPTCP connections the gateway opened.
     fn serve(&mut self, now: Instant) {
         let ports = &self.ports;
         let source = |dst: IpAddr| source_address(ports, dst);
@@ -644,32 +643,19 @@ impl<P: Port> Worker<P> {
                 self.tcp.flush(id, now, &mut self.out);
             }
         }
-        self.awaiting_joins
-            .extend(self.relay.take_connected().map(|m| (m, now + JOIN_WAIT)));
-        let mut i = 0;
-        while i < self.awaiting_joins.len() {
-            let (m, until) = self.awaiting_joins[i];
-            match self.tcp.info(m) {
-                // Joins are refused until the peer has our keys: wait for that.
-                Some(info) if !info.fallback && !info.fully_established && now < until => {
-                    i += 1;
-                    continue;
-                }
-                Some(info) if !info.fallback && info.fully_established => {
-                    let relay = &mut self.relay;
-                    for path in self
-                        .pm
-                        .paths(info.local, info.remote, || relay.local_port())
-                    {
-                        if !self.tcp.join(m, &path, now, &mut self.out) {
-                            self.counters.inc(Counter::PmJoinsFailed);
-                        }
-                    }
-                }
-                _ => {}
-            }
-            self.awaiting_joins.swap_remove(i);
+        for m in self.relay.take_connected() {
+            self.paths.opened(m, now);
         }
+        let ports = &self.ports;
+        let relay = &mut self.relay;
+        let opened = self.paths.run(
+            &mut self.tcp,
+            |dst| source_address(ports, dst),
+            || relay.local_port(),
+            now,
+            &mut self.out,
+        );
+        self.count_opened(opened);
     }
 
     /// Puts the stack under memory pressure while a packet-buffer pool runs low:
@@ -730,6 +716,7 @@ impl<P: Port> Worker<P> {
         c.set(Counter::DiagBytesSourced, d.sourced);
         c.set(Counter::DiagSourcesRefused, d.sources_refused);
         c.set(Counter::RelayAccepted, r.accepted);
+        c.set(Counter::RelayTransparent, r.transparent);
         c.set(Counter::RelayConnected, r.connected);
         c.set(Counter::RelayConnectFailures, r.connect_failures);
         c.set(Counter::RelayRefused, r.refused);
@@ -814,6 +801,7 @@ struct Rx<'a, S> {
     counters: &'a mut CounterWriter,
     steering: &'a mut Steering,
     handoff: &'a Handoff<S>,
+    transparent: &'a Rules,
     now: u64,
 }
 
@@ -858,7 +846,8 @@ impl<S: crate::port::SharedBuf> Rx<'_, S> {
                         let _ = wp.dropped.push(b);
                     }
                 }
-                Verdict::Tcp(f) => self.tcp_in(buf, &f),
+                Verdict::Tcp(f) => self.tcp_in(buf, &f, false),
+                Verdict::Transit(f) => self.tcp_in(buf, &f, true),
                 Verdict::Drop(reason) => {
                     self.counters.inc(reason);
                     let _ = wp.dropped.push(buf);
@@ -868,12 +857,18 @@ impl<S: crate::port::SharedBuf> Rx<'_, S> {
         n
     }
 
-    /// Hands a TCP frame to the stack.
-    fn tcp_in<B: PacketBuf<Shared = S>>(&mut self, buf: B, f: &Frame) {
+    /// Hands a TCP frame to the stack; `transit` when it is addressed to a foreign
+    /// destination (the transparent listeners of the port decide who takes it).
+    fn tcp_in<B: PacketBuf<Shared = S>>(&mut self, buf: B, f: &Frame, transit: bool) {
         match segment_from_classified(buf, f, true) {
             Ok((tuple, seg)) => {
                 self.counters.inc(Counter::TcpSegmentsIn);
-                self.segment_in(tuple, seg, 0);
+                let addressed = if transit {
+                    self.transparent.classify(self.index, &tuple)
+                } else {
+                    Addressed::Us
+                };
+                self.segment_in(tuple, seg, 0, addressed);
             }
             Err(WireError::BadChecksum) => self.counters.inc(Counter::TcpBadChecksum),
             Err(_) => self.counters.inc(Counter::DropMalformed),
@@ -923,15 +918,17 @@ fn source_address<P: Port>(ports: &[WorkerPort<P>], dst: IpAddr) -> Option<IpAdd
 
 impl<S: crate::port::SharedBuf> Rx<'_, S> {
     /// Gives a segment to the stack, or hands it to the worker that owns (or may
-    /// own) its connection; `hops` is how many workers it already visited.
-    fn segment_in(&mut self, tuple: FourTuple, seg: SegmentIn<S>, hops: u16) {
-        if self.steering.active() {
-            let known = self.tcp.tcp().lookup(&tuple).is_some();
-            let owner =
-                self.steering
-                    .owner(&tuple, known, seg.flags, &seg.raw_options, hops, self.now);
-            if let Some((to, hops)) = owner {
-                let handed = self.handoff.send(to, Message::Segment(tuple, seg, hops));
+    /// own) its connection; `hops` is how many workers it already visited. A segment
+    /// to a foreign destination that nothing here takes is dropped and counted.
+    fn segment_in(&mut self, tuple: FourTuple, seg: SegmentIn<S>, hops: u16, to: Addressed) {
+        let foreign = to != Addressed::Us;
+        if self.steering.active() && self.tcp.tcp().lookup(&tuple).is_none() {
+            let (flags, now) = (seg.flags, self.now);
+            let owner = self
+                .steering
+                .owner(&tuple, flags, &seg.raw_options, foreign, hops, now);
+            if let Some((w, hops)) = owner {
+                let handed = self.handoff.send(w, Message::Segment(tuple, seg, hops, to));
                 self.counters.inc(if handed {
                     Counter::HandoffOut
                 } else {
@@ -940,8 +937,12 @@ impl<S: crate::port::SharedBuf> Rx<'_, S> {
                 return;
             }
         }
-        self.tcp
-            .on_segment(tuple, seg, Instant::from_nanos(self.now), self.out);
+        let now = Instant::from_nanos(self.now);
+        if !foreign {
+            self.tcp.on_segment(tuple, seg, now, self.out);
+        } else if !self.tcp.on_foreign_segment(tuple, seg, to, now, self.out) {
+            self.counters.inc(Counter::DropTransit);
+        }
     }
 }
 

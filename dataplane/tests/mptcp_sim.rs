@@ -8,6 +8,7 @@ use dataplane::mptcp::crypto::KeySource;
 use dataplane::mptcp::mib::Mib;
 use dataplane::mptcp::msk::MskId;
 use dataplane::mptcp::stack::{Config as MpConfig, JoinPath, SchedulerKind, Stack};
+use dataplane::pm::{Endpoint, Opened, PathAgent, PathManager, PathManagerKind};
 use dataplane::port::heap::{HeapPool, HeapShared};
 use dataplane::port::mem::{link, Faults, LinkConfig, MemPort, SimClock};
 use dataplane::port::{Burst, PacketBuf, Port};
@@ -57,6 +58,16 @@ struct Host {
     read_per_step: Option<usize>,
     /// When the connection was first reported reset.
     reset_at: Option<Instant>,
+    /// The path manager adding this end's subflows (instead of the test's joins).
+    agent: Option<PathAgent>,
+    /// What the path manager opened.
+    opened: Opened,
+    /// The next local port for a subflow.
+    next_port: u16,
+    /// Segments leave on the path of their remote address (a server routing by
+    /// destination), not of their local one (a client's subflow bound to its
+    /// interface).
+    route_by_remote: bool,
 }
 
 impl Host {
@@ -115,6 +126,45 @@ impl Host {
             data_segments: 0,
             read_per_step: None,
             reset_at: None,
+            agent: None,
+            opened: Opened::default(),
+            next_port: 41_000,
+            route_by_remote: false,
+        }
+    }
+
+    /// The path manager's work at `now`: its plans for the connection.
+    fn manage_paths(&mut self, now: Instant) {
+        let Some(agent) = &mut self.agent else { return };
+        let next = &mut self.next_port;
+        let n = agent.run(
+            &mut self.stack,
+            same_path,
+            || port(next),
+            now,
+            &mut self.out,
+        );
+        add(&mut self.opened, n);
+    }
+
+    /// The link of path `i` went down (`up` false) or came back.
+    fn link(&mut self, i: usize, up: bool, now: Instant) {
+        let Some(agent) = &mut self.agent else { return };
+        let addr = self.addrs[i];
+        if up {
+            let next = &mut self.next_port;
+            let n = agent.link_up(
+                &mut self.stack,
+                &[addr],
+                same_path,
+                || port(next),
+                now,
+                &mut self.out,
+            );
+            add(&mut self.opened, n);
+        } else {
+            agent.manager_mut().set_down(addr, true);
+            self.stack.withdraw_address(addr, |_| {});
         }
     }
 
@@ -143,6 +193,9 @@ impl Host {
             }
             if self.conn.is_none() && ev.contains(Events::CONNECTED) {
                 self.conn = Some(m);
+                if let Some(agent) = &mut self.agent {
+                    agent.opened(m, now);
+                }
             }
             self.stack.flush(m, now, &mut self.out);
         }
@@ -171,6 +224,7 @@ impl Host {
             }
             self.stack.flush(m, now, &mut self.out);
         }
+        self.manage_paths(now);
         self.transmit(pool);
     }
 
@@ -193,11 +247,14 @@ impl Host {
                     seg.payload = Some(Payload::new(buf.into_shared()));
                 }
             }
-            let i = self
-                .addrs
-                .iter()
-                .position(|a| *a == tuple.local.ip())
-                .expect("segment from an own address");
+            let i = if self.route_by_remote {
+                path_of(tuple.remote.ip())
+            } else {
+                self.addrs
+                    .iter()
+                    .position(|a| *a == tuple.local.ip())
+                    .expect("segment from an own address")
+            };
             let mut hdr = [0u8; 128];
             let hl = emit_headers(&mut hdr, &self.l2[i], &tuple, &seg, ChecksumMode::Full).unwrap();
             let mut frame = hdr[..hl].to_vec();
@@ -246,6 +303,46 @@ fn is_mptcp_syn(seg: &SegmentOut<S>) -> bool {
         && TcpOptions::new(seg.options.as_bytes()).any(|o| matches!(o, Ok(TcpOption::Mptcp(_))))
 }
 
+/// The client's address on the path a server address is on (what the routes pick).
+fn same_path(dst: IpAddr) -> Option<IpAddr> {
+    match dst {
+        IpAddr::V4(a) => Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, a.octets()[3]))),
+        IpAddr::V6(_) => None,
+    }
+}
+
+/// The path an address of either end is on.
+fn path_of(ip: IpAddr) -> usize {
+    match ip {
+        IpAddr::V4(a) => usize::from(a.octets()[3] - 10),
+        IpAddr::V6(_) => 0,
+    }
+}
+
+/// Hands out local ports in turn.
+fn port(next: &mut u16) -> u16 {
+    *next += 1;
+    *next
+}
+
+fn add(total: &mut Opened, n: Opened) {
+    total.joins += n.joins;
+    total.rejoins += n.rejoins;
+    total.failed += n.failed;
+}
+
+/// A client path manager of `kind` with an endpoint on each of `paths` paths.
+fn client_pm(kind: PathManagerKind, paths: usize) -> PathManager {
+    let endpoints = (0..paths)
+        .map(|i| Endpoint {
+            addr: client_addr(i),
+            id: i as u8 + 1,
+            backup: false,
+        })
+        .collect();
+    PathManager::new(kind, endpoints)
+}
+
 fn pattern(seed: u64, len: usize) -> Vec<u8> {
     let mut rng = fastrand::Rng::with_seed(seed);
     (0..len).map(|_| rng.u8(..)).collect()
@@ -291,6 +388,11 @@ struct Scenario {
     join_at: Option<Duration>,
     /// The connection is expected to be reset, not to complete.
     expect_reset: bool,
+    /// The client's subflows are added by this path manager, not by the test.
+    client_pm: Option<PathManager>,
+    /// The client's link on path 0 goes down (the path loses everything, its address
+    /// is withdrawn) at the first time and comes back at the second.
+    client_link: Option<(Duration, Duration)>,
 }
 
 struct Outcome {
@@ -338,6 +440,9 @@ fn run(sc: Scenario) -> Outcome {
     c.strip_data_options = sc.strip_data_options;
     s.strip_data_options = sc.strip_data_options;
     c.corrupt_data_segment = sc.corrupt_client_segment;
+    s.route_by_remote = true;
+    let managed = sc.client_pm.is_some();
+    c.agent = sc.client_pm.map(PathAgent::new);
     s.read_per_step = sc.server_read_per_step;
     if sc.server_signal {
         s.stack.set_signal(&[server_addr(1)]);
@@ -387,8 +492,22 @@ fn run(sc: Scenario) -> Outcome {
                 link = 2;
             }
         }
+        if let Some((down, up)) = sc.client_link {
+            if link == 0 && past(down) {
+                c.dead[0] = true;
+                s.dead[0] = true;
+                c.link(0, false, now);
+                link = 1;
+            }
+            if link == 1 && past(up) {
+                c.dead[0] = false;
+                s.dead[0] = false;
+                c.link(0, true, now);
+                link = 2;
+            }
+        }
         c.step(now, &pool);
-        if !joined && c.conn == Some(m) && reached(now, sc.join_at) {
+        if !managed && !joined && c.conn == Some(m) && reached(now, sc.join_at) {
             for i in 1..n {
                 let path = JoinPath {
                     local: SocketAddr::new(client_addr(i), 40_000 + i as u16),
@@ -532,6 +651,8 @@ fn scenario(seed: u64, paths: Vec<Faults>) -> Scenario {
         withdraw: None,
         join_at: None,
         expect_reset: false,
+        client_pm: None,
+        client_link: None,
     }
 }
 
@@ -832,4 +953,96 @@ fn a_connection_nobody_rejoins_is_reset_after_close_timeout() {
         assert_eq!(h.stack.orphans(), 0);
     }
     assert!(o.server.received.len() < o.client.data.len());
+}
+
+#[test]
+fn fullmesh_joins_every_client_address_to_every_server_address_announced() {
+    // The server announces its address on path 1; the client's fullmesh path manager
+    // (an endpoint on each path) opens c1→s0, c0→s1 and c1→s1.
+    let mut sc = scenario(41, vec![clean(5, 50), clean(5, 50)]);
+    sc.server_signal = true;
+    sc.bytes_ab = 4 << 20;
+    sc.client.add_addr_accepted = 1;
+    sc.client_pm = Some(client_pm(PathManagerKind::Fullmesh, 2));
+    let o = run(sc);
+    let (c, s) = (o.client.stack.mib(), o.server.stack.mib());
+    assert_eq!(c.get(Mib::AddAddr), 1);
+    assert_eq!(s.get(Mib::MPJoinAckRx), 3, "every pair of addresses");
+    assert_eq!(
+        o.client.opened,
+        Opened {
+            joins: 3,
+            ..Opened::default()
+        }
+    );
+    assert!(o.server.path_bytes.iter().all(|&b| b > 0));
+}
+
+#[test]
+fn announced_addresses_are_joined_within_the_limits_only() {
+    for (accepted, subflows, joins) in [
+        // add_addr_accepted 0 (Linux's default): the announcement is not used.
+        (0, 8, 1),
+        // The subflows limit bounds the mesh.
+        (1, 2, 2),
+    ] {
+        let mut sc = scenario(43, vec![clean(5, 50), clean(5, 50)]);
+        sc.server_signal = true;
+        sc.client.add_addr_accepted = accepted;
+        sc.client.subflows = subflows;
+        sc.client_pm = Some(client_pm(PathManagerKind::Fullmesh, 2));
+        let o = run(sc);
+        assert_eq!(o.client.stack.mib().get(Mib::AddAddr), 1);
+        assert_eq!(
+            o.server.stack.mib().get(Mib::MPJoinAckRx),
+            joins,
+            "add_addr_accepted {accepted}, subflows {subflows}"
+        );
+        assert_eq!(o.client.opened.failed, 0);
+    }
+    // The default path manager: its endpoint to the server's address, and one
+    // subflow to the announced address from the address the routes pick.
+    let mut sc = scenario(45, vec![clean(5, 50), clean(5, 50)]);
+    sc.server_signal = true;
+    sc.client.add_addr_accepted = 1;
+    sc.client_pm = Some(client_pm(PathManagerKind::Default, 2));
+    let o = run(sc);
+    assert_eq!(o.server.stack.mib().get(Mib::MPJoinAckRx), 2);
+}
+
+#[test]
+fn the_path_manager_gives_a_connection_its_path_back_when_the_link_returns() {
+    // One path: the client's link goes down mid-transfer (its only subflow reset,
+    // nothing else up: the connection waits, `close_timeout`), and comes back a
+    // second later; the path manager opens the subflow again and the transfer
+    // completes exactly.
+    let mut sc = scenario(47, vec![clean(5, 50)]);
+    sc.bytes_ab = 4 << 20;
+    sc.bytes_ba = 2 << 20;
+    sc.client_pm = Some(client_pm(PathManagerKind::Default, 1));
+    sc.client_link = Some((Duration::from_millis(200), Duration::from_millis(1_200)));
+    let o = run(sc);
+    assert!(!o.server.events.contains(Events::RESET));
+    assert!(!o.client.events.contains(Events::RESET));
+    assert_eq!(o.server.stack.mib().get(Mib::MPJoinAckRx), 1, "one join");
+    assert_eq!(o.client.opened.rejoins, 1);
+    assert_eq!(o.client.opened.failed, 0);
+    assert_eq!(o.server.stack.orphans() + o.client.stack.orphans(), 0);
+}
+
+#[test]
+fn a_connection_left_without_subflows_is_given_one_on_another_path_at_once() {
+    // Two paths, the initial subflow on path 0 only (the path manager's endpoint
+    // on path 1 is added later): path 0's link goes down, the connection has no
+    // subflow left, and the path manager opens one on path 1 without waiting for
+    // the link to return.
+    let mut sc = scenario(49, vec![clean(5, 50), clean(5, 50)]);
+    sc.bytes_ab = 4 << 20;
+    sc.client.subflows = 0;
+    sc.client_pm = Some(client_pm(PathManagerKind::Default, 2));
+    sc.client_link = Some((Duration::from_millis(200), Duration::from_secs(600)));
+    let o = run(sc);
+    assert!(!o.server.events.contains(Events::RESET));
+    assert_eq!(o.client.opened.rejoins, 1);
+    assert!(o.server.path_bytes[1] > 0 && o.client.path_bytes[1] > 0);
 }

@@ -11,9 +11,10 @@ use dataplane::mptcp::msk::MskId;
 use dataplane::mptcp::stack::{Config, JoinPath, MemoryPressure, Stack, StateCounts};
 use dataplane::port::heap::{HeapPool, HeapShared};
 use dataplane::port::PacketBuf;
-use dataplane::relay::{Listener, Relay, RelayConfig, RelayStats};
+use dataplane::relay::{Accept, Listener, Relay, RelayConfig, RelayStats};
 use dataplane::tcp::{Events, FourTuple, Instant, Payload, Secrets, SegmentIn, SegmentOut};
 use dataplane::tcp::{SegOptions, TableConfig};
+use dataplane::transparent::{Rule, Rules};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -92,20 +93,54 @@ struct Net {
     /// the gateway to the client.
     server_to_gw: Vec<usize>,
     gw_to_client: Vec<usize>,
+    /// Where the client connects (and joins).
+    target: SocketAddr,
+    /// The gateway's transparent listeners: the client's segments go to the
+    /// gateway whatever their destination (it is the client's next hop).
+    transparent: Option<Rules>,
+    /// Segments to foreign destinations the gateway did not take.
+    dropped: u64,
+    /// Where the server saw its connection come from.
+    server_peer: Option<SocketAddr>,
 }
 
 impl Net {
     fn new(backends: &[&str], app: ServerApp, cfg: Config) -> Self {
+        let listener = Listener {
+            accept: Accept::Addr(sock(LISTEN)),
+            backends: backends.iter().map(|b| sock(b)).collect(),
+            mptcp: false,
+        };
+        Net::with(listener, sock(LISTEN), true, app, cfg)
+    }
+
+    /// A gateway with a transparent listener taking destination ports `dst_ports`
+    /// on its client-facing port (index 0), opening MPTCP when `edge`; the client
+    /// connects to the server's own address (MPTCP unless `edge`).
+    fn transparent(dst_ports: Vec<(u16, u16)>, edge: bool, app: ServerApp, cfg: Config) -> Self {
+        let listener = Listener {
+            accept: Accept::Transparent(Rule {
+                ports: vec![0],
+                dst_ports,
+            }),
+            backends: Vec::new(),
+            mptcp: edge,
+        };
+        let mut net = Net::with(listener, sock(BACKEND), !edge, app, cfg);
+        net.transparent = Some(net.relay.transparent_rules());
+        net
+    }
+
+    fn with(
+        listener: Listener,
+        target: SocketAddr,
+        client_mptcp: bool,
+        app: ServerApp,
+        cfg: Config,
+    ) -> Self {
         let mut gw = stack(2, cfg.clone());
         let mut relay = Relay::new(RelayConfig::default());
-        relay.add(
-            &mut gw,
-            Listener {
-                addr: sock(LISTEN),
-                backends: backends.iter().map(|b| sock(b)).collect(),
-                mptcp: false,
-            },
-        );
+        relay.add(&mut gw, listener);
         let mut server = stack(3, cfg.clone());
         let mut diag = DiagService::new(Vec::new());
         match app {
@@ -116,8 +151,8 @@ impl Net {
         let mut wire = Out::new();
         let conn = client.connect(
             sock("192.0.2.2:40000"),
-            sock(LISTEN),
-            true,
+            target,
+            client_mptcp,
             Instant::default(),
             &mut wire,
         );
@@ -145,6 +180,10 @@ impl Net {
             blob_piece: 1400,
             server_to_gw: Vec::new(),
             gw_to_client: Vec::new(),
+            target,
+            transparent: None,
+            dropped: 0,
+            server_peer: None,
         }
     }
 
@@ -159,6 +198,25 @@ impl Net {
             };
             let seg = received(&seg);
             let len = seg.payload.as_ref().map_or(0, |p| p.len());
+            let from_client = matches!(to.remote.ip(), IpAddr::V4(a) if a.octets()[3] == 2);
+            if let (Some(rules), true) = (&self.transparent, from_client) {
+                // The gateway is the client's next hop: it takes its own addresses'
+                // segments, and those its transparent listener (or a connection)
+                // takes for foreign ones.
+                let own = matches!(to.local.ip(), IpAddr::V4(a) if a.octets()[3] == 1);
+                if own {
+                    self.gw.on_segment(to, seg, self.now, &mut from_gw);
+                } else {
+                    let to_whom = rules.classify(0, &to);
+                    if !self
+                        .gw
+                        .on_foreign_segment(to, seg, to_whom, self.now, &mut from_gw)
+                    {
+                        self.dropped += 1;
+                    }
+                }
+                continue;
+            }
             match to.local.ip() {
                 IpAddr::V4(a) if a.octets()[3] == 1 => {
                     if len > 0 && to.remote == sock(BACKEND) {
@@ -205,6 +263,9 @@ impl Net {
             if self.app == ServerApp::Blob && ev.contains(Events::CONNECTED) {
                 self.server_conn = Some(id);
             }
+            if ev.contains(Events::CONNECTED) {
+                self.server_peer = self.server.info(id).map(|i| i.remote);
+            }
             if !self.diag.serve(&mut self.server, id, ev, self.now, out) {
                 self.server.flush(id, self.now, out);
             }
@@ -237,7 +298,7 @@ impl Net {
             if !self.joined && self.client_events.contains(Events::CONNECTED) {
                 let path = JoinPath {
                     local: sock("198.51.100.2:40001"),
-                    remote: sock(LISTEN),
+                    remote: self.target,
                     local_id: 1,
                     backup: false,
                 };
@@ -636,4 +697,127 @@ fn connections_are_counted_by_state() {
         (closing.closing, closing.established, closing.fallback),
         (2, 0, 0)
     );
+}
+
+#[test]
+fn a_transparent_concentrator_answers_as_the_destination_and_relays_to_it() {
+    // The client connects (MPTCP, and joins from its second address) straight to
+    // the server's address; the gateway on the way terminates it and opens plain TCP
+    // to that same address from its own.
+    let mut net = Net::transparent(Vec::new(), false, ServerApp::Echo, Config::default());
+    net.run(300);
+    let accepted = net
+        .gw
+        .connections()
+        .into_iter()
+        .find(|&m| net.gw.accepted(m))
+        .expect("the accepted leg");
+    let info = net.gw.info(accepted).unwrap();
+    assert_eq!(info.local, sock(BACKEND), "answered as the destination");
+    assert_eq!(info.remote, sock("192.0.2.2:40000"));
+    assert_eq!(net.gw.transparent(accepted), Some(0));
+    net.finish();
+    assert_eq!(net.got.len(), net.data.len());
+    assert!(net.got == net.data, "echoed bytes differ");
+    assert_eq!(
+        net.server_peer.map(|a| a.ip()),
+        Some("203.0.113.1".parse().unwrap())
+    );
+    let st = net.stats();
+    assert_eq!((st.accepted, st.transparent, st.connected), (1, 1, 1));
+    assert_eq!(st.bytes_up, net.data.len() as u64);
+    assert!(net.joined, "the client joined");
+    // The join to the same foreign destination was taken by its token.
+    assert_eq!(net.gw.mib().get(Mib::MPJoinAckRx), 1);
+    assert_eq!(net.dropped, 0);
+    // Nothing foreign is announced (no `signal` address here: nothing at all).
+    assert_eq!(net.gw.mib().get(Mib::AddAddrTx), 0);
+    assert!(net.client_events.contains(Events::CLOSED));
+}
+
+#[test]
+fn a_join_to_another_foreign_destination_is_refused() {
+    let cfg = Config {
+        subflows: 4,
+        ..Config::default()
+    };
+    let mut net = Net::transparent(vec![(80, 80)], false, ServerApp::Stall, cfg);
+    net.data.clear();
+    net.run(300);
+    assert!(net.joined);
+    let m = net.conn.unwrap();
+    // The token is right, the destination is not the connection's: where the
+    // listener takes the destination port, refused (MP_TCPRST, as a listener would);
+    // elsewhere left alone (dropped: no answer as that address).
+    for (local, remote) in [
+        ("198.51.100.2:40002", "203.0.113.7:80"),
+        ("198.51.100.2:40003", "203.0.113.7:81"),
+    ] {
+        let path = JoinPath {
+            local: sock(local),
+            remote: sock(remote),
+            local_id: 1,
+            backup: false,
+        };
+        assert!(net.client.join(m, &path, net.now, &mut net.wire));
+    }
+    net.run(300);
+    assert_eq!(net.gw.mib().get(Mib::MPJoinAckRx), 1, "only the first join");
+    assert_eq!(net.gw.mib().get(Mib::MPJoinNoTokenFound), 1);
+    assert!(net.dropped >= 1, "the join to port 81");
+    assert_eq!(
+        net.gw.tcp().stats().resets_sent,
+        1,
+        "the MP_TCPRST of port 80 only"
+    );
+}
+
+#[test]
+fn a_foreign_syn_no_transparent_listener_takes_is_dropped_and_counted() {
+    // The listener takes destination port 443 only; the client goes to port 80.
+    let mut net = Net::transparent(vec![(443, 443)], false, ServerApp::Echo, Config::default());
+    net.run(3_000);
+    assert!(
+        net.dropped >= 2,
+        "the SYN and its retransmissions: {}",
+        net.dropped
+    );
+    assert!(net.gw.is_empty() && net.gw.tcp().is_empty());
+    assert_eq!(
+        net.gw.tcp().stats().resets_sent,
+        0,
+        "no RST as someone else"
+    );
+    assert_eq!(net.stats().accepted, 0);
+    assert!(!net.client_events.contains(Events::CONNECTED));
+    assert!(!net.client_events.contains(Events::RESET));
+}
+
+#[test]
+fn a_transparent_edge_opens_mptcp_to_the_original_destination() {
+    // Plain TCP from the LAN to the server's address; the gateway answers as the
+    // server and opens MPTCP to it.
+    let mut net = Net::transparent(vec![(80, 80)], true, ServerApp::Echo, Config::default());
+    net.finish();
+    assert_eq!(net.got.len(), net.data.len());
+    assert!(net.got == net.data, "echoed bytes differ");
+    let st = net.stats();
+    assert_eq!((st.accepted, st.transparent, st.connected), (1, 1, 1));
+    assert_eq!(
+        net.client.mib().get(Mib::MPCapableSYNTX),
+        0,
+        "a plain client"
+    );
+    assert_eq!(
+        net.server.mib().get(Mib::MPCapableSYNRX),
+        1,
+        "MPTCP to the server"
+    );
+    assert_eq!(net.server.mib().get(Mib::MPCapableACKRX), 1);
+    assert_eq!(
+        net.server_peer.map(|a| a.ip()),
+        Some("203.0.113.1".parse().unwrap())
+    );
+    assert!(net.client_events.contains(Events::CLOSED));
+    assert_eq!(net.dropped, 0);
 }

@@ -37,13 +37,15 @@ struct Rig {
 }
 
 fn rig() -> Rig {
-    rig_with(None, Vec::new())
+    rig_with(None, Vec::new(), Vec::new())
 }
 
-/// A rig whose port is on VLAN `vlan`, with diagnostic services `diag`.
+/// A rig whose port is on VLAN `vlan`, with diagnostic services `diag` and relay
+/// listeners `listeners`.
 fn rig_with(
     vlan: Option<u16>,
     diag: Vec<(std::net::SocketAddr, dataplane::diag::DiagMode)>,
+    listeners: Vec<dataplane::relay::Listener>,
 ) -> Rig {
     let pool = HeapPool::new(256);
     let clock = SimClock::new();
@@ -71,7 +73,7 @@ fn rig_with(
         signal: Vec::new(),
         diag,
         relay: dataplane::relay::RelayConfig::default(),
-        listeners: Vec::new(),
+        listeners,
         path_manager: dataplane::pm::PathManager::new(
             dataplane::pm::PathManagerKind::Default,
             Vec::new(),
@@ -188,6 +190,35 @@ fn neighbor_solicit(target: Ipv6Addr) -> Vec<u8> {
         255,
         &mut m,
     )
+}
+
+/// A TCP SYN from the peer (port 40000) to `dst`, tagged `vlan`.
+fn syn(dst: std::net::SocketAddr, vlan: Option<u16>) -> Vec<u8> {
+    use dataplane::tcp::emit::{emit_headers, ChecksumMode, L2};
+    use dataplane::tcp::{FourTuple, SegmentOut};
+    use dataplane::wire::tcp::{OptionsBuf, TcpFlags};
+    let tuple = FourTuple {
+        local: std::net::SocketAddr::new(PEER4.into(), 40_000),
+        remote: dst,
+    };
+    let mut options = OptionsBuf::new();
+    options.push_mss(1460).unwrap();
+    let syn: SegmentOut<dataplane::port::heap::HeapShared> = SegmentOut {
+        seq: dataplane::seq::TcpSeq::new(1000),
+        ack: dataplane::seq::TcpSeq::new(0),
+        flags: TcpFlags::SYN,
+        window: 65_535,
+        options,
+        payload: None,
+    };
+    let l2 = L2 {
+        src: PEER_MAC,
+        dst: GW_MAC,
+        vlan_tci: vlan,
+    };
+    let mut hdr = [0u8; 128];
+    let n = emit_headers(&mut hdr, &l2, &tuple, &syn, ChecksumMode::Full).unwrap();
+    hdr[..n].to_vec()
 }
 
 #[test]
@@ -434,11 +465,12 @@ fn an_armed_capture_copies_received_and_sent_frames_until_disarmed() {
 
 #[test]
 fn a_vlan_port_answers_arp_and_tcp_with_its_tag_and_ignores_other_frames() {
-    use dataplane::tcp::emit::{emit_headers, ChecksumMode, L2};
-    use dataplane::tcp::{FourTuple, SegmentOut};
-    use dataplane::wire::tcp::{OptionsBuf, TcpFlags};
     let echo = std::net::SocketAddr::new(GW4.into(), 7);
-    let mut r = rig_with(Some(100), vec![(echo, dataplane::diag::DiagMode::Echo)]);
+    let mut r = rig_with(
+        Some(100),
+        vec![(echo, dataplane::diag::DiagMode::Echo)],
+        Vec::new(),
+    );
     // Untagged or on another VLAN: not for this port.
     assert!(r.exchange(&arp_request(GW4)).is_empty());
     let mut f = [0u8; 64];
@@ -455,32 +487,61 @@ fn a_vlan_port_answers_arp_and_tcp_with_its_tag_and_ignores_other_frames() {
         (Some(100), ethertype::ARP)
     );
     // A tagged SYN to the echo service: the SYN-ACK leaves tagged.
-    let tuple = FourTuple {
-        local: std::net::SocketAddr::new(PEER4.into(), 40_000),
-        remote: echo,
-    };
-    let mut options = OptionsBuf::new();
-    options.push_mss(1460).unwrap();
-    let syn: SegmentOut<dataplane::port::heap::HeapShared> = SegmentOut {
-        seq: dataplane::seq::TcpSeq::new(1000),
-        ack: dataplane::seq::TcpSeq::new(0),
-        flags: TcpFlags::SYN,
-        window: 65_535,
-        options,
-        payload: None,
-    };
-    let l2 = L2 {
-        src: PEER_MAC,
-        dst: GW_MAC,
-        vlan_tci: Some(100),
-    };
-    let mut hdr = [0u8; 128];
-    let n = emit_headers(&mut hdr, &l2, &tuple, &syn, ChecksumMode::Full).unwrap();
-    let out = r.exchange(&hdr[..n]);
+    let out = r.exchange(&syn(echo, Some(100)));
     assert_eq!(out.len(), 1, "a SYN-ACK");
     let c = dataplane::wire::classify(&out[0]).unwrap();
     assert_eq!((c.vlan_tci, c.l3_offset), (Some(100), 18));
     let tcp = c.l4_bytes(&out[0]);
     assert_eq!(tcp[13], 0x12, "SYN|ACK");
     assert_eq!(r.count(Counter::DropVlan), 2);
+}
+
+#[test]
+fn a_transparent_port_answers_a_matching_syn_as_its_destination_and_drops_the_rest() {
+    use dataplane::relay::{Accept, Listener};
+    use dataplane::transparent::Rule;
+    let foreign = |port| std::net::SocketAddr::from(([203, 0, 113, 9], port));
+    // Without a transparent listener, a SYN to a foreign address is not ours.
+    let mut plain = rig();
+    assert!(plain.exchange(&syn(foreign(80), None)).is_empty());
+    assert_eq!(plain.count(Counter::DropNotForUs), 1);
+    assert_eq!(plain.count(Counter::DropTransit), 0);
+
+    let listener = Listener {
+        accept: Accept::Transparent(Rule {
+            ports: vec![0],
+            dst_ports: vec![(80, 80)],
+        }),
+        backends: Vec::new(),
+        mptcp: false,
+    };
+    let mut r = rig_with(None, Vec::new(), vec![listener]);
+    // The peer asks for the gateway's own address (and is learnt).
+    assert_eq!(r.exchange(&arp_request(GW4)).len(), 1);
+    // Port 80: answered as 203.0.113.9 (the SYN-ACK's source).
+    let out = r.exchange(&syn(foreign(80), None));
+    assert_eq!(out.len(), 1, "a SYN-ACK");
+    let c = dataplane::wire::classify(&out[0]).unwrap();
+    let ip = Ipv4Packet::parse(&out[0][c.l3_offset..]).unwrap();
+    assert_eq!((ip.src(), ip.dst()), (Ipv4Addr::new(203, 0, 113, 9), PEER4));
+    let tcp = c.l4_bytes(&out[0]);
+    assert_eq!(u16::from_be_bytes([tcp[0], tcp[1]]), 80);
+    assert_eq!(tcp[13], 0x12, "SYN|ACK");
+    // Another destination port: dropped and counted, no RST as someone else.
+    assert!(r.exchange(&syn(foreign(443), None)).is_empty());
+    assert_eq!(r.count(Counter::DropTransit), 1);
+    // Not TCP: mpgw routes nothing.
+    assert!(r
+        .exchange(&ipv4(
+            Ipv4Addr::new(203, 0, 113, 9),
+            1,
+            &icmp_echo_request()
+        ))
+        .is_empty());
+    assert_eq!(r.count(Counter::DropNotForUs), 1);
+    // ARP for the foreign address is not answered (the clients route through the
+    // gateway's own address).
+    assert!(r
+        .exchange(&arp_request(Ipv4Addr::new(203, 0, 113, 9)))
+        .is_empty());
 }

@@ -236,6 +236,29 @@ pub struct Msk<S> {
     pub(super) orphan_until: Option<Instant>,
     /// The orphan deadline is on the timer wheel.
     pub(super) orphan_armed: bool,
+    /// Accepted by a listener (not opened by the gateway).
+    pub(super) passive: bool,
+    /// Accepted by transparent listener `tag` on a foreign destination (`local` is the
+    /// address the client asked for).
+    pub(super) transparent: Option<u16>,
+    /// Addresses the peer announced (ADD_ADDR, HMAC verified) and that were accepted
+    /// for new subflows, at most `add_addr_accepted`.
+    pub(super) peer_addrs: ArrayVec<PeerAddr, MAX_ANNOUNCED>,
+    /// The path manager should look at the connection at the next settle (the peer
+    /// announced an address, or the last subflow went).
+    pub(super) pm_wake: bool,
+    /// Queued for the path manager.
+    pub(super) pm_queued: bool,
+}
+
+/// An address the peer announced, accepted for new subflows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerAddr {
+    /// The peer's address id.
+    pub id: u8,
+    /// The address; port 0 when the announcement named none (the initial subflow's
+    /// port applies).
+    pub addr: SocketAddr,
 }
 
 impl<S: SharedBuf> Msk<S> {
@@ -301,7 +324,30 @@ impl<S: SharedBuf> Msk<S> {
             notes: ArrayVec::new(),
             orphan_until: None,
             orphan_armed: false,
+            passive: false,
+            transparent: None,
+            peer_addrs: ArrayVec::new(),
+            pm_wake: false,
+            pm_queued: false,
         }
+    }
+
+    /// The peer announced `addr` with id `id` (HMAC verified): recorded for new
+    /// subflows unless it is the initial subflow's address, already known, or
+    /// `limit` (`add_addr_accepted`) addresses are (Linux's in-kernel path manager
+    /// counts the same way). True when recorded.
+    pub(super) fn peer_announced(&mut self, id: u8, addr: SocketAddr, limit: u8) -> bool {
+        let known = addr.ip() == self.remote.ip()
+            || self
+                .peer_addrs
+                .iter()
+                .any(|a| a.id == id || a.addr.ip() == addr.ip());
+        if known || self.peer_addrs.len() >= usize::from(limit) {
+            return false;
+        }
+        let recorded = self.peer_addrs.try_push(PeerAddr { id, addr }).is_ok();
+        self.pm_wake |= recorded;
+        recorded
     }
 
     /// Records the peer's key: HMAC states, token, and the receive side starting at

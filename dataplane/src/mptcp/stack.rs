@@ -14,7 +14,9 @@
 use super::coupled::{lia_increase, olia_increase, PathView};
 use super::crypto::KeySource;
 use super::mib::{Mib, MibCounters};
-use super::msk::{reported, Msk, MskId, Note, Phase, SendFin, MAX_SUBFLOWS};
+use super::msk::{
+    reported, Msk, MskId, Note, PeerAddr, Phase, SendFin, MAX_ANNOUNCED, MAX_SUBFLOWS,
+};
 use super::scheduler::{Blest, RoundRobin, Scheduler, SendContext, SubflowView};
 use super::subflow::Subflow;
 use super::token::{Rejected, TokenTable};
@@ -26,6 +28,7 @@ use crate::tcp::{
     CcView, ConnId, Events, FourTuple, HookSink, Instant, Payload, Secrets, SegmentOut,
     SegmentSink, State, Table, TableConfig,
 };
+use crate::transparent::Addressed;
 use crate::wire::mptcp::{reset_reason, MpCapable, MpJoin, MpcVariant, MptcpOption};
 use crate::wire::tcp::OptionsBuf;
 use arrayvec::ArrayVec;
@@ -97,6 +100,9 @@ pub struct Config {
     pub checksum: bool,
     /// Additional subflows per connection (`subflows` limit).
     pub subflows: u8,
+    /// Addresses the peer announces (ADD_ADDR) that are accepted for new subflows
+    /// per connection (`add_addr_accepted` limit; Linux's default is 0).
+    pub add_addr_accepted: u8,
     /// MP_JOIN handshakes in progress per connection.
     pub half_open_joins: u8,
     /// Connection-level receive buffer, bytes (the shared window's size).
@@ -127,7 +133,8 @@ pub struct Config {
     /// and our scheduler does the same. At most [`MAX_BACKUP_ADDRS`] are used.
     pub backup_addrs: Vec<IpAddr>,
     /// Bytes the relay's plain-TCP legs leave off the MSS they offer: the plain
-    /// connections the stack opens and those accepted on `fit_listeners`. A relay
+    /// connections the stack opens and those accepted on `fit_listeners` or by a
+    /// transparent listener. A relay
     /// sets it to [`DATA_OPTION_SPACE`](super::subflow::DATA_OPTION_SPACE) so each
     /// segment a plain peer sends fits one MPTCP segment whole: payload moves by
     /// reference, so a full-size plain segment would otherwise leave as a full MPTCP
@@ -138,13 +145,15 @@ pub struct Config {
 }
 
 impl Default for Config {
-    /// Linux's defaults: checksums off, 2 additional subflows, 2 SYN retransmissions
-    /// before fallback, `stale_loss_cnt` 4; 4 MiB buffers.
+    /// Linux's defaults: checksums off, 2 additional subflows, no announced address
+    /// accepted, 2 SYN retransmissions before fallback, `stale_loss_cnt` 4; 4 MiB
+    /// buffers.
     fn default() -> Self {
         Config {
             enabled: true,
             checksum: false,
             subflows: 2,
+            add_addr_accepted: 0,
             half_open_joins: 4,
             recv_window: 4 << 20,
             send_budget: 4 << 20,
@@ -219,6 +228,11 @@ pub struct Ctx<S> {
     events_dropped: u64,
     /// Connections without subflows waiting for a join (`close_timeout`).
     orphans: usize,
+    /// To whom the segment being processed is addressed (foreign destinations are
+    /// taken only by transparent listeners and joins to transparent connections).
+    pub(super) addressed: Addressed,
+    /// Connections the gateway opened that the path manager should look at.
+    pm_due: VecDeque<MskId>,
 }
 
 impl<S: SharedBuf> Ctx<S> {
@@ -362,6 +376,12 @@ impl<S: SharedBuf> Ctx<S> {
             }
             return self.accept_join(tuple, token, remote_nonce, remote_id, backup);
         }
+        let transparent = match self.addressed {
+            Addressed::Us => None,
+            Addressed::Transparent(tag) => Some(tag),
+            // Only joins are taken for a foreign destination no listener names.
+            Addressed::Foreign => return Err(OptionsBuf::new()),
+        };
         let capable = opts.iter().find_map(|o| match o {
             MptcpOption::MpCapable(MpCapable {
                 variant: MpcVariant::Syn,
@@ -378,6 +398,8 @@ impl<S: SharedBuf> Ctx<S> {
                     .ok_or_else(OptionsBuf::new)?;
                 let checksum = self.cfg.checksum;
                 let m = self.msk_mut(id).ok_or_else(OptionsBuf::new)?;
+                m.passive = true;
+                m.transparent = transparent;
                 if mptcp {
                     m.csum = checksum || csum;
                     Ok((id, Accepted::Capable))
@@ -396,6 +418,8 @@ impl<S: SharedBuf> Ctx<S> {
                     self.cfg.recv_window,
                 );
                 m.fall_back();
+                m.passive = true;
+                m.transparent = transparent;
                 let id = self.insert(m).ok_or_else(OptionsBuf::new)?;
                 Ok((id, Accepted::Plain))
             }
@@ -422,10 +446,18 @@ impl<S: SharedBuf> Ctx<S> {
         };
         let limit = 1 + usize::from(self.cfg.subflows);
         let half_open_limit = self.cfg.half_open_joins;
+        let foreign = self.addressed != Addressed::Us;
         let Some(m) = self.msk_mut(id) else {
             self.mib.inc(Mib::MPJoinNoTokenFound);
             return Err(refuse(reset_reason::MPTCP_ERROR));
         };
+        // A join to a foreign address is taken only for a transparent connection to
+        // that same destination (the gateway answers as nobody else).
+        if foreign && !(m.transparent.is_some() && m.local.ip() == tuple.local.ip()) {
+            self.mib.inc(Mib::MPJoinNoTokenFound);
+            self.mib.inc(Mib::MPRstTx);
+            return Err(refuse(reset_reason::MPTCP_ERROR));
+        }
         if m.phase != Phase::Established || m.fallback || m.keys.is_none() {
             self.mib.inc(Mib::MPJoinNotEstablished);
             self.mib.inc(Mib::MPRstTx);
@@ -472,6 +504,9 @@ impl<S: SharedBuf> Ctx<S> {
             && !timeout.is_zero();
         let mut orphaned = false;
         if m.subflows.is_empty() && wait {
+            // The path manager may open subflows again (connections the gateway
+            // opened), each time the connection is left without any.
+            m.pm_wake = true;
             orphaned = m.orphan_until.is_none();
             m.orphan_until = m.orphan_until.or(Some(now + timeout));
         } else if m.subflows.is_empty() && m.phase != Phase::Closed {
@@ -579,6 +614,17 @@ impl<S, O: SegmentSink<S>> HookSink<S, Ctx<S>> for Out<'_, S, O> {
     }
 }
 
+/// The token of an MP_JOIN SYN's options, if they carry one.
+fn join_token(raw: &[u8]) -> Option<u32> {
+    crate::wire::tcp::TcpOptions::new(raw).find_map(|o| match o {
+        Ok(crate::wire::tcp::TcpOption::Mptcp(b)) => match MptcpOption::parse(b) {
+            Ok(MptcpOption::MpJoin(MpJoin::Syn { token, .. })) => Some(token),
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
 /// The bit set of the first `n` subflows.
 fn all(n: usize) -> u32 {
     1u32.checked_shl(n as u32).map_or(u32::MAX, |b| b - 1)
@@ -621,6 +667,29 @@ pub struct JoinPath {
     pub backup: bool,
 }
 
+/// What the path manager sees of a connection ([`Stack::pm_view`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PmView {
+    /// Local address of the initial subflow.
+    pub local: SocketAddr,
+    /// Remote address of the initial subflow.
+    pub remote: SocketAddr,
+    /// Opened by the gateway (the path manager adds subflows only to those).
+    pub opened: bool,
+    /// Established with MPTCP and keys known: subflows may join.
+    pub joinable: bool,
+    /// A subflow is fully established (the peer has our keys and accepts joins).
+    pub fully_established: bool,
+    /// Left without subflows, waiting `close_timeout` for one.
+    pub orphan: bool,
+    /// Subflows it may still add (the `subflows` limit less those it has).
+    pub room: usize,
+    /// Local and remote address of every subflow it has (established or not).
+    pub pairs: ArrayVec<(IpAddr, IpAddr), MAX_SUBFLOWS>,
+    /// Addresses the peer announced that were accepted (`add_addr_accepted`).
+    pub peer_addrs: ArrayVec<PeerAddr, MAX_ANNOUNCED>,
+}
+
 /// MPTCP-level connections by state ([`Stack::count_states`]); each is in one.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StateCounts {
@@ -642,8 +711,6 @@ pub struct Stack<S> {
     ctx: Ctx<S>,
     timers: TimerWheel<MskId>,
     fired: Vec<MskId>,
-    /// The addresses listened on (connections to them were accepted).
-    listening: Vec<SocketAddr>,
 }
 
 impl<S: SharedBuf> Stack<S> {
@@ -688,10 +755,11 @@ impl<S: SharedBuf> Stack<S> {
                 events: VecDeque::new(),
                 events_dropped: 0,
                 orphans: 0,
+                addressed: Addressed::Us,
+                pm_due: VecDeque::new(),
             },
             timers: TimerWheel::new(wheel_slots, now),
             fired: Vec::new(),
-            listening: Vec::new(),
         }
     }
 
@@ -965,21 +1033,52 @@ impl<S: SharedBuf> Stack<S> {
         self.ctx.live_ids().collect()
     }
 
-    /// True when `m` was accepted by a listener (not opened by [`Stack::connect`]).
+    /// True when `m` was accepted by a listener, transparent ones included (not
+    /// opened by [`Stack::connect`]).
     pub fn accepted(&self, m: MskId) -> bool {
-        self.ctx
-            .msk(m)
-            .is_some_and(|k| self.listening.contains(&k.local))
+        self.ctx.msk(m).is_some_and(|k| k.passive)
     }
 
-    /// True when `m` has a subflow from our address `ip`.
-    pub fn has_subflow_from(&self, m: MskId, ip: IpAddr) -> bool {
-        self.ctx.msk(m).is_some_and(|k| {
-            k.subflows.iter().any(|e| {
-                self.tcp
-                    .get(e.id)
-                    .is_some_and(|c| c.tuple().local.ip() == ip)
-            })
+    /// The transparent listener (its tag) that accepted `m` on a foreign destination,
+    /// if one did.
+    pub fn transparent(&self, m: MskId) -> Option<u16> {
+        self.ctx.msk(m)?.transparent
+    }
+
+    /// The next connection the gateway opened that its path manager should look at:
+    /// the peer announced an address accepted for subflows, or the connection was
+    /// left without subflows (waiting `close_timeout`). See [`Stack::pm_view`].
+    pub fn next_pm_due(&mut self) -> Option<MskId> {
+        while let Some(m) = self.ctx.pm_due.pop_front() {
+            if let Some(k) = self.ctx.msk_mut(m) {
+                k.pm_queued = false;
+                return Some(m);
+            }
+        }
+        None
+    }
+
+    /// What the path manager needs to know of connection `m`.
+    pub fn pm_view(&self, m: MskId) -> Option<PmView> {
+        let k = self.ctx.msk(m)?;
+        let limit = (1 + usize::from(self.ctx.cfg.subflows)).min(MAX_SUBFLOWS);
+        let mut pairs = ArrayVec::new();
+        let mut fully_established = false;
+        for c in k.subflows.iter().filter_map(|e| self.tcp.get(e.id)) {
+            let t = c.tuple();
+            let _ = pairs.try_push((t.local.ip(), t.remote.ip()));
+            fully_established |= c.hook().fully_established();
+        }
+        Some(PmView {
+            local: k.local,
+            remote: k.remote,
+            opened: !k.passive,
+            joinable: k.phase == Phase::Established && !k.fallback && k.keys.is_some(),
+            fully_established,
+            orphan: k.orphan_until.is_some(),
+            room: limit.saturating_sub(k.subflows.len()),
+            pairs,
+            peer_addrs: k.peer_addrs.clone(),
         })
     }
 
@@ -990,7 +1089,7 @@ impl<S: SharedBuf> Stack<S> {
     }
 
     /// Changes the settings that may change at run time: `enabled`, `checksum`,
-    /// `subflows`, `scheduler` (for connections made from now on), `coupling`,
+    /// `subflows`, `add_addr_accepted`, `scheduler` (for connections made from now on), `coupling`,
     /// `syn_retrans_before_tcp_fallback`, `stale_loss_cnt` and `add_addr_timeout`;
     /// the buffers and table sizes stay as created.
     pub fn reconfigure(&mut self, cfg: &Config) {
@@ -998,6 +1097,7 @@ impl<S: SharedBuf> Stack<S> {
         c.enabled = cfg.enabled;
         c.checksum = cfg.checksum;
         c.subflows = cfg.subflows;
+        c.add_addr_accepted = cfg.add_addr_accepted;
         c.scheduler = cfg.scheduler;
         c.coupling = cfg.coupling;
         c.syn_retrans_before_tcp_fallback = cfg.syn_retrans_before_tcp_fallback;
@@ -1013,9 +1113,6 @@ impl<S: SharedBuf> Stack<S> {
 
     /// Accepts connections on `addr`.
     pub fn listen(&mut self, addr: SocketAddr) {
-        if !self.listening.contains(&addr) {
-            self.listening.push(addr);
-        }
         self.tcp.listen(addr);
     }
 
@@ -1168,8 +1265,10 @@ impl<S: SharedBuf> Stack<S> {
         Some(m)
     }
 
-    /// Adds an MP_JOIN subflow to `m` on `path`. False when the connection cannot take
-    /// one (not established, fallen back, at its subflow limit) or the tuple is taken.
+    /// Adds an MP_JOIN subflow to `m` on `path` (a REMOVE_ADDR of `path`'s address id
+    /// not sent yet is dropped: the address is back). False when the connection
+    /// cannot take one (not established, fallen back, at its subflow limit) or the
+    /// tuple is taken.
     pub fn join(
         &mut self,
         m: MskId,
@@ -1199,9 +1298,16 @@ impl<S: SharedBuf> Stack<S> {
             sink: out,
             ctx: &mut self.ctx,
         };
-        self.tcp
+        let opened = self
+            .tcp
             .connect(FourTuple { local, remote }, hook, now, &mut o)
-            .is_some()
+            .is_some();
+        if let (true, Some(k)) = (opened, self.ctx.msk_mut(m)) {
+            // The address is in use again: a REMOVE_ADDR for it still waiting for a
+            // subflow to go on (none was left) would take the new subflow down.
+            k.rm_due.retain(|id| *id != local_id);
+        }
+        opened
     }
 
     /// Processes a received segment for `tuple`.
@@ -1219,6 +1325,48 @@ impl<S: SharedBuf> Stack<S> {
         };
         self.tcp.on_segment(tuple, seg, now, &mut o);
         self.settle(now, out);
+    }
+
+    /// Processes a segment to a foreign destination, `tuple.local` (transparent
+    /// mode, see [`crate::transparent`]): a segment of a subflow held goes to it;
+    /// with `addressed` naming a transparent listener, a new connection is accepted
+    /// *as* that destination; an MP_JOIN SYN is taken by its token, for a transparent
+    /// connection to the same destination only. False for anything else, left alone:
+    /// the caller drops and counts it (the gateway answers for no address nobody
+    /// asked it to take, not even with a RST).
+    pub fn on_foreign_segment(
+        &mut self,
+        tuple: FourTuple,
+        seg: crate::tcp::SegmentIn<S>,
+        addressed: Addressed,
+        now: Instant,
+        out: &mut impl SegmentSink<S>,
+    ) -> bool {
+        let listened = matches!(addressed, Addressed::Transparent(_));
+        let bare_syn = seg.flags.contains(crate::wire::tcp::TcpFlags::SYN)
+            && !seg.flags.contains(crate::wire::tcp::TcpFlags::ACK);
+        // Without a listener, only a join whose token names a transparent connection
+        // to this very destination (anything else would be answered with a RST as
+        // that address).
+        let token = join_token(&seg.raw_options).filter(|_| bare_syn);
+        let joined = token.and_then(|t| self.ctx.tokens.lookup(t));
+        let join = joined
+            .and_then(|m| self.ctx.msk(m))
+            .is_some_and(|k| k.transparent.is_some() && k.local.ip() == tuple.local.ip());
+        if !listened && !join && self.tcp.lookup(&tuple).is_none() {
+            return false;
+        }
+        self.ctx.now = now;
+        self.ctx.addressed = addressed;
+        let mut o = Out {
+            sink: out,
+            ctx: &mut self.ctx,
+        };
+        self.tcp
+            .on_segment_listened(tuple, seg, listened, now, &mut o);
+        self.ctx.addressed = Addressed::Us;
+        self.settle(now, out);
+        true
     }
 
     /// Runs the subflow and connection timers due at `now`.
@@ -1527,6 +1675,12 @@ impl<S: SharedBuf> Stack<S> {
     fn run(&mut self, m: MskId, now: Instant, out: &mut impl SegmentSink<S>) {
         let Some(k) = self.ctx.msk_mut(m) else { return };
         k.dirty = false;
+        let wake = std::mem::take(&mut k.pm_wake) && !k.passive && !k.pm_queued;
+        k.pm_queued |= wake;
+        if wake {
+            self.ctx.pm_due.push_back(m);
+        }
+        let Some(k) = self.ctx.msk_mut(m) else { return };
         if k.orphan_until.is_some() && k.subflows.iter().any(|e| e.established) {
             // Joined again in time: what was in flight goes again on the new subflow.
             k.reinject_all();
@@ -1864,6 +2018,7 @@ impl<S: SharedBuf> Stack<S> {
     fn remove_subflows(&mut self, m: MskId, now: Instant, out: &mut impl SegmentSink<S>) {
         let Some(k) = self.ctx.msk_mut(m) else { return };
         let removed = std::mem::take(&mut k.removed_ids);
+        k.peer_addrs.retain(|a| !removed.contains(&a.id));
         let tcp = &self.tcp;
         let gone: ArrayVec<ConnId, MAX_SUBFLOWS> = k
             .subflows

@@ -19,6 +19,7 @@ use crate::seq::{Dsn, TcpSeq};
 use crate::tcp::{
     CcView, ConnId, Delivery, Events, FourTuple, Hook, Payload, SegmentIn, SegmentMeta, Verdict,
 };
+use crate::transparent::Addressed;
 use crate::wire::checksum;
 use crate::wire::mptcp::{
     reset_reason, AddAddr, DsnField, Dss, Mapping, MpCapable, MpJoin, MpcVariant, MptcpOption,
@@ -578,7 +579,7 @@ impl<S: SharedBuf> Subflow<S> {
     ) -> Verdict {
         let msk_id = self.msk;
         let id = self.id;
-        let Some((msk, mib, _)) = ctx.split(msk_id) else {
+        let Some((msk, mib, cfg)) = ctx.split(msk_id) else {
             return Verdict::Reset;
         };
         let mut mapped = false;
@@ -690,6 +691,7 @@ impl<S: SharedBuf> Subflow<S> {
                             id: a.addr_id,
                             addr,
                         });
+                        msk.peer_announced(a.addr_id, addr, cfg.add_addr_accepted);
                         if !msk.echo_due.contains(&a.echo()) {
                             let _ = msk.echo_due.try_push(a.echo());
                         }
@@ -1276,7 +1278,8 @@ impl<S: SharedBuf> Hook<S> for Subflow<S> {
                     Self::new(msk, Role::Capable, Stage::SynReceived)
                 }
                 super::stack::Accepted::Plain => {
-                    let fit = ctx.cfg.fit_listeners.contains(&tuple.local);
+                    let fit = ctx.cfg.fit_listeners.contains(&tuple.local)
+                        || matches!(ctx.addressed, Addressed::Transparent(_));
                     Self::plain(msk, if fit { ctx.cfg.plain_mss_reserve } else { 0 })
                 }
                 super::stack::Accepted::Join {

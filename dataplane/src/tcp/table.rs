@@ -305,6 +305,20 @@ impl<S: SharedBuf, H: Hook<S>> Table<S, H> {
         now: Instant,
         out: &mut impl HookSink<S, H::Ctx>,
     ) {
+        self.on_segment_listened(tuple, seg, false, now, out);
+    }
+
+    /// [`Table::on_segment`] for a segment the caller found a listener for (a
+    /// transparent listener takes `tuple.local`, a foreign destination, without
+    /// being registered): a segment of no connection goes to the listener path.
+    pub fn on_segment_listened(
+        &mut self,
+        tuple: FourTuple,
+        seg: SegmentIn<S>,
+        listened: bool,
+        now: Instant,
+        out: &mut impl HookSink<S, H::Ctx>,
+    ) {
         let bare_syn = seg.flags.contains(TcpFlags::SYN) && !seg.flags.contains(TcpFlags::ACK);
         if let Some(id) = self.lookup(&tuple) {
             let shed = self.shed;
@@ -321,7 +335,9 @@ impl<S: SharedBuf, H: Hook<S>> Table<S, H> {
             // A new incarnation replaces the TIME-WAIT connection (RFC 6191).
             self.remove(id, out);
         }
-        let taken = self.listeners.contains(&tuple.local) || bare_syn && H::claims_unlistened(&seg);
+        let taken = listened
+            || self.listeners.contains(&tuple.local)
+            || bare_syn && H::claims_unlistened(&seg);
         if !taken {
             self.reset(&tuple, &seg, OptionsBuf::new(), out);
             return;
