@@ -36,8 +36,9 @@ pub const INBOX_CAPACITY: usize = 4096;
 /// A message for another worker; `S` is the shared-buffer type of payloads.
 pub enum Message<S> {
     /// A received segment for the receiver, with the workers it already visited
-    /// looking for its connection's owner (0 when the sender knew the owner).
-    Segment(FourTuple, SegmentIn<S>, u16),
+    /// looking for its connection's owner (0 when the sender knew the owner) and the
+    /// index of the port it came in by.
+    Segment(FourTuple, SegmentIn<S>, u16, u16),
     /// A neighbour learnt on port `port` (index).
     Neighbor(u16, IpAddr, MacAddr),
 }

@@ -34,7 +34,7 @@ use crate::pm::PathManager;
 use crate::port::{Burst, PacketBuf, Port};
 use crate::relay::{Listener, Relay, RelayConfig};
 use crate::seq::Dsn;
-use crate::stats::{Counter, CounterWriter, PathSample, Timing, PATH_PORTS};
+use crate::stats::{Counter, CounterWriter, PathCounter, PathSample, Timing, PATH_PORTS};
 use crate::tcp::ingress::segment_from_classified;
 use crate::tcp::secrets::Secrets;
 use crate::tcp::table::TableConfig;
@@ -588,11 +588,11 @@ impl<P: Port> Worker<P> {
         let mut n = 0;
         while let Some(msg) = self.handoff.recv() {
             match msg {
-                Message::Segment(tuple, seg, hops) => {
+                Message::Segment(tuple, seg, hops, port) => {
                     n += 1;
                     self.counters.inc(Counter::HandoffIn);
                     let mut rx = Rx {
-                        index: 0,
+                        index: port,
                         neighbors: &mut self.neighbors,
                         tcp: &mut self.tcp,
                         out: &mut self.out,
@@ -784,6 +784,7 @@ impl<P: Port> Worker<P> {
 
 /// What receiving on one port needs besides the port.
 struct Rx<'a, S> {
+    /// The port's index (that of the port a handed-over segment came in by).
     index: u16,
     neighbors: &'a mut NeighborTable,
     tcp: &'a mut Stack<S>,
@@ -908,7 +909,8 @@ impl<S: crate::port::SharedBuf> Rx<'_, S> {
                 self.steering
                     .owner(&tuple, known, seg.flags, &seg.raw_options, hops, self.now);
             if let Some((to, hops)) = owner {
-                let handed = self.handoff.send(to, Message::Segment(tuple, seg, hops));
+                let msg = Message::Segment(tuple, seg, hops, self.index);
+                let handed = self.handoff.send(to, msg);
                 self.counters.inc(if handed {
                     Counter::HandoffOut
                 } else {
@@ -919,6 +921,12 @@ impl<S: crate::port::SharedBuf> Rx<'_, S> {
         }
         self.tcp
             .on_segment(tuple, seg, Instant::from_nanos(self.now), self.out);
+        let received = self.tcp.take_received();
+        if received > 0 {
+            let port = usize::from(self.index);
+            self.counters
+                .add_path(port, PathCounter::Received, received);
+        }
     }
 }
 

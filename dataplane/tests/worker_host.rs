@@ -468,6 +468,7 @@ fn a_vlan_port_answers_arp_and_tcp_with_its_tag_and_ignores_other_frames() {
         window: 65_535,
         options,
         payload: None,
+        path: Default::default(),
     };
     let l2 = L2 {
         src: PEER_MAC,
