@@ -249,7 +249,8 @@ pub fn print_stats(socket: &Path, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Renders the `stats` answer as two aligned tables: counters by worker, and ports.
+/// Renders the `stats` answer as three aligned tables: counters by worker, ports, and
+/// the ports' paths (MPTCP payload bytes, link losses, LSC interrupts).
 fn stats_table(v: &Value) -> String {
     let mut out = String::new();
     let workers = v["workers"].as_array().cloned().unwrap_or_default();
@@ -300,6 +301,29 @@ fn stats_table(v: &Value) -> String {
             cell(&p["rx_missed"]),
             cell(&p["rx_nombuf"]),
             errors
+        );
+    }
+    out.push('\n');
+    out += &format!(
+        "{:<10}{:>16}{:>16}{:>16}{:>16}{:>12}{:>12}\n",
+        "path",
+        "sent_bytes",
+        "received_bytes",
+        "retransmitted",
+        "reinjected",
+        "link_downs",
+        "lsc_events"
+    );
+    for p in v["ports"].as_array().into_iter().flatten() {
+        out += &format!(
+            "{:<10}{:>16}{:>16}{:>16}{:>16}{:>12}{:>12}\n",
+            cell(&p["name"]),
+            cell(&p["path_sent_bytes"]),
+            cell(&p["path_received_bytes"]),
+            cell(&p["path_retransmitted_bytes"]),
+            cell(&p["path_reinjected_bytes"]),
+            cell(&p["link_downs"]),
+            cell(&p["lsc_events"]),
         );
     }
     out
@@ -421,12 +445,20 @@ mod tests {
             "workers": [{"lcore": 1, "counters": {"rx_packets": 5}}],
             "ports": [{"name": "down0", "link_up": true, "rx_packets": 5, "tx_packets": 4,
                        "rx_bytes": 500, "tx_bytes": 400, "rx_missed": 0, "rx_nombuf": 0,
-                       "rx_errors": 0, "tx_errors": 0}]
+                       "rx_errors": 0, "tx_errors": 0, "link_downs": 1, "lsc_events": null,
+                       "path_sent_bytes": 4321, "path_received_bytes": 8765,
+                       "path_retransmitted_bytes": 21, "path_reinjected_bytes": 43}]
         });
         let t = stats_table(&v);
         assert!(t.contains("rx_packets") && t.contains("lcore 1") && t.contains("down0"));
         assert!(t
             .lines()
             .any(|l| l.starts_with("down0") && l.contains(" up ")));
+        let path = t
+            .lines()
+            .find(|l| l.starts_with("down0") && l.contains("4321"))
+            .unwrap();
+        let fields: Vec<&str> = path.split_whitespace().collect();
+        assert_eq!(fields, ["down0", "4321", "8765", "21", "43", "1", "-"]);
     }
 }

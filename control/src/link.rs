@@ -7,14 +7,43 @@
 //!   interface's, read from `/sys/class/net/<iface>/{operstate,carrier}` in the
 //!   network namespace mpgw runs in (`iface=` of the vdev); when that cannot be read
 //!   the DPDK state is used;
-//! - every other PMD: DPDK's `rte_eth_link_get_nowait`, which for NICs reflects the
-//!   LSC state the driver keeps (no LSC callback is registered: the 20 ms poll is as
-//!   fast as the control loop acts).
+//! - every other PMD: DPDK's `rte_eth_link_get_nowait`.
+//!
+//! Every port is polled every control tick (20 ms). Where the PMD raises
+//! link-state-change interrupts (`RTE_ETH_DEV_INTR_LSC`: most NIC PMDs, `net_vhost`,
+//! `net_virtio`), the port is configured with them and its LSC callback wakes the
+//! control loop at once ([`LinkWaker`], [`wait_tick`]), so a link loss is acted on
+//! within the interrupt's latency instead of up to a tick later; the poll stays as
+//! the fallback (and catches what an interrupt missed). DPDK 22.11's `net_tap`
+//! advertises LSC but never delivers it to applications: it is polled.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// Wakes the control loop waiting in [`wait_tick`]: what the LSC callbacks call, on
+/// DPDK's interrupt thread (an unpark: no lock shared with anyone, no allocation).
+#[derive(Clone, Debug)]
+pub struct LinkWaker(std::thread::Thread);
+
+impl LinkWaker {
+    /// A waker of the calling thread's [`wait_tick`].
+    pub fn for_current_thread() -> Self {
+        LinkWaker(std::thread::current())
+    }
+
+    /// Ends the thread's current wait at once (or its next one, if it is busy).
+    pub fn wake(&self) {
+        self.0.unpark();
+    }
+}
+
+/// Waits `period`, or less when a [`LinkWaker`] of this thread woke it (an early
+/// return only makes the next tick come sooner).
+pub fn wait_tick(period: Duration) {
+    std::thread::park_timeout(period);
+}
 
 /// Where a port's link state is read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,6 +214,40 @@ mod tests {
         assert_eq!(m.poll(|_| true), vec![LinkEvent::Up(1)]);
         assert_eq!(m.ports()[1].downs, 1);
         assert!(m.ports()[1].up);
+    }
+
+    #[test]
+    fn a_waker_ends_the_tick_at_once_and_the_change_is_seen() {
+        const TICK: Duration = Duration::from_millis(20);
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let mut m = LinkMonitor::new(vec![LinkSource::Dpdk]);
+        let waker = LinkWaker::for_current_thread();
+        // What an LSC callback does on DPDK's interrupt thread, half a second into a
+        // long wait: the driver's state changed, the control loop is woken.
+        let interrupt = std::thread::spawn({
+            let up = up.clone();
+            move || {
+                std::thread::sleep(Duration::from_millis(500));
+                up.store(false, std::sync::atomic::Ordering::Relaxed);
+                let at = Instant::now();
+                waker.wake();
+                at
+            }
+        });
+        let start = Instant::now();
+        let mut seen = None;
+        while start.elapsed() < Duration::from_secs(5) {
+            wait_tick(Duration::from_secs(10));
+            let events = m.poll(|_| up.load(std::sync::atomic::Ordering::Relaxed));
+            if let [LinkEvent::Down(0, at)] = events.as_slice() {
+                seen = Some(*at);
+                break;
+            }
+        }
+        let changed = interrupt.join().unwrap();
+        let seen = seen.expect("the link loss was seen");
+        let latency = seen.saturating_duration_since(changed);
+        assert!(latency < TICK, "{latency:?}");
     }
 
     #[test]

@@ -167,11 +167,11 @@ mod imp {
     use crate::admin::AdminServer;
     use crate::cli;
     use crate::config::PortFlag;
-    use crate::link::{LinkEvent, LinkMonitor, LinkSource};
+    use crate::link::{wait_tick, LinkEvent, LinkMonitor, LinkSource, LinkWaker};
     use crate::metrics::{self, DeviceSnapshot, PoolSample, PortCounters, PortSample};
     use anyhow::Context;
     use dataplane::diag::DiagMode;
-    use dataplane::dpdk::{lcore, Eal, EthDev, Mempool, Pdump, PortConfig as DevConfig};
+    use dataplane::dpdk::{lcore, Eal, EthDev, LinkWatch, Mempool, Pdump, PortConfig as DevConfig};
     use dataplane::host::{HostPort, IfAddr};
     use dataplane::mptcp::crypto::KeySource;
     use dataplane::mptcp::mib::Mib;
@@ -179,7 +179,7 @@ mod imp {
     use dataplane::mptcp::subflow::DATA_OPTION_SPACE;
     use dataplane::pm::{Endpoint, PathManager, PathManagerKind};
     use dataplane::relay::{Accept, Listener, RelayConfig};
-    use dataplane::stats::{self, Counter, CounterReader};
+    use dataplane::stats::{self, Counter, CounterReader, PathCounter};
     use dataplane::tcp::secrets::Secrets;
     use dataplane::tcp::table::TableConfig;
     use dataplane::transparent::Rule;
@@ -193,7 +193,7 @@ mod imp {
 
     /// Data room of each mbuf: a full 1518-byte frame after the standard headroom.
     const MBUF_DATA_ROOM: u16 = 2048 + 128;
-    /// How often the control loop wakes up.
+    /// How often the control loop wakes up (at once on a port's LSC interrupt).
     const CONTROL_TICK: Duration = Duration::from_millis(20);
     /// Control ticks between two refreshes of what the telemetry socket answers.
     const TELEMETRY_EVERY: u32 = 25;
@@ -201,6 +201,8 @@ mod imp {
     struct RunningPort {
         name: String,
         dev: EthDev,
+        /// Its LSC callback, where the PMD has link-state-change interrupts.
+        lsc: Option<LinkWatch>,
     }
 
     struct RunningWorker {
@@ -237,6 +239,8 @@ mod imp {
         .context("cannot create the mbuf pool (more memory: [eal] memory_mb or hugepages)")?;
 
         let queues = u16::try_from(n_workers).context("dataplane.workers: too many")?;
+        // LSC callbacks wake this thread's control loop.
+        let waker = LinkWaker::for_current_thread();
         let mut ports = Vec::new();
         let mut link_sources = Vec::new();
         let mut per_worker: Vec<Vec<WorkerPort<_>>> = (0..n_workers).map(|_| Vec::new()).collect();
@@ -300,9 +304,18 @@ mod imp {
                 per_worker[w].push(WorkerPort::new(q, host.clone()));
             }
             link_sources.push(LinkSource::for_port(&dev.info().driver, &pc.device));
+            let lsc = if dev.effective().lsc {
+                let waker = waker.clone();
+                dev.watch_link(move || waker.wake())
+                    .map_err(|e| tracing::warn!(port = %pc.name, "no LSC callback: {e}"))
+                    .ok()
+            } else {
+                None
+            };
             ports.push(RunningPort {
                 name: pc.name.clone(),
                 dev,
+                lsc,
             });
         }
 
@@ -320,7 +333,10 @@ mod imp {
         signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())?;
         let mut links = LinkMonitor::new(link_sources);
         for (p, l) in ports.iter().zip(links.ports()) {
-            tracing::info!(port = %p.name, source = l.source.name(), "link monitored");
+            tracing::info!(
+                port = %p.name, source = l.source.name(), lsc = p.lsc.is_some(),
+                "link monitored"
+            );
         }
         let mut reloads = Reloads::default();
 
@@ -415,7 +431,10 @@ mod imp {
             admin.poll(|req| match req {
                 "stats" => stats_json(&workers, &ports, &links, &reloads),
                 "ss" => cli::ss::answer(&snapshots(&workers), &lcores(&workers)),
-                "paths" => cli::paths::answer(&path_ports(&config, &ports), &snapshots(&workers)),
+                "paths" => cli::paths::answer(
+                    &path_ports(&config, &ports, &links, &workers),
+                    &snapshots(&workers),
+                ),
                 "reload" => {
                     reload_now = false;
                     reload(path, &mut config, &workers, log.as_ref(), &mut reloads)
@@ -439,7 +458,7 @@ mod imp {
                 );
             }
             captures.poll(&commands, capture_dropped(&workers));
-            std::thread::sleep(CONTROL_TICK);
+            wait_tick(CONTROL_TICK);
         }
 
         tracing::info!("stopping");
@@ -718,11 +737,19 @@ mod imp {
         workers.iter().map(|w| w.lcore).collect()
     }
 
-    fn path_ports(cfg: &Config, ports: &[RunningPort]) -> Vec<cli::paths::Port> {
+    fn path_ports(
+        cfg: &Config,
+        ports: &[RunningPort],
+        links: &LinkMonitor,
+        workers: &[RunningWorker],
+    ) -> Vec<cli::paths::Port> {
+        let path_bytes = stats::merge_path_bytes(workers.iter().map(|w| &w.counters));
         cfg.ports
             .iter()
             .zip(ports)
-            .map(|(pc, p)| {
+            .zip(links.ports())
+            .zip(path_bytes)
+            .map(|(((pc, p), l), path)| {
                 let s = p.dev.stats().unwrap_or_default();
                 cli::paths::Port {
                     name: p.name.clone(),
@@ -731,7 +758,9 @@ mod imp {
                         .iter()
                         .map(|f| format!("{f:?}").to_lowercase())
                         .collect(),
-                    link_up: p.dev.link().up,
+                    link_up: l.up,
+                    link_downs: l.downs,
+                    path,
                     addrs: pc
                         .ipv4
                         .iter()
@@ -805,6 +834,7 @@ mod imp {
                 link_up: l.up,
                 link_downs: l.downs,
                 last_failover_us: l.failover_us.load(Ordering::Relaxed),
+                lsc_events: p.lsc.as_ref().map(LinkWatch::events),
                 stats: p.dev.stats().ok().map(|s| PortCounters {
                     rx_packets: s.ipackets,
                     tx_packets: s.opackets,
@@ -852,21 +882,31 @@ mod imp {
             .iter()
             .map(|w| json!({"lcore": w.lcore, "counters": counter_map(&w.counters.snapshot())}))
             .collect();
+        let path_bytes = stats::merge_path_bytes(workers.iter().map(|w| &w.counters));
         let ports: Vec<Value> = ports
             .iter()
             .zip(links.ports())
-            .map(|(p, l)| {
+            .zip(path_bytes)
+            .map(|((p, l), path)| {
                 let s = p.dev.stats().unwrap_or_default();
-                json!({
+                let mut port = json!({
                     "name": p.name,
                     "link_up": l.up, "link_source": l.source.name(), "link_downs": l.downs,
                     "dpdk_link_up": p.dev.link().up,
+                    "lsc_events": p.lsc.as_ref().map(LinkWatch::events),
+                    "lsc_last_unix_us": p.lsc.as_ref().and_then(LinkWatch::last_event)
+                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
                     "last_failover_us": l.failover_us.load(Ordering::Relaxed),
                     "rx_packets": s.ipackets, "tx_packets": s.opackets,
                     "rx_bytes": s.ibytes, "tx_bytes": s.obytes,
                     "rx_missed": s.imissed, "rx_nombuf": s.rx_nombuf,
                     "rx_errors": s.ierrors, "tx_errors": s.oerrors,
-                })
+                });
+                for c in PathCounter::ALL {
+                    port[format!("path_{}", c.name())] = json!(path[c as usize]);
+                }
+                port
             })
             .collect();
         let mib: Map<String, Value> = Mib::ALL

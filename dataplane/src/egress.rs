@@ -10,9 +10,9 @@
 
 use crate::neigh::{Lookup, NeighborTable};
 use crate::port::{PacketBuf, Port};
-use crate::stats::{Counter, CounterWriter};
+use crate::stats::{Counter, CounterWriter, PathCounter};
 use crate::tcp::emit::{emit_headers, ChecksumMode, L2};
-use crate::tcp::{FourTuple, SegmentOut};
+use crate::tcp::{FourTuple, PathTx, SegmentOut};
 use crate::wire::MacAddr;
 use crate::worker::{SharedOf, WorkerPort};
 use std::net::IpAddr;
@@ -39,7 +39,8 @@ pub(crate) type Parked<S> = Vec<(u64, FourTuple, SegmentOut<S>)>;
 /// answered, so the first segments to a new neighbour do not wait for a
 /// retransmission. Segments that cannot go are dropped and counted: the TCP
 /// connection retransmits them. An unknown or old neighbour is solicited (at most once
-/// per retry interval, see [`NeighborTable::lookup`]).
+/// per retry interval, see [`NeighborTable::lookup`]). The payload of a segment that
+/// goes counts on its port's path ([`SegmentOut::path`]).
 pub(crate) fn transmit<P: Port>(
     ports: &mut [WorkerPort<P>],
     neighbors: &mut NeighborTable,
@@ -81,10 +82,26 @@ pub(crate) fn transmit<P: Port>(
             Ok(buf) => {
                 counters.inc(Counter::TcpSegmentsOut);
                 counters.add(Counter::TxBytes, buf.pkt_len() as u64);
+                count_path(counters, index, seg.path, seg.data_len() as u64);
                 push(wp, buf, counters);
             }
             Err(reason) => counters.inc(reason),
         }
+    }
+}
+
+/// Counts `len` payload bytes of kind `path` sent through the port at `index`.
+#[inline(always)]
+fn count_path(counters: &mut CounterWriter, index: usize, path: PathTx, len: u64) {
+    let extra = match path {
+        PathTx::None => return,
+        PathTx::New => None,
+        PathTx::Retransmitted => Some(PathCounter::Retransmitted),
+        PathTx::Reinjected => Some(PathCounter::Reinjected),
+    };
+    counters.add_path(index, PathCounter::Sent, len);
+    if let Some(c) = extra {
+        counters.add_path(index, c, len);
     }
 }
 

@@ -40,10 +40,21 @@ pub const INBOX_CAPACITY: usize = 4096;
 /// A message for another worker; `S` is the shared-buffer type of payloads.
 pub enum Message<S> {
     /// A received segment for the receiver, with the workers it already visited
-    /// looking for its connection's owner (0 when the sender knew the owner) and to
-    /// whom it is addressed (decided where it arrived: transparent listeners match
-    /// by ingress port).
-    Segment(FourTuple, SegmentIn<S>, u16, Addressed),
+    /// looking for its connection's owner (0 when the sender knew the owner), to whom
+    /// it is addressed (decided where it arrived: transparent listeners match by
+    /// ingress port) and the index of the port it came in by.
+    Segment {
+        /// The segment's connection, our side local.
+        tuple: FourTuple,
+        /// The segment, parsed and verified.
+        seg: SegmentIn<S>,
+        /// Workers visited looking for the owner.
+        hops: u16,
+        /// To whom it is addressed.
+        to: Addressed,
+        /// The port it came in by (index).
+        port: u16,
+    },
     /// A neighbour learnt on port `port` (index).
     Neighbor(u16, IpAddr, MacAddr),
 }

@@ -10,6 +10,10 @@
 //! nanoseconds as counters, and the duration of every busy iteration in a histogram the
 //! worker owns and ships to the control side now and then ([`latency`]); likewise the
 //! handshake time of every connection ([`Timing::Setup`]).
+//!
+//! Per port it also keeps what MPTCP subflows moved through it ([`PathCounter`],
+//! totals that survive the connections) and, refreshed now and then, the subflows now
+//! using it ([`PathSample`]).
 
 use crate::mptcp::mib::{Mib, MibCounters};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -262,6 +266,46 @@ pub struct PathSample {
     pub srtt_sum_ns: u64,
 }
 
+/// Per-port byte counters of MPTCP subflows' payload (totals since the worker
+/// started). A segment sent counts on the port it leaves by; one received on the port
+/// it came in by. Plain TCP (fallen-back connections included) does not count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum PathCounter {
+    /// Payload bytes sent, retransmissions and reinjections included.
+    Sent,
+    /// Payload bytes received in order (each byte once, duplicates not counted).
+    Received,
+    /// Payload bytes TCP retransmitted on the subflow (part of `Sent`).
+    Retransmitted,
+    /// Payload bytes the MPTCP connection sent again on this port, usually after
+    /// another subflow carried them first: reinjections (part of `Sent`).
+    Reinjected,
+}
+
+impl PathCounter {
+    /// Every path counter, in declaration order.
+    pub const ALL: [PathCounter; 4] = [
+        PathCounter::Sent,
+        PathCounter::Received,
+        PathCounter::Retransmitted,
+        PathCounter::Reinjected,
+    ];
+
+    /// Its snake_case name (`mpgw stats`, `mpgw paths`, metrics).
+    pub const fn name(self) -> &'static str {
+        match self {
+            PathCounter::Sent => "sent_bytes",
+            PathCounter::Received => "received_bytes",
+            PathCounter::Retransmitted => "retransmitted_bytes",
+            PathCounter::Reinjected => "reinjected_bytes",
+        }
+    }
+}
+
+/// One port's [`PathCounter`]s, indexed like [`PathCounter::ALL`].
+pub type PathBytes = [u64; PathCounter::ALL.len()];
+
 /// The durations a worker keeps histograms of.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(usize)]
@@ -286,6 +330,8 @@ struct Cells {
     timings: [Option<latency::Inbox>; 2],
     /// Per port: [`PathSample`]'s fields in declaration order.
     paths: [[AtomicU64; 3]; PATH_PORTS],
+    /// Per port: the [`PathCounter`]s.
+    path_bytes: [[AtomicU64; PathCounter::ALL.len()]; PATH_PORTS],
 }
 
 /// The owning worker's handle: the only one that writes. Not `Clone`.
@@ -307,6 +353,7 @@ pub fn counters() -> (CounterWriter, CounterReader) {
         mib: std::array::from_fn(|_| AtomicU64::new(0)),
         timings: [burst_in, setup_in],
         paths: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
+        path_bytes: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
     });
     let writer = CounterWriter {
         cells: cells.clone(),
@@ -351,6 +398,20 @@ impl CounterWriter {
             for (cell, v) in cells.iter().zip([p.subflows, p.rtt_samples, p.srtt_sum_ns]) {
                 cell.store(v, Ordering::Relaxed);
             }
+        }
+    }
+
+    /// Adds `n` to path counter `c` of the port at `port` (in the worker's port order;
+    /// ports from [`PATH_PORTS`] on are not counted).
+    #[inline(always)]
+    pub fn add_path(&mut self, port: usize, c: PathCounter, n: u64) {
+        if let Some(cells) = self.cells.path_bytes.get(port) {
+            let cell = &cells[c as usize];
+            // Single writer, as in `add`.
+            cell.store(
+                cell.load(Ordering::Relaxed).wrapping_add(n),
+                Ordering::Relaxed,
+            );
         }
     }
 
@@ -418,6 +479,13 @@ impl CounterReader {
         })
     }
 
+    /// The path counters, indexed by port.
+    pub fn path_bytes(&self) -> [PathBytes; PATH_PORTS] {
+        std::array::from_fn(|i| {
+            std::array::from_fn(|c| self.0.path_bytes[i][c].load(Ordering::Relaxed))
+        })
+    }
+
     /// All counters, indexed like [`Counter::ALL`].
     pub fn snapshot(&self) -> [u64; COUNTERS] {
         std::array::from_fn(|i| self.0.counters[i].load(Ordering::Relaxed))
@@ -438,6 +506,21 @@ pub fn merge_mib<'a>(readers: impl IntoIterator<Item = &'a CounterReader>) -> [u
     for r in readers {
         for (s, v) in sum.iter_mut().zip(r.mib_snapshot()) {
             *s = s.wrapping_add(v);
+        }
+    }
+    sum
+}
+
+/// Sums the path counters of several workers, per port.
+pub fn merge_path_bytes<'a>(
+    readers: impl IntoIterator<Item = &'a CounterReader>,
+) -> [PathBytes; PATH_PORTS] {
+    let mut sum = [[0u64; PathCounter::ALL.len()]; PATH_PORTS];
+    for r in readers {
+        for (s, p) in sum.iter_mut().zip(r.path_bytes()) {
+            for (s, v) in s.iter_mut().zip(p) {
+                *s = s.wrapping_add(v);
+            }
         }
     }
     sum
@@ -469,6 +552,21 @@ mod tests {
         let sum = merge([&r1, &r2]);
         assert_eq!(sum[Counter::RxBytes as usize], 100);
         assert_eq!(sum[Counter::TxPackets as usize], 0);
+    }
+
+    #[test]
+    fn path_counters_are_per_port_and_merge_per_port() {
+        let (mut w1, r1) = counters();
+        let (mut w2, r2) = counters();
+        w1.add_path(0, PathCounter::Sent, 1000);
+        w1.add_path(1, PathCounter::Reinjected, 300);
+        w2.add_path(1, PathCounter::Reinjected, 200);
+        w2.add_path(PATH_PORTS, PathCounter::Sent, 7); // beyond the bound: ignored
+        assert_eq!(r1.path_bytes()[0], [1000, 0, 0, 0]);
+        let sum = merge_path_bytes([&r1, &r2]);
+        assert_eq!(sum[1][PathCounter::Reinjected as usize], 500);
+        assert_eq!(sum.iter().flatten().sum::<u64>(), 1500);
+        assert_eq!(PathCounter::Retransmitted.name(), "retransmitted_bytes");
     }
 
     #[test]

@@ -34,7 +34,7 @@ use crate::pm::{Opened, PathAgent, PathManager};
 use crate::port::{Burst, PacketBuf, Port};
 use crate::relay::{Listener, Relay, RelayConfig};
 use crate::seq::Dsn;
-use crate::stats::{Counter, CounterWriter, PathSample, Timing, PATH_PORTS};
+use crate::stats::{Counter, CounterWriter, PathCounter, PathSample, Timing, PATH_PORTS};
 use crate::tcp::ingress::segment_from_classified;
 use crate::tcp::secrets::Secrets;
 use crate::tcp::table::TableConfig;
@@ -589,11 +589,17 @@ impl<P: Port> Worker<P> {
         let mut n = 0;
         while let Some(msg) = self.handoff.recv() {
             match msg {
-                Message::Segment(tuple, seg, hops, addressed) => {
+                Message::Segment {
+                    tuple,
+                    seg,
+                    hops,
+                    to,
+                    port,
+                } => {
                     n += 1;
                     self.counters.inc(Counter::HandoffIn);
                     let mut rx = Rx {
-                        index: 0,
+                        index: port,
                         neighbors: &mut self.neighbors,
                         tcp: &mut self.tcp,
                         out: &mut self.out,
@@ -603,7 +609,7 @@ impl<P: Port> Worker<P> {
                         transparent: &self.transparent,
                         now,
                     };
-                    rx.segment_in(tuple, seg, hops, addressed);
+                    rx.segment_in(tuple, seg, hops, to);
                 }
                 Message::Neighbor(port, ip, mac) => self.neighbors.adopt(port, ip, mac, now),
             }
@@ -794,6 +800,7 @@ impl<P: Port> Worker<P> {
 
 /// What receiving on one port needs besides the port.
 struct Rx<'a, S> {
+    /// The port's index (that of the port a handed-over segment came in by).
     index: u16,
     neighbors: &'a mut NeighborTable,
     tcp: &'a mut Stack<S>,
@@ -928,7 +935,16 @@ impl<S: crate::port::SharedBuf> Rx<'_, S> {
                 .steering
                 .owner(&tuple, flags, &seg.raw_options, foreign, hops, now);
             if let Some((w, hops)) = owner {
-                let handed = self.handoff.send(w, Message::Segment(tuple, seg, hops, to));
+                let handed = self.handoff.send(
+                    w,
+                    Message::Segment {
+                        tuple,
+                        seg,
+                        hops,
+                        to,
+                        port: self.index,
+                    },
+                );
                 self.counters.inc(if handed {
                     Counter::HandoffOut
                 } else {
@@ -942,6 +958,12 @@ impl<S: crate::port::SharedBuf> Rx<'_, S> {
             self.tcp.on_segment(tuple, seg, now, self.out);
         } else if !self.tcp.on_foreign_segment(tuple, seg, to, now, self.out) {
             self.counters.inc(Counter::DropTransit);
+        }
+        let received = self.tcp.take_received();
+        if received > 0 {
+            let port = usize::from(self.index);
+            self.counters
+                .add_path(port, PathCounter::Received, received);
         }
     }
 }

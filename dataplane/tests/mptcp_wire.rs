@@ -255,6 +255,7 @@ fn syn_with(opt: MptcpOption, from: &str) -> (FourTuple, SegmentIn<S>) {
         window: 65535,
         options: o,
         payload: None,
+        path: Default::default(),
     };
     let tuple = FourTuple {
         local: server_addr(),
@@ -574,6 +575,7 @@ impl Script {
             window: 65535,
             options: o,
             payload: (!data.is_empty()).then(|| payload(data)),
+            path: Default::default(),
         };
         self.seq += data.len() as u32 + u32::from(syn || flags.contains(TcpFlags::FIN));
         let mut out = Out::new();

@@ -107,6 +107,7 @@ fn out(s: u32, a: u32, flags: TcpFlags, window: u16) -> SegmentOut<S> {
         window,
         options: OptionsBuf::new(),
         payload: None,
+        path: Default::default(),
     }
 }
 

@@ -27,6 +27,7 @@ fn segment(pool: &HeapPool) -> SegmentOut<HeapShared> {
                 .unwrap()
                 .into_shared(),
         )),
+        path: Default::default(),
     }
 }
 

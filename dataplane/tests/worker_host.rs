@@ -210,6 +210,7 @@ fn syn(dst: std::net::SocketAddr, vlan: Option<u16>) -> Vec<u8> {
         window: 65_535,
         options,
         payload: None,
+        path: Default::default(),
     };
     let l2 = L2 {
         src: PEER_MAC,

@@ -1,12 +1,16 @@
 //! `mpgw paths`: per port, its flags, link state and addresses, the subflows now
-//! going through it with their bytes (from the workers' snapshots), and the port's
-//! own counters. A subflow goes through the port its peer is on-link on (as the
-//! gateway routes: weak host model, so a client's join from its second path to the
-//! gateway's first address uses the second port), else the port of its local address.
+//! going through it with their bytes (from the workers' snapshots), the path's byte
+//! totals since the start (MPTCP payload sent, received, retransmitted, reinjected:
+//! the workers' path counters, closed connections included), its link losses
+//! (failovers) and the port's own counters. A subflow goes through the port its peer
+//! is on-link on (as the gateway routes: weak host model, so a client's join from its
+//! second path to the gateway's first address uses the second port), else the port of
+//! its local address.
 
 use super::columns;
 use crate::admin::cell;
 use dataplane::introspect::{Snapshot, SubflowInfo};
+use dataplane::stats::{PathBytes, PathCounter};
 use ipnet::IpNet;
 use serde_json::{json, Value};
 
@@ -16,8 +20,12 @@ pub struct Port {
     pub name: String,
     /// `signal`, `subflow`, `backup`, `fullmesh`.
     pub flags: Vec<String>,
-    /// Link up.
+    /// Link up (as the link monitor sees it).
     pub link_up: bool,
+    /// Times the link went down (each a failover).
+    pub link_downs: u64,
+    /// The path's byte totals, all workers.
+    pub path: PathBytes,
     /// Its addresses with their prefixes.
     pub addrs: Vec<IpNet>,
     /// Bytes received by the port.
@@ -85,10 +93,11 @@ pub fn answer(ports: &[Port], snapshots: &[Option<Snapshot>]) -> Value {
                 .iter()
                 .map(|&a| json!({ "addr": a.addr().to_string(), "subflows": local_subflows(a) }))
                 .collect();
-            json!({
+            let mut port = json!({
                 "name": p.name,
                 "flags": p.flags,
                 "link_up": p.link_up,
+                "link_downs": p.link_downs,
                 "subflows": u.subflows,
                 "connections": u.connections,
                 "bytes_sent": u.bytes_sent,
@@ -97,7 +106,11 @@ pub fn answer(ports: &[Port], snapshots: &[Option<Snapshot>]) -> Value {
                 "rx_bytes": p.rx_bytes,
                 "tx_bytes": p.tx_bytes,
                 "addresses": addrs,
-            })
+            });
+            for c in PathCounter::ALL {
+                port[format!("path_{}", c.name())] = json!(p.path[c as usize]);
+            }
+            port
         })
         .collect();
     let truncated = snapshots.iter().flatten().any(|s| s.truncated);
@@ -118,6 +131,11 @@ pub fn render(v: &Value) -> String {
         "bytes_sent",
         "bytes_acked",
         "bytes_received",
+        "total_sent",
+        "total_received",
+        "retransmitted",
+        "reinjected",
+        "link_downs",
         "port_rx_bytes",
         "port_tx_bytes",
     ]
@@ -156,6 +174,11 @@ pub fn render(v: &Value) -> String {
             cell(&p["bytes_sent"]),
             cell(&p["bytes_acked"]),
             cell(&p["bytes_received"]),
+            cell(&p["path_sent_bytes"]),
+            cell(&p["path_received_bytes"]),
+            cell(&p["path_retransmitted_bytes"]),
+            cell(&p["path_reinjected_bytes"]),
+            cell(&p["link_downs"]),
             cell(&p["rx_bytes"]),
             cell(&p["tx_bytes"]),
         ]);
@@ -244,6 +267,8 @@ mod tests {
                 name: "down0".into(),
                 flags: vec![],
                 link_up: true,
+                link_downs: 0,
+                path: [100, 200, 0, 0],
                 addrs: vec!["192.0.2.1/24".parse().unwrap()],
                 rx_bytes: 1,
                 tx_bytes: 2,
@@ -252,6 +277,8 @@ mod tests {
                 name: "down1".into(),
                 flags: vec!["signal".into()],
                 link_up: false,
+                link_downs: 1,
+                path: [9000, 8000, 700, 600],
                 addrs: vec!["198.51.100.1/24".parse().unwrap()],
                 rx_bytes: 3,
                 tx_bytes: 4,
@@ -262,6 +289,10 @@ mod tests {
         assert_eq!(v["ports"][1]["subflows"], 2);
         assert_eq!(v["ports"][1]["connections"], 1);
         assert_eq!(v["ports"][1]["bytes_sent"], 50);
+        assert_eq!(v["ports"][1]["path_sent_bytes"], 9000);
+        assert_eq!(v["ports"][1]["path_retransmitted_bytes"], 700);
+        assert_eq!(v["ports"][1]["path_reinjected_bytes"], 600);
+        assert_eq!(v["ports"][1]["link_downs"], 1);
         assert_eq!(
             v["ports"][0]["addresses"][0]["subflows"], 2,
             "by local address"
@@ -269,6 +300,10 @@ mod tests {
         let text = render(&v);
         let row = text.lines().find(|l| l.starts_with("down1")).unwrap();
         assert!(row.contains("down") && row.contains("signal") && row.contains(" 50 "));
+        assert!(
+            row.contains(" 9000 ") && row.contains(" 8000 ") && row.contains(" 700 "),
+            "{row}"
+        );
         assert!(row.contains("198.51.100.1(1)"), "{row}");
     }
 }

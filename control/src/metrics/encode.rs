@@ -14,15 +14,22 @@
 //! - `mpgw_mptcp_fallbacks_total{lcore,reason}`: fallbacks to TCP from the MIB;
 //! - `mpgw_path_subflows{port}`, `mpgw_path_srtt_seconds{port}`: established MPTCP
 //!   subflows by the port their segments leave through, and their mean smoothed RTT;
+//! - `mpgw_path_{sent,received,retransmitted,reinjected}_bytes_total{port}`: MPTCP
+//!   subflows' payload through the port (sent: by the port it leaves by; received: by
+//!   the port it came in by), TCP retransmissions and MPTCP reinjections among what
+//!   was sent; failovers per port are `mpgw_port_link_downs_total`;
 //! - `mpgw_mptcp_mib_<name>_total{lcore}`: the MPTCP MIB, Linux's `MPTcpExt<Name>`
 //!   in snake case (the kernel-mirror exception to generated names);
-//! - `mpgw_port_*{port}`: `rte_eth_stats` and the link state;
+//! - `mpgw_port_*{port}`: `rte_eth_stats`, the link state and its changes (and the
+//!   LSC interrupts of ports that have them);
 //! - `mpgw_mempool_{available,in_use}_mbufs{pool}`, `mpgw_mempool_alloc_failures_total{pool}`;
 //! - `mpgw_burst_duration_seconds`: histogram of busy poll iterations, all workers;
 //! - `mpgw_connection_setup_duration_seconds`: histogram of handshake times, all workers.
 
 use dataplane::mptcp::mib::Mib;
-use dataplane::stats::{Counter, PathSample, Timing, COUNTERS, MIBS, PATH_PORTS};
+use dataplane::stats::{
+    Counter, PathBytes, PathCounter, PathSample, Timing, COUNTERS, MIBS, PATH_PORTS,
+};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
@@ -59,6 +66,33 @@ const FALLBACK_REASONS: [(&str, Mib); 6] = [
     ("infinite_mapping_sent", Mib::InfiniteMapTx),
     ("infinite_mapping_received", Mib::InfiniteMapRx),
 ];
+
+/// A path counter's family: its name (before `_bytes_total`) and help.
+fn path_family(c: PathCounter) -> (&'static str, &'static str) {
+    match c {
+        PathCounter::Sent => (
+            "path_sent",
+            "Payload bytes MPTCP subflows sent through the port, retransmissions and \
+             reinjections included, all workers.",
+        ),
+        PathCounter::Received => (
+            "path_received",
+            "Payload bytes MPTCP subflows received in order on the port (each byte \
+             once per subflow), all workers.",
+        ),
+        PathCounter::Retransmitted => (
+            "path_retransmitted",
+            "Payload bytes TCP retransmitted on MPTCP subflows through the port \
+             (part of path_sent), all workers.",
+        ),
+        PathCounter::Reinjected => (
+            "path_reinjected",
+            "Payload bytes MPTCP connections sent again through the port after \
+             another subflow had carried them (reinjections, part of path_sent), all \
+             workers.",
+        ),
+    }
+}
 
 /// A timing's histogram: its name (before `_seconds`), help and bucket bounds.
 pub fn histogram_family(t: Timing) -> (&'static str, &'static str, &'static [f64]) {
@@ -106,6 +140,8 @@ pub struct WorkerSample {
     pub mib: [u64; MIBS],
     /// Its paths, indexed by port.
     pub paths: [PathSample; PATH_PORTS],
+    /// Its path byte counters, indexed by port.
+    pub path_bytes: [PathBytes; PATH_PORTS],
 }
 
 /// Everything one scrape shows.
@@ -411,6 +447,19 @@ impl Scrape {
             let secs = p.last_failover_us as f64 / 1e6;
             m.encode_family(&labels)?.encode_gauge(&secs)?;
         }
+        let mut m = enc.encode_descriptor(
+            "port_lsc_events",
+            "Link-state-change interrupts of the port (only ports whose PMD has them; \
+             each wakes the link monitor at once).",
+            None,
+            MetricType::Counter,
+        )?;
+        for p in &self.devices.ports {
+            if let Some(n) = p.lsc_events {
+                let labels = [("port", p.name.as_str())];
+                counter(&mut m.encode_family(&labels)?, n)?;
+            }
+        }
         Ok(())
     }
 
@@ -447,6 +496,23 @@ impl Scrape {
                 let secs = t.srtt_sum_ns as f64 / t.rtt_samples as f64 / 1e9;
                 let labels = [("port", p.name.as_str())];
                 m.encode_family(&labels)?.encode_gauge(&secs)?;
+            }
+        }
+        let mut bytes = vec![PathBytes::default(); ports.len().min(PATH_PORTS)];
+        for w in &self.workers {
+            for (t, p) in bytes.iter_mut().zip(&w.path_bytes) {
+                for (t, v) in t.iter_mut().zip(p) {
+                    *t = t.wrapping_add(*v);
+                }
+            }
+        }
+        for c in PathCounter::ALL {
+            let (name, help) = path_family(c);
+            let mut m =
+                enc.encode_descriptor(name, help, Some(&Unit::Bytes), MetricType::Counter)?;
+            for (p, b) in ports.iter().zip(&bytes) {
+                let labels = [("port", p.name.as_str())];
+                counter(&mut m.encode_family(&labels)?, b[c as usize])?;
             }
         }
         Ok(())
@@ -533,11 +599,15 @@ mod tests {
         };
         // A port the snapshot does not know: not shown.
         paths[1].subflows = 9;
+        let mut path_bytes = [PathBytes::default(); PATH_PORTS];
+        path_bytes[0] = [5000, 7000, 300, 200];
+        path_bytes[1] = [1, 1, 1, 1];
         let worker = |lcore| WorkerSample {
             lcore,
             counters,
             mib,
             paths,
+            path_bytes,
         };
         Scrape {
             workers: vec![worker(1), worker(2)],
@@ -547,6 +617,7 @@ mod tests {
                     link_up: true,
                     link_downs: 2,
                     last_failover_us: 1_500,
+                    lsc_events: Some(4),
                     stats: Some(PortCounters {
                         rx_packets: 10,
                         rx_bytes: 1000,
@@ -646,6 +717,8 @@ mod tests {
         assert_eq!(f["mpgw_port_link_downs_total"].1[0].1, "2");
         assert_eq!(f["mpgw_port_last_failover_seconds"].0, "gauge");
         assert_eq!(f["mpgw_port_last_failover_seconds"].1[0].1, "0.0015");
+        assert_eq!(f["mpgw_port_lsc_events_total"].0, "counter");
+        assert_eq!(f["mpgw_port_lsc_events_total"].1[0].1, "4");
         assert_eq!(f["mpgw_mempool_available_mbufs"].1[0].1, "900");
         // Every worker counter and MIB counter is there, under its own name or in a
         // labelled family: poll time (2 counters), connections by state (4 gauges and
@@ -686,6 +759,22 @@ mod tests {
                 vec![("mpgw_path_subflows{port=\"down0\"}".into(), "6".into())]
             )
         );
+        // Path byte counters: summed over the two workers, known ports only.
+        for (name, v) in [
+            ("mpgw_path_sent_bytes_total", "10000"),
+            ("mpgw_path_received_bytes_total", "14000"),
+            ("mpgw_path_retransmitted_bytes_total", "600"),
+            ("mpgw_path_reinjected_bytes_total", "400"),
+        ] {
+            assert_eq!(
+                f[name],
+                (
+                    "counter".into(),
+                    vec![(format!("{name}{{port=\"down0\"}}"), v.into())]
+                ),
+                "{name}"
+            );
+        }
         // 60 ms over 4 measured subflows.
         assert_eq!(
             f["mpgw_path_srtt_seconds"].1,

@@ -84,6 +84,8 @@ pub struct PortSample {
     pub link_downs: u64,
     /// The last failover's time, µs (0: none yet).
     pub last_failover_us: u64,
+    /// Link-state-change interrupts so far; `None` when the port has none.
+    pub lsc_events: Option<u64>,
     /// Its counters; `None` when the driver could not tell.
     pub stats: Option<PortCounters>,
 }
@@ -293,6 +295,7 @@ impl State {
                 counters: r.snapshot(),
                 mib: r.mib_snapshot(),
                 paths: r.paths(),
+                path_bytes: r.path_bytes(),
             })
             .collect();
         let scrape = Scrape {

@@ -3,6 +3,7 @@
 
 use super::eal::{runtime, Runtime};
 use super::error::{Error, Result};
+use super::link_watch::LinkWatch;
 use super::mbuf::Mbuf;
 use super::mempool::Mempool;
 use crate::port::{Burst, Port, BURST_SIZE};
@@ -38,13 +39,17 @@ pub struct PortConfig {
     pub tx_offloads: u64,
     /// Receive every frame regardless of destination MAC.
     pub promiscuous: bool,
+    /// Link-state-change interrupts (`intr_conf.lsc`), where the PMD has them
+    /// ([`DevInfo::lsc`]): [`EthDev::watch_link`] then hears of link changes at once.
+    pub lsc: bool,
     /// How long [`EthDev::open`] waits for the link to come up.
     pub link_wait: Duration,
 }
 
 impl Default for PortConfig {
     /// One queue pair of 1024 descriptors, RSS over IP/TCP/UDP and IPv4/TCP/UDP checksum
-    /// offloads wanted, not promiscuous, up to 3 s of link wait.
+    /// offloads wanted, not promiscuous, LSC interrupts where supported, up to 3 s of
+    /// link wait.
     fn default() -> Self {
         Self {
             rx_queues: 1,
@@ -64,6 +69,7 @@ impl Default for PortConfig {
                 | u64::from(sys::RTE_ETH_TX_OFFLOAD_UDP_CKSUM)
                 | u64::from(sys::RTE_ETH_TX_OFFLOAD_MULTI_SEGS),
             promiscuous: false,
+            lsc: true,
             link_wait: Duration::from_secs(3),
         }
     }
@@ -94,6 +100,8 @@ pub struct DevInfo {
     pub max_mtu: u16,
     /// NUMA socket of the device ([`super::SOCKET_ID_ANY`] when unknown).
     pub socket_id: i32,
+    /// The PMD raises link-state-change interrupts (`RTE_ETH_DEV_INTR_LSC`).
+    pub lsc: bool,
 }
 
 /// The wanted bits [`EthDev::open`] did not apply (wanted & !effective).
@@ -139,10 +147,10 @@ pub struct PortStats {
     pub rx_nombuf: u64,
 }
 
-/// A configured port; stopped and closed when its [`EthDev`] and all its [`EthPort`]s
-/// are gone.
-struct DevInner {
-    port_id: u16,
+/// A configured port; stopped and closed when its [`EthDev`], all its [`EthPort`]s and
+/// [`LinkWatch`]es are gone.
+pub(super) struct DevInner {
+    pub(super) port_id: u16,
     pool: Mempool,
     _rt: Arc<Runtime>,
 }
@@ -217,6 +225,8 @@ impl EthDev {
             rx_offloads &= !u64::from(sys::RTE_ETH_RX_OFFLOAD_RSS_HASH);
         }
         let tx_offloads = mask_tx_offloads(cfg.tx_offloads, info.tx_offload_capa);
+        // ethdev refuses `intr_conf.lsc` from a PMD without LSC interrupts.
+        let lsc = cfg.lsc && info.lsc;
         if let Some(mtu) = cfg.mtu {
             if !(info.min_mtu..=info.max_mtu).contains(&mtu) {
                 return Err(Error::new(
@@ -240,6 +250,7 @@ impl EthDev {
         conf.rxmode.mtu = cfg.mtu.map_or(0, u32::from);
         conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
         conf.txmode.offloads = tx_offloads;
+        conf.intr_conf.set_lsc(u32::from(lsc));
         // SAFETY: valid port, `conf` is a fully initialised configuration.
         let ret = unsafe { sys::rte_eth_dev_configure(port_id, rx_queues, tx_queues, &conf) };
         Error::check("rte_eth_dev_configure", ret)?;
@@ -323,6 +334,7 @@ impl EthDev {
             rx_offloads,
             tx_offloads,
             promiscuous,
+            lsc,
             link_wait: cfg.link_wait,
         };
         let dropped = Dropped {
@@ -378,6 +390,27 @@ impl EthDev {
     /// The current link state; reported down if the driver cannot tell.
     pub fn link(&self) -> LinkStatus {
         link(self.port_id()).unwrap_or_default()
+    }
+
+    /// Calls `on_change` from DPDK's interrupt thread after every link-state change of
+    /// the port (its LSC interrupt), until the returned [`LinkWatch`] is dropped; `ENOTSUP`
+    /// when the port runs without LSC interrupts ([`PortConfig::lsc`], [`DevInfo::lsc`]).
+    /// `on_change` must be quick (it holds up DPDK's interrupt thread: typically it
+    /// raises a flag and wakes a thread) and must not drop the watch; a panic in it is
+    /// caught.
+    pub fn watch_link(&self, on_change: impl Fn() + Send + Sync + 'static) -> Result<LinkWatch> {
+        if !self.effective.lsc {
+            return Err(Error::new(
+                "EthDev::watch_link",
+                libc::ENOTSUP,
+                format!(
+                    "port {} ({}) runs without LSC interrupts",
+                    self.port_id(),
+                    self.info.driver
+                ),
+            ));
+        }
+        LinkWatch::register(Arc::clone(&self.inner), Box::new(on_change))
     }
 
     /// The port's counters.
@@ -457,6 +490,8 @@ fn dev_info(port_id: u16) -> Result<DevInfo> {
     };
     // SAFETY: valid port.
     let socket_id = unsafe { sys::rte_eth_dev_socket_id(port_id) };
+    // SAFETY: when set, `dev_flags` points into the port's data, valid while it exists.
+    let dev_flags = unsafe { di.dev_flags.as_ref() }.copied().unwrap_or(0);
     Ok(DevInfo {
         driver,
         max_rx_queues: di.max_rx_queues,
@@ -473,6 +508,7 @@ fn dev_info(port_id: u16) -> Result<DevInfo> {
         } else {
             socket_id
         },
+        lsc: dev_flags & sys::RTE_ETH_DEV_INTR_LSC != 0,
     })
 }
 

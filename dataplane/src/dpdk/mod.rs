@@ -9,6 +9,8 @@
 //!   or deliberately leaked if mbufs are still out, so an [`Mbuf`] never dangles;
 //! - an [`EthDev`] configures and starts a port; its queue pairs are taken once, as
 //!   [`EthPort`]s (`Send`, `!Sync`) that implement [`crate::port::Port`] for a worker;
+//!   [`EthDev::watch_link`] runs a closure on the port's link-state-change interrupts
+//!   until its [`LinkWatch`] is dropped;
 //! - [`lcore::launch`] runs a closure on a worker lcore and reports a panic as an error;
 //! - [`Pdump`] lets `dpdk-dumpcap` capture the ports, [`telemetry`] answers commands of
 //!   DPDK's telemetry socket.
@@ -29,6 +31,7 @@ mod eal;
 mod error;
 mod ethdev;
 pub mod lcore;
+mod link_watch;
 mod mbuf;
 mod mempool;
 mod pdump;
@@ -39,6 +42,7 @@ pub use dpdk_sys::{DPDK_VERSION, PMD_PATH};
 pub use eal::Eal;
 pub use error::{Error, Result};
 pub use ethdev::{DevInfo, Dropped, EthDev, EthPort, LinkStatus, PortConfig, PortStats};
+pub use link_watch::LinkWatch;
 pub use mbuf::{free_bulk, Mbuf, MbufShared};
 pub use mempool::{Mempool, SOCKET_ID_ANY};
 pub use pdump::Pdump;

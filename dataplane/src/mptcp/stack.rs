@@ -233,6 +233,8 @@ pub struct Ctx<S> {
     pub(super) addressed: Addressed,
     /// Connections the gateway opened that the path manager should look at.
     pm_due: VecDeque<MskId>,
+    /// Payload bytes MPTCP subflows took in (in order) since [`Stack::take_received`].
+    pub(super) received: u64,
 }
 
 impl<S: SharedBuf> Ctx<S> {
@@ -757,6 +759,7 @@ impl<S: SharedBuf> Stack<S> {
                 orphans: 0,
                 addressed: Addressed::Us,
                 pm_due: VecDeque::new(),
+                received: 0,
             },
             timers: TimerWheel::new(wheel_slots, now),
             fired: Vec::new(),
@@ -1369,6 +1372,13 @@ impl<S: SharedBuf> Stack<S> {
         true
     }
 
+    /// Payload bytes MPTCP subflows (not plain or fallen-back connections) took in, in
+    /// order, since the last call: what the segments given to [`Stack::on_segment`]
+    /// since then delivered (the worker counts them on the port they came in by).
+    pub fn take_received(&mut self) -> u64 {
+        std::mem::take(&mut self.ctx.received)
+    }
+
     /// Runs the subflow and connection timers due at `now`.
     pub fn on_timers(&mut self, now: Instant, out: &mut impl SegmentSink<S>) {
         self.ctx.now = now;
@@ -1823,7 +1833,8 @@ impl<S: SharedBuf> Stack<S> {
                 let seq = c.send_seq_end();
                 let len = p.len();
                 // Sent first, recorded after: a refused payload leaves no mapping.
-                if c.send(p.clone()).is_err() || !c.hook_mut().record_tx(seq, k.snd_nxt, &p, false)
+                if c.send(p.clone()).is_err()
+                    || !c.hook_mut().record_tx(seq, k.snd_nxt, &p, false, false)
                 {
                     break;
                 }
@@ -1907,7 +1918,7 @@ impl<S: SharedBuf> Stack<S> {
                 };
                 let seq = c.send_seq_end();
                 if c.send(chunk.clone()).is_ok() {
-                    sent |= c.hook_mut().record_tx(seq, dsn, &chunk, k.csum);
+                    sent |= c.hook_mut().record_tx(seq, dsn, &chunk, k.csum, retrans);
                     touched |= 1 << i;
                 }
             }

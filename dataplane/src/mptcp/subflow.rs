@@ -17,7 +17,8 @@ use super::stack::Ctx;
 use crate::port::SharedBuf;
 use crate::seq::{Dsn, TcpSeq};
 use crate::tcp::{
-    CcView, ConnId, Delivery, Events, FourTuple, Hook, Payload, SegmentIn, SegmentMeta, Verdict,
+    CcView, ConnId, Delivery, Events, FourTuple, Hook, PathTx, Payload, SegmentIn, SegmentMeta,
+    Verdict,
 };
 use crate::transparent::Addressed;
 use crate::wire::checksum;
@@ -82,6 +83,8 @@ pub(super) struct TxMap {
     pub len: u32,
     /// DSS checksum, when checksums are in use.
     pub csum: Option<u16>,
+    /// Data sent again at the connection level (a reinjection).
+    pub reinjected: bool,
 }
 
 /// A mapping received, with absolute subflow sequence numbers.
@@ -330,8 +333,16 @@ impl<S: SharedBuf> Subflow<S> {
         self.mp_fail = None;
     }
 
-    /// Records a payload of `len` bytes handed to the subflow at `seq` for `dsn`.
-    pub(super) fn record_tx(&mut self, seq: TcpSeq, dsn: Dsn, p: &Payload<S>, csum: bool) -> bool {
+    /// Records a payload of `len` bytes handed to the subflow at `seq` for `dsn`
+    /// (`reinjected`: the connection sends it again).
+    pub(super) fn record_tx(
+        &mut self,
+        seq: TcpSeq,
+        dsn: Dsn,
+        p: &Payload<S>,
+        csum: bool,
+        reinjected: bool,
+    ) -> bool {
         if self.tx.len() >= TX_MAPS {
             return false;
         }
@@ -345,6 +356,7 @@ impl<S: SharedBuf> Subflow<S> {
             dsn,
             len,
             csum,
+            reinjected,
         });
         true
     }
@@ -1398,6 +1410,22 @@ impl<S: SharedBuf> Hook<S> for Subflow<S> {
         self.signal_option(ctx, opts, meta);
     }
 
+    fn path_tx(&self, ctx: &Ctx<S>, meta: &SegmentMeta, retransmit: bool) -> PathTx {
+        let Some(msk) = ctx.msk(self.msk).filter(|m| !m.fallback) else {
+            return PathTx::None;
+        };
+        if self.role == Role::Plain {
+            PathTx::None
+        } else if retransmit {
+            PathTx::Retransmitted
+        } else if msk.reinjected_bytes > 0 && self.tx_map(meta.seq).is_some_and(|m| m.reinjected) {
+            // Only a connection that reinjected has its mappings looked up.
+            PathTx::Reinjected
+        } else {
+            PathTx::New
+        }
+    }
+
     fn on_options(&mut self, ctx: &mut Ctx<S>, raw: &[u8], meta: &SegmentMeta) -> Verdict {
         let f = meta.flags;
         if f.contains(TcpFlags::SYN) && !f.contains(TcpFlags::ACK) {
@@ -1491,6 +1519,7 @@ impl<S: SharedBuf> Hook<S> for Subflow<S> {
         if fallback {
             return self.deliver_plain(ctx, seq, payload);
         }
+        ctx.received += payload.len() as u64;
         self.deliver(ctx, seq, payload)
     }
 

@@ -27,7 +27,7 @@ use super::hook::{Delivery, Hook, HookSink, NoHook, Verdict};
 use super::payload::Payload;
 use super::reassembly::Reassembly;
 use super::rtt::RttEstimator;
-use super::segment::{FourTuple, SegOptions, SegmentIn, SegmentMeta, SegmentOut};
+use super::segment::{FourTuple, PathTx, SegOptions, SegmentIn, SegmentMeta, SegmentOut};
 use super::send_queue::{SendQueue, Sent, DUP_THRESH};
 use super::state::{Events, State};
 use super::time::{earliest, Instant};
@@ -1452,7 +1452,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
         };
         self.snd_nxt += sent.len();
         self.last_data_at = Some(now);
-        self.emit(seq, flags, sent.payload.clone(), now, out);
+        self.emit(seq, flags, sent.payload.clone(), false, now, out);
         self.sendq.record_sent(sent);
         true
     }
@@ -1464,7 +1464,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
             if s.fin {
                 flags = flags | TcpFlags::FIN;
             }
-            self.emit(s.seq, flags, s.payload, now, out);
+            self.emit(s.seq, flags, s.payload, true, now, out);
         }
     }
 
@@ -1573,11 +1573,11 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
         if self.state == State::SynReceived {
             flags = flags | TcpFlags::ACK;
         }
-        self.emit(self.iss, flags, None, now, out);
+        self.emit(self.iss, flags, None, false, now, out);
     }
 
     fn send_ack(&mut self, now: Instant, out: &mut impl HookSink<S, H::Ctx>) {
-        self.emit(self.ack_seq(), TcpFlags::ACK, None, now, out);
+        self.emit(self.ack_seq(), TcpFlags::ACK, None, false, now, out);
     }
 
     /// The sequence number of a pure ACK: `snd_nxt`, unless that lies beyond the
@@ -1597,7 +1597,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
 
     /// A zero-window or keepalive probe: an ACK one byte below `snd_una`.
     fn send_probe(&mut self, out: &mut impl HookSink<S, H::Ctx>, now: Instant) {
-        self.emit(self.snd_una - 1, TcpFlags::ACK, None, now, out);
+        self.emit(self.snd_una - 1, TcpFlags::ACK, None, false, now, out);
     }
 
     fn send_rst(&mut self, seq: TcpSeq, out: &mut impl HookSink<S, H::Ctx>) {
@@ -1620,16 +1620,19 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
                 window: 0,
                 options,
                 payload: None,
+                path: PathTx::None,
             },
         );
     }
 
-    /// Builds and sends one segment; every ACK-bearing segment settles the owed ACK.
+    /// Builds and sends one segment (`retransmit`: its payload was sent before); every
+    /// ACK-bearing segment settles the owed ACK.
     fn emit(
         &mut self,
         seq: TcpSeq,
         flags: TcpFlags,
         payload: Option<Payload<S>>,
+        retransmit: bool,
         now: Instant,
         out: &mut impl HookSink<S, H::Ctx>,
     ) {
@@ -1657,7 +1660,15 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
             window: u32::from(window) << self.rcv_wscale,
             ..meta
         };
-        out.with_ctx(|ctx| self.hook.add_options(ctx, &mut options, &meta));
+        let data = payload.is_some();
+        let path = out.with_ctx(|ctx| {
+            self.hook.add_options(ctx, &mut options, &meta);
+            if data {
+                self.hook.path_tx(ctx, &meta, retransmit)
+            } else {
+                PathTx::None
+            }
+        });
         if has_ack {
             self.dsack = None;
             self.ack_now = false;
@@ -1674,6 +1685,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
                 window,
                 options,
                 payload,
+                path,
             },
         );
     }

@@ -9,7 +9,7 @@
 use super::config::Config;
 use super::payload::Payload;
 use super::secrets::{Purpose, Secrets};
-use super::segment::{FourTuple, SegOptions, SegmentIn, SegmentOut};
+use super::segment::{FourTuple, PathTx, SegOptions, SegmentIn, SegmentOut};
 use super::time::Instant;
 use crate::port::SharedBuf;
 use crate::seq::TcpSeq;
@@ -163,5 +163,6 @@ pub fn cookie_syn_ack<S: SharedBuf>(
         window: cfg.recv_budget.min(u32::from(u16::MAX)) as u16,
         options,
         payload: None::<Payload<S>>,
+        path: PathTx::None,
     }
 }

@@ -10,7 +10,7 @@
 
 use super::cc::CcView;
 use super::payload::Payload;
-use super::segment::{FourTuple, SegmentIn, SegmentMeta, SegmentSink};
+use super::segment::{FourTuple, PathTx, SegmentIn, SegmentMeta, SegmentSink};
 use super::table::ConnId;
 use crate::seq::TcpSeq;
 use crate::wire::tcp::OptionsBuf;
@@ -109,6 +109,14 @@ pub trait Hook<S>: Sized {
     /// `opts` already holds TCP's own options and the hook must fit in what is left.
     #[inline]
     fn add_options(&mut self, _ctx: &mut Self::Ctx, _opts: &mut OptionsBuf, _meta: &SegmentMeta) {}
+
+    /// How the payload of an outgoing segment described by `meta` counts on its path
+    /// (`retransmit`: TCP sends it again); called after [`Hook::add_options`] for
+    /// segments with payload. Plain TCP does not count.
+    #[inline]
+    fn path_tx(&self, _ctx: &Self::Ctx, _meta: &SegmentMeta, _retransmit: bool) -> PathTx {
+        PathTx::None
+    }
 
     /// Sees the raw options of an incoming segment that passed TCP's checks (and of
     /// the peer's SYN or SYN/ACK).

@@ -50,7 +50,7 @@ pub use conn::{ConnStats, Connection};
 pub use hook::{Delivery, Hook, HookSink, NoHook, Verdict};
 pub use payload::Payload;
 pub use secrets::Secrets;
-pub use segment::{FourTuple, SegOptions, SegmentIn, SegmentMeta, SegmentOut, SegmentSink};
+pub use segment::{FourTuple, PathTx, SegOptions, SegmentIn, SegmentMeta, SegmentOut, SegmentSink};
 pub use state::{Events, State};
 pub use table::{ConnId, Table, TableConfig, TableStats};
 pub use time::Instant;

@@ -138,6 +138,7 @@ impl<S: SharedBuf> SegmentIn<S> {
             window: 0,
             options: OptionsBuf::new(),
             payload: None,
+            path: PathTx::None,
         })
     }
 
@@ -172,6 +173,24 @@ pub struct SegmentOut<S> {
     pub options: OptionsBuf,
     /// The payload, `None` when empty.
     pub payload: Option<Payload<S>>,
+    /// How the payload counts on the path (port) the segment leaves by.
+    pub path: PathTx,
+}
+
+/// How an outgoing segment's payload counts in its path's byte counters (the port it
+/// leaves by, see [`crate::stats::PathCounter`]): only MPTCP subflows' payload counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PathTx {
+    /// Not counted: no payload, or plain TCP (fallen-back connections included).
+    #[default]
+    None,
+    /// Data sent on this subflow for the first time.
+    New,
+    /// A TCP retransmission on the subflow.
+    Retransmitted,
+    /// Data sent again at the connection level, usually after another subflow carried
+    /// it (an MPTCP reinjection; its TCP retransmissions count as retransmitted).
+    Reinjected,
 }
 
 impl<S: SharedBuf> SegmentOut<S> {
