@@ -5,7 +5,8 @@
 //!
 //! Each iteration opens one MPTCP connection, joins 8 subflows to it (Linux's most),
 //! then aborts it (MP_FASTCLOSE, RSTs): criterion's element throughput counts the 8
-//! joins, so the connection's own setup and teardown are included, as in
+//! joins, so the connection's own setup and teardown (and the timer runs of a worker)
+//! are included, as in
 //! `bench/scripts/join_rate_kernel.py --joins-per-conn 8`, the kernel figure it is
 //! compared with.
 
@@ -18,6 +19,7 @@ use dataplane::tcp::{
     Events, FourTuple, Instant, Secrets, SegOptions, SegmentIn, SegmentOut, TableConfig,
 };
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// Subflows joined per connection.
 const JOINS: u16 = 8;
@@ -51,6 +53,8 @@ struct Pair {
     server: Stack<NoBuf>,
     to_server: Out,
     to_client: Out,
+    /// The segments being delivered.
+    in_flight: Out,
     now: Instant,
     port: u16,
 }
@@ -79,30 +83,27 @@ impl Pair {
             server,
             to_server: Vec::new(),
             to_client: Vec::new(),
+            in_flight: Vec::new(),
             now: Instant::from_nanos(1_000_000),
             port: 1024,
         }
     }
 
-    /// Delivers segments both ways until nothing is left.
+    /// Delivers segments both ways until nothing is left. The segment vectors are
+    /// reused, as a port reuses its bursts.
     fn exchange(&mut self) {
-        while !self.to_server.is_empty() || !self.to_client.is_empty() {
-            for (t, seg) in std::mem::take(&mut self.to_server) {
-                let tuple = FourTuple {
-                    local: t.remote,
-                    remote: t.local,
-                };
-                self.server
-                    .on_segment(tuple, received(&seg), self.now, &mut self.to_client);
-            }
-            for (t, seg) in std::mem::take(&mut self.to_client) {
-                let tuple = FourTuple {
-                    local: t.remote,
-                    remote: t.local,
-                };
-                self.client
-                    .on_segment(tuple, received(&seg), self.now, &mut self.to_server);
-            }
+        let Pair {
+            client,
+            server,
+            to_server,
+            to_client,
+            in_flight,
+            now,
+            ..
+        } = self;
+        while !to_server.is_empty() || !to_client.is_empty() {
+            deliver(server, to_server, in_flight, to_client, *now);
+            deliver(client, to_client, in_flight, to_server, *now);
         }
     }
 
@@ -128,8 +129,13 @@ impl Pair {
         self.port
     }
 
-    /// One connection, `JOINS` joins, abort; returns the joins that completed.
+    /// One connection, `JOINS` joins, abort; returns the joins that completed. Virtual
+    /// time advances 1 ms per round and the timers run, as in a worker (entries of
+    /// freed connections leave the timer wheel when their slot comes up).
     fn round(&mut self) -> u64 {
+        self.now = self.now + Duration::from_millis(1);
+        self.client.on_timers(self.now, &mut self.to_server);
+        self.server.on_timers(self.now, &mut self.to_client);
         let local = SocketAddr::new([192, 0, 2, 1].into(), self.next_port());
         let connected =
             self.client
@@ -163,6 +169,25 @@ impl Pair {
         self.drain_events();
         self.exchange();
         joined
+    }
+}
+
+/// Hands `stack` the segments of `incoming` (through `in_flight`); its answers go to
+/// `outgoing`.
+fn deliver(
+    stack: &mut Stack<NoBuf>,
+    incoming: &mut Out,
+    in_flight: &mut Out,
+    outgoing: &mut Out,
+    now: Instant,
+) {
+    std::mem::swap(incoming, in_flight);
+    for (t, seg) in in_flight.drain(..) {
+        let tuple = FourTuple {
+            local: t.remote,
+            remote: t.local,
+        };
+        stack.on_segment(tuple, received(&seg), now, outgoing);
     }
 }
 

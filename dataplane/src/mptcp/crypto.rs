@@ -7,16 +7,12 @@
 
 use std::net::IpAddr;
 
-use hmac::digest::KeyInit;
-use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::sha256::{digest, HmacKey};
 use crate::seq::Dsn;
 use crate::wire::checksum;
 use crate::wire::mptcp::AddAddr;
-
-type HmacSha256 = Hmac<Sha256>;
 
 /// Bytes of the MP_JOIN HMAC carried in the third ACK.
 pub const JOIN_ACK_HMAC_LEN: usize = 20;
@@ -34,7 +30,7 @@ pub struct KeyIds {
 /// Derives the token and IDSN of `key` (RFC 8684 §3.1).
 #[inline]
 pub fn derive(key: u64) -> KeyIds {
-    let digest: [u8; 32] = Sha256::digest(key.to_be_bytes()).into();
+    let digest = digest(&key.to_be_bytes());
     let [a, b, c, d, ..] = digest;
     let mut idsn = [0u8; 8];
     idsn.copy_from_slice(&digest[24..]);
@@ -63,7 +59,7 @@ pub fn generate_key() -> Result<u64, getrandom::Error> {
 /// keeps the join path free of syscalls; each HMAC yields four 64-bit values.
 pub struct KeySource {
     /// The keyed PRF.
-    prf: HmacSha256,
+    prf: HmacKey,
     /// Blocks drawn so far.
     counter: u64,
     /// Values of the current block not handed out yet.
@@ -88,11 +84,8 @@ impl KeySource {
 
     /// A generator keyed with `seed` (deterministic: for tests and simulations).
     pub fn from_seed(seed: [u8; 32]) -> Self {
-        // Zero-padded to the block, as in `keyed`: the infallible constructor applies.
-        let mut block = [0u8; 64];
-        block[..32].copy_from_slice(&seed);
         KeySource {
-            prf: <HmacSha256 as KeyInit>::new(&block.into()),
+            prf: HmacKey::new(&seed),
             counter: 0,
             pool: [0; 4],
             left: 0,
@@ -102,10 +95,8 @@ impl KeySource {
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         if self.left == 0 {
-            let mut m = self.prf.clone();
-            m.update(&self.counter.to_be_bytes());
+            let out = self.prf.mac(&self.counter.to_be_bytes());
             self.counter = self.counter.wrapping_add(1);
-            let out: [u8; 32] = m.finalize().into_bytes().into();
             for (v, c) in self.pool.iter_mut().zip(out.chunks_exact(8)) {
                 let mut b = [0u8; 8];
                 b.copy_from_slice(c);
@@ -139,10 +130,10 @@ impl KeySource {
 /// random numbers of one subflow. The local HMAC is `HMAC(Klocal ‖ Kremote, …)`, the
 /// one this host sends; the remote HMAC is `HMAC(Kremote ‖ Klocal, …)`, the one it
 /// expects from the peer. Received HMACs are compared in constant time.
-#[derive(Clone)]
+#[derive(Clone, Copy)]
 pub struct ConnKeys {
-    local_first: HmacSha256,
-    remote_first: HmacSha256,
+    local_first: HmacKey,
+    remote_first: HmacKey,
 }
 
 impl std::fmt::Debug for ConnKeys {
@@ -163,13 +154,13 @@ impl ConnKeys {
     /// The full local HMAC of `msg`.
     #[inline]
     pub fn local_hmac(&self, msg: &[u8]) -> [u8; 32] {
-        mac(&self.local_first, msg)
+        self.local_first.mac(msg)
     }
 
     /// The full remote HMAC of `msg`.
     #[inline]
     pub fn remote_hmac(&self, msg: &[u8]) -> [u8; 32] {
-        mac(&self.remote_first, msg)
+        self.remote_first.mac(msg)
     }
 
     /// The truncated HMAC a listener sends in its MP_JOIN SYN/ACK: leftmost 64 bits of
@@ -230,22 +221,12 @@ impl ConnKeys {
     }
 }
 
-/// An HMAC-SHA256 state keyed with `k1 ‖ k2`. HMAC zero-pads a short key to the
-/// 64-byte block, so the padded block is the same key and the infallible constructor
-/// applies.
-fn keyed(k1: u64, k2: u64) -> HmacSha256 {
-    let mut block = [0u8; 64];
-    block[..8].copy_from_slice(&k1.to_be_bytes());
-    block[8..16].copy_from_slice(&k2.to_be_bytes());
-    <HmacSha256 as KeyInit>::new(&block.into())
-}
-
-/// The HMAC of `msg` from a precomputed keyed state.
-#[inline]
-fn mac(state: &HmacSha256, msg: &[u8]) -> [u8; 32] {
-    let mut m = state.clone();
-    m.update(msg);
-    m.finalize().into_bytes().into()
+/// The HMAC key `k1 ‖ k2`.
+fn keyed(k1: u64, k2: u64) -> HmacKey {
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&k1.to_be_bytes());
+    key[8..].copy_from_slice(&k2.to_be_bytes());
+    HmacKey::new(&key)
 }
 
 /// `first ‖ second`, big-endian.

@@ -8,7 +8,7 @@
 //! hooks call into; nothing sends.
 
 use super::coupled::Carry;
-use super::crypto::{derive, ConnKeys};
+use super::crypto::{derive, ConnKeys, KeyIds};
 use super::reassembly::{Limits, Reassembly};
 use super::scheduler::Scheduler;
 use crate::port::SharedBuf;
@@ -202,6 +202,12 @@ pub struct Msk<S> {
     pub(super) flush_all: bool,
     /// The window last given to the subflows (`None`: give it again, a subflow joined).
     pub(super) offered: Option<u32>,
+    /// A subflow handed data over since the window was last given out: the subflows'
+    /// budgets need a refresh even if the window stayed the same.
+    pub(super) data_taken: bool,
+    /// A subflow holds something for the next settle: an MP_FAIL to answer or its
+    /// local address withdrawn (spares every settle a visit to every subflow).
+    pub(super) sf_attention: bool,
     /// The peer's DATA_FIN was reported to the application.
     pub(super) peer_fin_reported: bool,
 
@@ -271,15 +277,15 @@ impl<S: SharedBuf> Msk<S> {
         scheduler: Scheduler,
         recv_window: u32,
     ) -> Self {
-        let ids = derive(local_key);
-        let start = ids.idsn + 1;
-        Msk {
+        // The key-derived fields are set by `set_local_key` below.
+        let unset = Dsn::new(0);
+        let mut m = Msk {
             phase: Phase::Connecting,
             local,
             remote,
-            local_key,
-            local_token: ids.token,
-            local_idsn: ids.idsn,
+            local_key: 0,
+            local_token: 0,
+            local_idsn: unset,
             remote_key: 0,
             remote_token: 0,
             remote_idsn: Dsn::new(0),
@@ -292,17 +298,19 @@ impl<S: SharedBuf> Msk<S> {
             scheduler,
             sendq: VecDeque::new(),
             send_queued: 0,
-            snd_una: start,
-            snd_nxt: start,
-            snd_end: start,
+            snd_una: unset,
+            snd_nxt: unset,
+            snd_end: unset,
             retrans_nxt: None,
-            wnd_end: start,
+            wnd_end: unset,
             fin: SendFin::None,
             peer_dsn64: false,
             data_ack_seen: false,
             rcv: None,
             recv_window,
             offered: None,
+            data_taken: false,
+            sf_attention: false,
             announce: ArrayVec::new(),
             echo_due: ArrayVec::new(),
             rm_due: ArrayVec::new(),
@@ -315,7 +323,7 @@ impl<S: SharedBuf> Msk<S> {
             dirty: false,
             timer_at: None,
             backoffs: 0,
-            timer_una: start,
+            timer_una: unset,
             reinjected_bytes: 0,
             fastclose: false,
             peer_fastclose: false,
@@ -329,7 +337,23 @@ impl<S: SharedBuf> Msk<S> {
             peer_addrs: ArrayVec::new(),
             pm_wake: false,
             pm_queued: false,
-        }
+        };
+        m.set_local_key(local_key, derive(local_key));
+        m
+    }
+
+    /// Records our key `key`, whose token and IDSN are `ids`: the send side starts at
+    /// the IDSN + 1. Only for a connection that has sent nothing yet.
+    pub(super) fn set_local_key(&mut self, key: u64, ids: KeyIds) {
+        let start = ids.idsn + 1;
+        self.local_key = key;
+        self.local_token = ids.token;
+        self.local_idsn = ids.idsn;
+        self.snd_una = start;
+        self.snd_nxt = start;
+        self.snd_end = start;
+        self.wnd_end = start;
+        self.timer_una = start;
     }
 
     /// The peer announced `addr` with id `id` (HMAC verified): recorded for new

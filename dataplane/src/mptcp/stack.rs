@@ -307,9 +307,9 @@ impl<S: SharedBuf> Ctx<S> {
         for _ in 0..64 {
             let key = self.keys.key();
             match self.tokens.try_insert(key, id) {
-                Ok(_) => {
+                Ok(ids) => {
                     if let Some(m) = self.msk_mut(id) {
-                        *m = Msk::new(local, remote, key, scheduler, window);
+                        m.set_local_key(key, ids);
                     }
                     return Some((id, true));
                 }
@@ -563,7 +563,8 @@ impl<S: SharedBuf> Ctx<S> {
         if coupling == Coupling::None {
             return None;
         }
-        let m = self.msk_mut(id)?;
+        // A connection that fell back is plain TCP: its own controller decides.
+        let m = self.msk_mut(id).filter(|m| !m.fallback)?;
         let i = m.subflows.iter().position(|e| e.id == sf)?;
         let e = &mut m.subflows[i];
         e.cwnd = view.cwnd;
@@ -729,11 +730,14 @@ impl<S: SharedBuf> Stack<S> {
         let wheel_slots = tcp.wheel_slots;
         // A subflow's window is the connection's: it must never offer more than the
         // shared buffer, not even before the first settle (the right edge never moves
-        // back); and it must take whatever the connection schedules on it.
+        // back); and it must take whatever the connection schedules on it. It starts
+        // at the whole buffer, what the first settle offers a connection with nothing
+        // unread: a smaller start would make that settle open the window, and a new
+        // subflow would repeat its third or fourth ACK as a window update.
         let mut cfg = cfg;
         cfg.backup_addrs.truncate(MAX_BACKUP_ADDRS);
         let mut tcp = tcp;
-        tcp.conn.recv_budget = tcp.conn.recv_budget.min(cfg.recv_window);
+        tcp.conn.recv_budget = cfg.recv_window;
         tcp.conn.send_budget = tcp.conn.send_budget.max(cfg.send_budget);
         Stack {
             tcp: Table::new(tcp, secrets, now),
@@ -949,6 +953,7 @@ impl<S: SharedBuf> Stack<S> {
                     continue;
                 }
                 c.hook_mut().withdraw();
+                k.sf_attention = true;
                 let id = c.hook().local_id();
                 if !ids.contains(&id) {
                     let _ = ids.try_push(id);
@@ -1784,6 +1789,9 @@ impl<S: SharedBuf> Stack<S> {
         let Some((k, mib, _)) = ctx.split(m) else {
             return 0;
         };
+        if !k.sf_attention {
+            return 0;
+        }
         let mut touched = 0;
         let ids: ArrayVec<ConnId, MAX_SUBFLOWS> = k.subflows.iter().map(|e| e.id).collect();
         for (i, id) in ids.into_iter().enumerate() {
@@ -1984,15 +1992,17 @@ impl<S: SharedBuf> Stack<S> {
             k.offered = Some(free);
             r.set_window(free);
         }
+        if !std::mem::take(&mut k.data_taken) && !changed {
+            return 0;
+        }
         // A subflow that handed data over since its budget was set counts it against
         // that budget until told the connection's new free space; only subflows whose
-        // window changed need to send.
+        // window opened enough to announce need to send.
         let mut touched = 0;
         for (i, e) in k.subflows.iter().enumerate() {
             if let Some(c) = self.tcp.get_mut(e.id) {
                 let refresh = changed || c.took_since_budget();
-                let ack_due = refresh && c.set_recv_budget(free);
-                if changed || ack_due {
+                if refresh && c.set_recv_budget(free) {
                     touched |= 1 << i;
                 }
             }
@@ -2030,6 +2040,9 @@ impl<S: SharedBuf> Stack<S> {
         let Some(k) = self.ctx.msk_mut(m) else { return };
         let removed = std::mem::take(&mut k.removed_ids);
         k.peer_addrs.retain(|a| !removed.contains(&a.id));
+        if removed.is_empty() && !std::mem::take(&mut k.sf_attention) {
+            return;
+        }
         let tcp = &self.tcp;
         let gone: ArrayVec<ConnId, MAX_SUBFLOWS> = k
             .subflows

@@ -109,11 +109,17 @@ impl RxMap {
     }
 }
 
+/// Pieces of a checksummed mapping held at most: a mapping longer than this many
+/// segments cannot be verified and fails like a bad checksum.
+const CSUM_PIECES: usize = 64;
+
 /// The bytes of a checksummed mapping received so far, held until it is complete.
 #[derive(Debug)]
 struct CsumPending<S> {
     map: RxMap,
-    pieces: ArrayVec<(Dsn, Payload<S>), 64>,
+    /// At most [`CSUM_PIECES`]; on the heap so the subflow stays small (checksums are
+    /// rare, and a join should not move kilobytes of empty slots around).
+    pieces: Vec<(Dsn, Payload<S>)>,
     /// Folded one's-complement sum of the bytes so far.
     sum: u16,
     /// Bytes so far.
@@ -686,6 +692,7 @@ impl<S: SharedBuf> Subflow<S> {
                     mib.inc(Mib::MPFailRx);
                     if msk.infinite_fallback_allowed() && self.mp_fail.is_none() {
                         self.fail_rx = Some(dsn);
+                        msk.sf_attention = true;
                     }
                 }
                 MptcpOption::AddAddr(a) => {
@@ -869,7 +876,7 @@ impl<S: SharedBuf> Subflow<S> {
         if fresh {
             self.pending = Some(CsumPending {
                 map: m,
-                pieces: ArrayVec::new(),
+                pieces: Vec::new(),
                 sum: 0,
                 got: 0,
             });
@@ -877,7 +884,7 @@ impl<S: SharedBuf> Subflow<S> {
         let Some(c) = self.pending.as_mut() else {
             return false;
         };
-        if off != c.got || c.pieces.is_full() {
+        if off != c.got || c.pieces.len() >= CSUM_PIECES {
             return false;
         }
         let mut s = checksum::sum(piece.bytes());
@@ -1223,6 +1230,7 @@ impl<S: SharedBuf> Subflow<S> {
 fn push_data<S: SharedBuf>(ctx: &mut Ctx<S>, msk: MskId, dsn: Dsn, p: Payload<S>) {
     let shedding = ctx.shedding;
     let Some(m) = ctx.msk_mut(msk) else { return };
+    m.data_taken = true;
     let Some(r) = m.rcv.as_mut() else { return };
     let before = r.rcv_nxt();
     if shedding && dsn.after(before) {

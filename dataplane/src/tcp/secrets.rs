@@ -1,18 +1,21 @@
 //! Keyed hashes over the 4-tuple: initial sequence numbers (RFC 6528), per-connection
 //! timestamp offsets (RFC 7323 §5.4) and the SYN-cookie MACs.
 //!
-//! The keyed function is HMAC-SHA-256 truncated to 32 bits (sha2/hmac are already
-//! dependencies; a SYN costs one HMAC, well under a microsecond).
+//! The keyed function is SipHash-2-4 with a 128-bit secret, truncated to 32 bits, as
+//! Linux's `secure_tcp_seq`, `secure_tcp_ts_off` and SYN cookies: a pseudorandom
+//! function of the tuple that an attacker without the key cannot predict (RFC 6528
+//! asks no more), at a fraction of the HMAC-SHA-256 used before (two SHA-256
+//! compressions and the hasher's buffering per hash; every subflow needs two hashes).
 
 use super::segment::FourTuple;
 use super::time::Instant;
 use crate::seq::TcpSeq;
-use hmac::digest::KeyInit;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
+use siphasher::sip::SipHasher24;
 use std::net::SocketAddr;
 
-type HmacSha256 = Hmac<Sha256>;
+/// Longest hashed message: purpose, two IPv6 addresses and ports, `extra`.
+const MSG_MAX: usize = 1 + 2 * (16 + 2) + 4;
 
 /// What a keyed hash is for (domain separation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,21 +33,21 @@ pub enum Purpose {
     TableSeed = 5,
 }
 
-/// A per-table secret key.
+/// A per-process secret key.
 #[derive(Clone)]
 pub struct Secrets {
-    /// HMAC state keyed once; cloned per hash.
-    mac: HmacSha256,
+    /// SipHash keyed once.
+    sip: SipHasher24,
 }
 
 impl Secrets {
-    /// Secrets from a 32-byte key.
+    /// Secrets from a 32-byte key (SipHash takes the first 128 bits of its SHA-256).
     pub fn new(key: [u8; 32]) -> Self {
-        // A key shorter than the 64-byte block is zero-padded by HMAC itself.
-        let mut block = [0u8; 64];
-        block[..32].copy_from_slice(&key);
+        let digest = Sha256::digest(key);
+        let mut k = [0u8; 16];
+        k.copy_from_slice(&digest[..16]);
         Secrets {
-            mac: <HmacSha256 as KeyInit>::new(&block.into()),
+            sip: SipHasher24::new_with_key(&k),
         }
     }
 
@@ -56,19 +59,30 @@ impl Secrets {
     }
 
     /// The 32-bit keyed hash of `tuple` and `extra` for `purpose`.
+    #[inline]
     pub fn hash(&self, purpose: Purpose, tuple: &FourTuple, extra: u32) -> u32 {
-        let mut m = self.mac.clone();
-        m.update(&[purpose as u8]);
+        let mut msg = [0u8; MSG_MAX];
+        msg[0] = purpose as u8;
+        let mut n = 1;
         for a in [tuple.local, tuple.remote] {
-            match a {
-                SocketAddr::V4(v) => m.update(&v.ip().octets()),
-                SocketAddr::V6(v) => m.update(&v.ip().octets()),
-            }
-            m.update(&a.port().to_be_bytes());
+            let len = match a {
+                SocketAddr::V4(v) => {
+                    msg[n..n + 4].copy_from_slice(&v.ip().octets());
+                    4
+                }
+                SocketAddr::V6(v) => {
+                    msg[n..n + 16].copy_from_slice(&v.ip().octets());
+                    16
+                }
+            };
+            n += len;
+            msg[n..n + 2].copy_from_slice(&a.port().to_be_bytes());
+            n += 2;
         }
-        m.update(&extra.to_be_bytes());
-        let out = m.finalize().into_bytes();
-        u32::from_be_bytes([out[0], out[1], out[2], out[3]])
+        msg[n..n + 4].copy_from_slice(&extra.to_be_bytes());
+        n += 4;
+        let h = self.sip.hash(&msg[..n]);
+        (h ^ h >> 32) as u32
     }
 
     /// RFC 6528: ISN = M + F(4-tuple, key), M a 4 µs clock.

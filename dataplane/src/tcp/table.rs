@@ -277,8 +277,12 @@ impl<S: SharedBuf, H: Hook<S>> Table<S, H> {
         }
         let iss = self.secrets.isn(&tuple, now);
         let ts = self.secrets.ts_offset(&tuple);
-        let conn = Connection::connect(&self.conn_config(&tuple), tuple, iss, ts, hook, now);
-        let id = self.insert(conn, false, out);
+        let cfg = self.conn_config(&tuple);
+        let id = self.insert(
+            || Connection::connect(&cfg, tuple, iss, ts, hook, now),
+            false,
+            out,
+        );
         self.flush(id, now, out);
         Some(id)
     }
@@ -384,8 +388,11 @@ impl<S: SharedBuf, H: Hook<S>> Table<S, H> {
         let iss = self.secrets.isn(&tuple, now);
         let ts = self.secrets.ts_offset(&tuple);
         let cfg = self.conn_config(&tuple);
-        let conn = Connection::accept(&cfg, tuple, &seg, iss, ts, hook, now);
-        let id = self.insert(conn, true, out);
+        let id = self.insert(
+            || Connection::accept(&cfg, tuple, &seg, iss, ts, hook, now),
+            true,
+            out,
+        );
         self.flush(id, now, out);
     }
 
@@ -420,8 +427,11 @@ impl<S: SharedBuf, H: Hook<S>> Table<S, H> {
         let opts = restored_options(mss, &seg);
         let ts = self.secrets.ts_offset(&tuple);
         let cfg = self.conn_config(&tuple);
-        let conn = Connection::from_cookie(&cfg, tuple, &seg, &opts, ts, hook, now);
-        let id = self.insert(conn, false, out);
+        let id = self.insert(
+            || Connection::from_cookie(&cfg, tuple, &seg, &opts, ts, hook, now),
+            false,
+            out,
+        );
         // The ACK may carry data.
         if let Some(e) = self.entry_mut(id) {
             e.conn.on_segment(seg, now, out);
@@ -468,9 +478,12 @@ impl<S: SharedBuf, H: Hook<S>> Table<S, H> {
             .filter(|e| e.generation == id.generation)
     }
 
+    /// Stores the connection `make` builds in a free slot. It is built straight into
+    /// the slot (a `Connection` is over a kilobyte: moving it through the callers'
+    /// frames cost more than the rest of storing it).
     fn insert(
         &mut self,
-        mut conn: Connection<S, H>,
+        make: impl FnOnce() -> Connection<S, H>,
         half_open: bool,
         out: &mut impl HookSink<S, H::Ctx>,
     ) -> ConnId {
@@ -482,15 +495,15 @@ impl<S: SharedBuf, H: Hook<S>> Table<S, H> {
         let generation = self.generations[index as usize];
         self.generations[index as usize] = generation.wrapping_add(1);
         let id = ConnId { index, generation };
-        out.with_ctx(|ctx| conn.hook_mut().attach(ctx, id));
-        self.by_tuple.insert(*conn.tuple(), index);
-        self.slots[index as usize] = Some(Entry {
-            conn,
+        let entry = self.slots[index as usize].insert(Entry {
+            conn: make(),
             generation,
             armed: None,
             ready: false,
             half_open,
         });
+        out.with_ctx(|ctx| entry.conn.hook_mut().attach(ctx, id));
+        self.by_tuple.insert(*entry.conn.tuple(), index);
         if half_open {
             self.half_open += 1;
             self.half_open_order.push_back(id);
