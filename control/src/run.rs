@@ -300,8 +300,13 @@ mod imp {
                     .map(|n| IpAddr::from(n.addr()))
                     .chain(p.ipv6.iter().map(|n| IpAddr::from(n.addr())))
             }));
+            let rss = dev.rss().cloned();
+            if let Some(r) = &rss {
+                tracing::info!(port = %pc.name, key_len = r.key().len(), reta = r.reta().len(),
+                    "RSS programmed: replies steered to their opener's queue");
+            }
             for (w, q) in dev.take_queues()?.into_iter().take(n_workers).enumerate() {
-                per_worker[w].push(WorkerPort::new(q, host.clone()));
+                per_worker[w].push(WorkerPort::new(q, host.clone()).with_rss(rss.clone()));
             }
             link_sources.push(LinkSource::for_port(&dev.info().driver, &pc.device));
             let lsc = if dev.effective().lsc {

@@ -15,12 +15,18 @@
 //!   port names (relay ports are handed out ≡ worker modulo workers) — only on the
 //!   gateway's own addresses: a connection a transparent listener accepted has the
 //!   original destination's address and port, which name nothing;
-//! - any other segment this worker has no connection for, SYNs included: the next
-//!   worker, and so on around the ring until one has it (the last one answers as TCP
-//!   does: a SYN to a listener opens the connection there). A queue mapping is not
+//! - any other segment this worker has no connection for, SYNs included: on a port
+//!   with RSS, this worker (the NIC's Toeplitz hash and table put every segment of a
+//!   4-tuple on one queue, so the queue is the owner); elsewhere the next worker, and
+//!   so on around the ring until one has it (the last one answers as TCP does: a SYN
+//!   to a listener opens the connection there). A queue mapping without RSS is not
 //!   always flow-stable — `net_af_packet`'s fanout rolls over to another queue when
 //!   one is full — and then this finds the owner of an accepted connection, and a
 //!   retransmitted SYN finds the connection its first copy opened.
+//!
+//! On ports with RSS the local ports the gateway opens from are also chosen so the
+//! replies' hash lands on the opener's queue ([`crate::relay::Relay::local_port`]):
+//! those replies need no hand-off at all.
 
 use crate::mptcp::token::owner_of;
 use crate::tcp::{FourTuple, SegmentIn};
@@ -162,7 +168,10 @@ impl Steering {
     /// have, to and the hop count it travels with; `None` for this worker. `flags`
     /// and `options` are the segment's; `foreign` when it is addressed to a foreign
     /// destination (transparent mode); `hops` is how many workers it already visited
-    /// looking for an owner. `now` in ns.
+    /// looking for an owner; `rss` when the port's RSS put it on this worker's queue
+    /// (not handed over): then a segment that names no owner is this worker's. `now`
+    /// in ns.
+    #[allow(clippy::too_many_arguments)]
     pub fn owner(
         &mut self,
         tuple: &FourTuple,
@@ -170,6 +179,7 @@ impl Steering {
         options: &[u8],
         foreign: bool,
         hops: u16,
+        rss: bool,
         now: u64,
     ) -> Option<(u16, u16)> {
         if !self.active() {
@@ -178,6 +188,8 @@ impl Steering {
         match self.owner_of_unknown(tuple, flags, options, foreign, now) {
             Some(w) if w == self.me => None,
             Some(w) => Some((w, 0)),
+            // RSS keeps a 4-tuple on one queue: this one.
+            None if rss => None,
             // Look further, once around the ring at most; the last worker takes it.
             // SYNs too: a retransmitted SYN that reached another queue must find the
             // connection its first copy opened, not open a second one.
@@ -284,8 +296,14 @@ mod tests {
             .unwrap_or(u32::MAX);
         let syn = join_syn(token);
         let (t, opts) = (tuple(80), syn.as_bytes());
-        assert_eq!(s.owner(&t, TcpFlags::SYN, opts, false, 0, 1), Some((1, 0)));
-        assert_eq!(s.owner(&t, TcpFlags::ACK, &[], false, 0, 2), Some((1, 0)));
+        assert_eq!(
+            s.owner(&t, TcpFlags::SYN, opts, false, 0, false, 1),
+            Some((1, 0))
+        );
+        assert_eq!(
+            s.owner(&t, TcpFlags::ACK, &[], false, 0, false, 2),
+            Some((1, 0))
+        );
         assert_eq!(s.redirects(), 1);
         s.expire(2 + REDIRECT_IDLE_NS);
         assert_eq!(s.redirects(), 0);
@@ -295,40 +313,91 @@ mod tests {
             local: SocketAddr::from(([203, 0, 113, 9], 32_770)),
             ..t
         };
-        assert_eq!(s.owner(&t, TcpFlags::SYN, opts, true, 0, 3), Some((1, 0)));
+        assert_eq!(
+            s.owner(&t, TcpFlags::SYN, opts, true, 0, false, 3),
+            Some((1, 0))
+        );
     }
 
     #[test]
     fn opened_connections_are_owned_by_their_ports_worker() {
         let mut s = Steering::new(0, 2, (32_768, 28_232));
         let ack = TcpFlags::ACK;
-        assert_eq!(s.owner(&tuple(32_769), ack, &[], false, 0, 0), Some((1, 0)));
-        assert_eq!(s.owner(&tuple(32_770), ack, &[], false, 0, 0), None);
+        assert_eq!(
+            s.owner(&tuple(32_769), ack, &[], false, 0, false, 0),
+            Some((1, 0))
+        );
+        assert_eq!(s.owner(&tuple(32_770), ack, &[], false, 0, false, 0), None);
         // A foreign destination's port names no worker: the segment looks around the
         // ring (a transparent connection to port 32769 is wherever its SYN opened it).
-        assert_eq!(s.owner(&tuple(32_769), ack, &[], true, 0, 0), Some((1, 1)));
+        assert_eq!(
+            s.owner(&tuple(32_769), ack, &[], true, 0, false, 0),
+            Some((1, 1))
+        );
         // One worker: always here.
         let mut one = Steering::new(0, 1, (32_768, 28_232));
-        assert_eq!(one.owner(&tuple(32_769), ack, &[], false, 0, 0), None);
+        assert_eq!(
+            one.owner(&tuple(32_769), ack, &[], false, 0, false, 0),
+            None
+        );
     }
 
     #[test]
     fn unknown_segments_and_syns_go_once_around_the_ring() {
         let mut s = Steering::new(1, 3, (32_768, 28_232));
         let ack = TcpFlags::ACK;
-        assert_eq!(s.owner(&tuple(80), ack, &[], false, 0, 0), Some((2, 1)));
-        assert_eq!(s.owner(&tuple(80), ack, &[], false, 1, 0), Some((2, 2)));
-        assert_eq!(s.owner(&tuple(80), ack, &[], false, 2, 0), None);
         assert_eq!(
-            s.owner(&tuple(80), TcpFlags::SYN, &[], false, 0, 0),
+            s.owner(&tuple(80), ack, &[], false, 0, false, 0),
+            Some((2, 1))
+        );
+        assert_eq!(
+            s.owner(&tuple(80), ack, &[], false, 1, false, 0),
+            Some((2, 2))
+        );
+        assert_eq!(s.owner(&tuple(80), ack, &[], false, 2, false, 0), None);
+        assert_eq!(
+            s.owner(&tuple(80), TcpFlags::SYN, &[], false, 0, false, 0),
             Some((2, 1))
         );
         // The SYN will open the connection at the ring's end (worker 0): what
         // follows goes straight there, even before that worker has seen the SYN.
-        assert_eq!(s.owner(&tuple(80), ack, &[], false, 0, 0), Some((0, 0)));
+        assert_eq!(
+            s.owner(&tuple(80), ack, &[], false, 0, false, 0),
+            Some((0, 0))
+        );
         assert_eq!(s.redirects(), 1);
-        assert_eq!(s.owner(&tuple(81), TcpFlags::SYN, &[], false, 2, 0), None);
+        assert_eq!(
+            s.owner(&tuple(81), TcpFlags::SYN, &[], false, 2, false, 0),
+            None
+        );
         assert_eq!(s.redirects(), 1);
+    }
+
+    #[test]
+    fn on_rss_ports_the_queue_owns_what_names_no_owner() {
+        let mut s = Steering::new(1, 3, (32_768, 28_232));
+        let ack = TcpFlags::ACK;
+        // A SYN to a listener, an unknown segment, a transparent one: here.
+        assert_eq!(
+            s.owner(&tuple(80), TcpFlags::SYN, &[], false, 0, true, 0),
+            None
+        );
+        assert_eq!(s.owner(&tuple(80), ack, &[], false, 0, true, 0), None);
+        assert_eq!(s.owner(&tuple(80), ack, &[], true, 0, true, 0), None);
+        assert_eq!(s.redirects(), 0, "no ring walk, no redirect");
+        // What names an owner still goes there: a local port of another worker, a
+        // join's token.
+        assert_eq!(
+            s.owner(&tuple(32_770), ack, &[], false, 0, true, 0),
+            Some((2, 0))
+        );
+        let token = (0..u32::MAX)
+            .step_by(7919)
+            .find(|&t| owner_of(t, 3) == 0)
+            .unwrap_or(u32::MAX);
+        let syn = join_syn(token);
+        let join = s.owner(&tuple(81), TcpFlags::SYN, syn.as_bytes(), false, 0, true, 0);
+        assert_eq!(join, Some((0, 0)));
     }
 
     #[test]

@@ -167,6 +167,11 @@ impl HostPort {
             .map(|s| s.addr)
     }
 
+    /// The port's own addresses.
+    pub fn addresses(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.subnets.iter().map(|s| s.addr)
+    }
+
     /// The port's MAC address.
     pub fn mac(&self) -> MacAddr {
         self.mac

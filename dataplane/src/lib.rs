@@ -35,6 +35,7 @@ pub mod neigh;
 pub mod pm;
 pub mod port;
 pub mod relay;
+pub mod rss;
 pub mod seq;
 pub mod stats;
 pub mod streams;

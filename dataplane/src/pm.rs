@@ -113,13 +113,13 @@ impl PathManager {
     /// whose link came back). The initial subflow's address pair is opened again when
     /// that subflow is gone (an orphan, or its port came back), from address id 0.
     /// `source` is the address the routes pick towards a destination, `port` hands
-    /// out local ports.
+    /// out local ports (given our address and the remote end).
     pub fn plan(
         &self,
         view: &PmView,
         from: Option<&[IpAddr]>,
         source: impl Fn(IpAddr) -> Option<IpAddr>,
-        mut port: impl FnMut() -> u16,
+        mut port: impl FnMut(IpAddr, SocketAddr) -> u16,
     ) -> Vec<JoinPath> {
         if !view.opened || !view.joinable || view.room == 0 {
             return Vec::new();
@@ -153,7 +153,7 @@ impl PathManager {
                     .filter(|(ip, _)| self.usable(*ip, from))
                     .take(view.room)
                     .map(|(ip, remote)| JoinPath {
-                        local: SocketAddr::new(ip, port()),
+                        local: SocketAddr::new(ip, port(ip, remote)),
                         remote,
                         local_id: 0,
                         backup: initial_backup,
@@ -205,7 +205,7 @@ impl PathManager {
             .into_iter()
             .take(view.room)
             .map(|(ip, remote, local_id, backup)| JoinPath {
-                local: SocketAddr::new(ip, port()),
+                local: SocketAddr::new(ip, port(ip, remote)),
                 remote,
                 local_id,
                 backup,
@@ -281,7 +281,7 @@ impl PathAgent {
         &mut self,
         stack: &mut Stack<S>,
         source: impl Fn(IpAddr) -> Option<IpAddr>,
-        mut port: impl FnMut() -> u16,
+        mut port: impl FnMut(IpAddr, SocketAddr) -> u16,
         now: Instant,
         out: &mut impl SegmentSink<S>,
     ) -> Opened {
@@ -343,7 +343,7 @@ impl PathAgent {
         stack: &mut Stack<S>,
         from: &[IpAddr],
         source: impl Fn(IpAddr) -> Option<IpAddr>,
-        mut port: impl FnMut() -> u16,
+        mut port: impl FnMut(IpAddr, SocketAddr) -> u16,
         now: Instant,
         out: &mut impl SegmentSink<S>,
     ) -> Opened {
@@ -372,7 +372,7 @@ impl PathAgent {
         view: &PmView,
         from: Option<&[IpAddr]>,
         source: &impl Fn(IpAddr) -> Option<IpAddr>,
-        port: &mut impl FnMut() -> u16,
+        port: &mut impl FnMut(IpAddr, SocketAddr) -> u16,
         now: Instant,
         out: &mut impl SegmentSink<S>,
     ) -> (u64, u64) {
@@ -457,7 +457,7 @@ mod tests {
             IpAddr::V4(_) => Some(ip("10.0.0.1")),
             IpAddr::V6(_) => None,
         };
-        pm.plan(v, from, source, || {
+        pm.plan(v, from, source, |_, _| {
             next += 2;
             next
         })
@@ -485,7 +485,7 @@ mod tests {
             &view(&[]),
             None,
             |_| None,
-            || {
+            |_, _| {
                 next += 2;
                 next
             },
@@ -603,7 +603,7 @@ mod tests {
             &v,
             None,
             |_| None,
-            || {
+            |_, _| {
                 next += 1;
                 next
             },

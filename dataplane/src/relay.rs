@@ -29,6 +29,7 @@
 //! client connection meanwhile, so nothing is lost.
 
 use crate::port::SharedBuf;
+use crate::rss::Rss;
 use crate::streams::Streams;
 use crate::tcp::{Events, Instant, SegmentSink};
 use crate::transparent::{Rule, Rules};
@@ -110,7 +111,14 @@ pub struct RelayStats {
     pub bytes_down: u64,
     /// Pairs being relayed now.
     pub pairs: u64,
+    /// Local ports taken by the modulo rule alone on a port with RSS: none of the
+    /// candidates brought replies to this worker's queue.
+    pub rss_misses: u64,
 }
+
+/// Candidates tried per worker for a local port whose replies the port's RSS brings
+/// to this worker's queue: one in `workers` qualifies, so a miss is ~e^-32.
+const RSS_TRIES_PER_WORKER: u16 = 32;
 
 /// Which side of a pair a connection is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,6 +162,8 @@ pub struct Relay<I> {
     legs: HashMap<I, Leg<I>>,
     /// The next local port to try.
     next_port: u16,
+    /// Our addresses on ports with RSS, each with its port's key and table.
+    rss: Vec<(IpAddr, Rss)>,
     /// MPTCP backend legs that just completed their handshake.
     connected: Vec<I>,
     stats: RelayStats,
@@ -179,9 +189,17 @@ impl<I: Copy + Eq + Hash> Relay<I> {
                     worker % step
                 }
             },
+            rss: Vec::new(),
             connected: Vec::new(),
             stats: RelayStats::default(),
         }
+    }
+
+    /// Our addresses on ports with RSS, with each port's key and table: local ports
+    /// for connections from them are chosen so replies land on this worker's queue
+    /// (worker `i` polls queue `i` of every port).
+    pub fn set_rss(&mut self, by_address: Vec<(IpAddr, Rss)>) {
+        self.rss = by_address;
     }
 
     /// Counters.
@@ -416,23 +434,33 @@ impl<I: Copy + Eq + Hash> Relay<I> {
         // A few tries: a taken tuple is rare (ports are handed out in turn), a full
         // table fails every time.
         (0..8).find_map(|_| {
-            let local = SocketAddr::new(ip, self.local_port());
+            let local = SocketAddr::new(ip, self.local_port(ip, remote));
             streams.connect(local, remote, mptcp, now, out)
         })
     }
 
-    /// The next local port for a connection or subflow this worker opens: ports are
-    /// handed out in turn, each ≡ this worker's index modulo the number of workers.
-    pub fn local_port(&mut self) -> u16 {
-        let (first, count) = self.cfg.ports;
-        let (worker, workers) = self.cfg.worker;
-        let step = workers.max(1);
-        let port = first.wrapping_add(self.next_port);
-        self.next_port = self.next_port.wrapping_add(step);
-        if self.next_port >= count {
-            self.next_port = worker % step;
+    /// The local port for a connection or subflow this worker opens from `local` to
+    /// `remote`: ports are handed out in turn, each ≡ this worker's index modulo the
+    /// number of workers (the port names the owner, see [`crate::handoff`]). When
+    /// `local` is on a port with RSS, the first of the next few such ports whose
+    /// replies the port's Toeplitz hash and table bring to this worker's queue (none
+    /// of them: the next one, counted in [`RelayStats::rss_misses`]).
+    pub fn local_port(&mut self, local: IpAddr, remote: SocketAddr) -> u16 {
+        let cfg = &self.cfg;
+        let next = &mut self.next_port;
+        let Some((_, rss)) = self.rss.iter().find(|(a, _)| *a == local) else {
+            return next_in_turn(next, cfg);
+        };
+        let (worker, workers) = cfg.worker;
+        let tries = RSS_TRIES_PER_WORKER.saturating_mul(workers.max(1));
+        let candidates = (0..tries).map(|_| next_in_turn(next, cfg));
+        match rss.port_for_queue(worker, local, remote, candidates) {
+            Some(port) => port,
+            None => {
+                self.stats.rss_misses += 1;
+                next_in_turn(next, cfg)
+            }
         }
-        port
     }
 
     /// The next backend of `listener` in turn, skipping those held down (all held
@@ -518,5 +546,57 @@ impl<I: Copy + Eq + Hash> Relay<I> {
             }
         }
         moved
+    }
+}
+
+/// The next local port in turn for worker `cfg.worker` (advancing `next`, the offset
+/// into `cfg.ports`): each ≡ the worker's index modulo the number of workers.
+fn next_in_turn(next: &mut u16, cfg: &RelayConfig) -> u16 {
+    let (first, count) = cfg.ports;
+    let (worker, workers) = cfg.worker;
+    let step = workers.max(1);
+    let port = first.wrapping_add(*next);
+    *next = next.wrapping_add(step);
+    if *next >= count {
+        *next = worker % step;
+    }
+    port
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rss::DEFAULT_KEY;
+
+    #[test]
+    fn local_ports_on_rss_ports_bring_replies_back_to_the_chooser() {
+        let local: IpAddr = [192, 0, 2, 1].into();
+        let other: IpAddr = [192, 0, 2, 2].into();
+        for workers in 2..=4u16 {
+            let Some(rss) = crate::rss::Rss::spread(&DEFAULT_KEY, 128, workers) else {
+                panic!("valid set-up refused");
+            };
+            for worker in 0..workers {
+                let mut relay = Relay::<u32>::new(RelayConfig {
+                    worker: (worker, workers),
+                    start: 1234,
+                    ..RelayConfig::default()
+                });
+                relay.set_rss(vec![(local, rss.clone())]);
+                for i in 0..200u16 {
+                    let remote = SocketAddr::from(([198, 51, 100, (i % 250) as u8], 80 + i));
+                    let port = relay.local_port(local, remote);
+                    let (first, count) = relay.cfg.ports;
+                    assert!(port >= first && port - first < count, "{port}");
+                    assert_eq!((port - first) % workers, worker, "names its owner");
+                    let reply = rss.reply_queue(SocketAddr::new(local, port), remote);
+                    assert_eq!(reply, Some(worker), "port {port} of {worker}/{workers}");
+                    // An address on a port without RSS: today's rule alone.
+                    let plain = relay.local_port(other, remote);
+                    assert_eq!((plain - first) % workers, worker);
+                }
+                assert_eq!(relay.stats().rss_misses, 0);
+            }
+        }
     }
 }

@@ -150,6 +150,9 @@ counters! {
     RelayRefused => "relay_refused",
     /// Relayed pairs ended by a reset on either side.
     RelayResets => "relay_resets",
+    /// Local ports chosen by the modulo rule alone on a port with RSS (no candidate's
+    /// replies hashed to the opener's queue: they are handed over).
+    RelayRssMisses => "relay_rss_misses",
     /// Bytes relayed from clients to backends.
     RelayBytesUp => "relay_bytes_up",
     /// Bytes relayed from backends to clients.

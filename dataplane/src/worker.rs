@@ -33,6 +33,7 @@ use crate::neigh::{NeighborConfig, NeighborTable};
 use crate::pm::{Opened, PathAgent, PathManager};
 use crate::port::{Burst, PacketBuf, Port};
 use crate::relay::{Listener, Relay, RelayConfig};
+use crate::rss::Rss;
 use crate::seq::Dsn;
 use crate::stats::{Counter, CounterWriter, PathCounter, PathSample, Timing, PATH_PORTS};
 use crate::tcp::ingress::segment_from_classified;
@@ -129,6 +130,8 @@ pub struct WorkerPort<P: Port> {
     dropped: Burst<P::Buf>,
     /// The armed packet capture, if any.
     tap: Option<Tap>,
+    /// The port's RSS key and table when the NIC spreads flows by RSS.
+    rss: Option<Rss>,
 }
 
 impl<P: Port> WorkerPort<P> {
@@ -141,7 +144,17 @@ impl<P: Port> WorkerPort<P> {
             rx: Burst::new(),
             dropped: Burst::new(),
             tap: None,
+            rss: None,
         }
+    }
+
+    /// The port spreads flows over its RX queues by RSS with `rss` (worker `i` polls
+    /// queue `i`): local ports of connections opened from its addresses are chosen so
+    /// replies land on the opener's queue, and segments naming no owner stay on the
+    /// queue they arrived on.
+    pub fn with_rss(mut self, rss: Option<Rss>) -> Self {
+        self.rss = rss;
+        self
     }
 
     /// The queue pair.
@@ -262,6 +275,13 @@ impl<P: Port> Worker<P> {
         }
         let steering = Steering::new(tcp.worker.0, tcp.worker.1, tcp.relay.ports);
         let mut relay = Relay::new(tcp.relay);
+        relay.set_rss(
+            ports
+                .iter()
+                .filter_map(|p| Some((&p.host, p.rss.as_ref()?)))
+                .flat_map(|(host, rss)| host.addresses().map(move |a| (a, rss.clone())))
+                .collect(),
+        );
         for l in tcp.listeners {
             relay.add(&mut table, l);
         }
@@ -501,7 +521,7 @@ impl<P: Port> Worker<P> {
             &mut self.tcp,
             addrs,
             |dst| source_address(ports, dst),
-            || relay.local_port(),
+            |ip, remote| relay.local_port(ip, remote),
             now,
             &mut self.out,
         );
@@ -547,6 +567,7 @@ impl<P: Port> Worker<P> {
             // At most u16::MAX ports: DPDK port ids are u16.
             let mut rx = Rx {
                 index: index as u16,
+                rss: wp.rss.is_some(),
                 neighbors: &mut self.neighbors,
                 tcp: &mut self.tcp,
                 out: &mut self.out,
@@ -600,6 +621,7 @@ impl<P: Port> Worker<P> {
                     self.counters.inc(Counter::HandoffIn);
                     let mut rx = Rx {
                         index: port,
+                        rss: false,
                         neighbors: &mut self.neighbors,
                         tcp: &mut self.tcp,
                         out: &mut self.out,
@@ -657,7 +679,7 @@ impl<P: Port> Worker<P> {
         let opened = self.paths.run(
             &mut self.tcp,
             |dst| source_address(ports, dst),
-            || relay.local_port(),
+            |ip, remote| relay.local_port(ip, remote),
             now,
             &mut self.out,
         );
@@ -726,6 +748,7 @@ impl<P: Port> Worker<P> {
         c.set(Counter::RelayConnected, r.connected);
         c.set(Counter::RelayConnectFailures, r.connect_failures);
         c.set(Counter::RelayRefused, r.refused);
+        c.set(Counter::RelayRssMisses, r.rss_misses);
         c.set(Counter::RelayResets, r.resets);
         c.set(Counter::RelayBytesUp, r.bytes_up);
         c.set(Counter::RelayBytesDown, r.bytes_down);
@@ -802,6 +825,8 @@ impl<P: Port> Worker<P> {
 struct Rx<'a, S> {
     /// The port's index (that of the port a handed-over segment came in by).
     index: u16,
+    /// The segments came from the port's RSS to this worker's queue (not handed over).
+    rss: bool,
     neighbors: &'a mut NeighborTable,
     tcp: &'a mut Stack<S>,
     out: &'a mut Vec<(FourTuple, SegmentOut<S>)>,
@@ -931,9 +956,15 @@ impl<S: crate::port::SharedBuf> Rx<'_, S> {
         let foreign = to != Addressed::Us;
         if self.steering.active() && self.tcp.tcp().lookup(&tuple).is_none() {
             let (flags, now) = (seg.flags, self.now);
-            let owner = self
-                .steering
-                .owner(&tuple, flags, &seg.raw_options, foreign, hops, now);
+            let owner = self.steering.owner(
+                &tuple,
+                flags,
+                &seg.raw_options,
+                foreign,
+                hops,
+                self.rss,
+                now,
+            );
             if let Some((w, hops)) = owner {
                 let handed = self.handoff.send(
                     w,

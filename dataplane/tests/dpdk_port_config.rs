@@ -26,6 +26,7 @@ fn rss_and_offloads_are_masked_by_capability() {
     assert_eq!(info.rss_offloads, 0);
     assert_eq!(eff.rss_hf, 0);
     assert_eq!(ring.dropped().rss_hf, wanted.rss_hf);
+    assert!(ring.rss().is_none());
     assert_eq!(eff.rx_queues, wanted.rx_queues.min(info.max_rx_queues));
     assert_eq!(eff.rx_offloads & !info.rx_offload_capa, 0);
     assert_eq!(eff.tx_offloads, wanted.tx_offloads & info.tx_offload_capa);
@@ -39,6 +40,17 @@ fn rss_and_offloads_are_masked_by_capability() {
     assert_eq!(null.dropped().rss_hf, wanted.rss_hf & !info.rss_offloads);
     assert_eq!(eff.rx_offloads & !info.rx_offload_capa, 0, "never OR-ed in");
     assert_eq!(eff.tx_offloads & !info.tx_offload_capa, 0, "never OR-ed in");
+    // mpgw's key and a RETA spreading entries over the queues, read back from the
+    // device: what workers use to pick local ports.
+    let rss = null.rss().expect("RSS key and RETA known");
+    assert_eq!(rss.key(), &dataplane::rss::default_key(rss.key().len())[..]);
+    assert_eq!(rss.key()[..40], dataplane::rss::DEFAULT_KEY);
+    assert_eq!(rss.reta().len(), usize::from(info.reta_size));
+    assert!(rss
+        .reta()
+        .iter()
+        .enumerate()
+        .all(|(i, &q)| usize::from(q) == i % 2));
     assert_eq!(null.take_queues().unwrap().len(), 2);
 
     // One RX queue: no RSS even on an RSS-capable device, and no RSS_HASH offload.
@@ -68,6 +80,7 @@ fn rss_and_offloads_are_masked_by_capability() {
     );
     assert_eq!(one.effective().rx_queues, 1);
     assert_eq!(one.effective().rss_hf, 0);
+    assert!(one.rss().is_none(), "one queue: no RSS");
     assert_eq!(one.dropped().rss_hf, single.rss_hf);
     let rss_hash = u64::from(dpdk_sys::RTE_ETH_RX_OFFLOAD_RSS_HASH);
     assert_eq!(one.effective().rx_offloads & rss_hash, 0);

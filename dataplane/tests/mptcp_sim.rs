@@ -140,7 +140,7 @@ impl Host {
         let n = agent.run(
             &mut self.stack,
             same_path,
-            || port(next),
+            |_, _| port(next),
             now,
             &mut self.out,
         );
@@ -157,7 +157,7 @@ impl Host {
                 &mut self.stack,
                 &[addr],
                 same_path,
-                || port(next),
+                |_, _| port(next),
                 now,
                 &mut self.out,
             );

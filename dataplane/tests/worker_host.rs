@@ -47,6 +47,18 @@ fn rig_with(
     diag: Vec<(std::net::SocketAddr, dataplane::diag::DiagMode)>,
     listeners: Vec<dataplane::relay::Listener>,
 ) -> Rig {
+    rig_full(vlan, diag, listeners, (0, 1), None)
+}
+
+/// As [`rig_with`], the worker being `worker` (index, count) and its port spreading
+/// flows by `rss`.
+fn rig_full(
+    vlan: Option<u16>,
+    diag: Vec<(std::net::SocketAddr, dataplane::diag::DiagMode)>,
+    listeners: Vec<dataplane::relay::Listener>,
+    worker: (u16, u16),
+    rss: Option<dataplane::rss::Rss>,
+) -> Rig {
     let pool = HeapPool::new(256);
     let clock = SimClock::new();
     let (peer, gw) = link(LinkConfig::default(), &pool, &clock);
@@ -69,10 +81,13 @@ fn rig_with(
         secrets: Secrets::new([7; 32]),
         mptcp: dataplane::mptcp::stack::Config::default(),
         keys: dataplane::mptcp::crypto::KeySource::from_seed([7; 32]),
-        worker: (0, 1),
+        worker,
         signal: Vec::new(),
         diag,
-        relay: dataplane::relay::RelayConfig::default(),
+        relay: dataplane::relay::RelayConfig {
+            worker,
+            ..Default::default()
+        },
         listeners,
         path_manager: dataplane::pm::PathManager::new(
             dataplane::pm::PathManagerKind::Default,
@@ -80,9 +95,10 @@ fn rig_with(
         ),
     };
     let peers = dataplane::worker::Peers {
-        handoff: dataplane::handoff::handoffs(1).remove(0),
+        handoff: dataplane::handoff::handoffs(worker.1).remove(usize::from(worker.0)),
     };
-    let worker = Worker::new(vec![WorkerPort::new(gw, host)], tcp, peers, writer, rx, 0);
+    let port = WorkerPort::new(gw, host).with_rss(rss);
+    let worker = Worker::new(vec![port], tcp, peers, writer, rx, 0);
     Rig {
         pool,
         peer,
@@ -194,19 +210,32 @@ fn neighbor_solicit(target: Ipv6Addr) -> Vec<u8> {
 
 /// A TCP SYN from the peer (port 40000) to `dst`, tagged `vlan`.
 fn syn(dst: std::net::SocketAddr, vlan: Option<u16>) -> Vec<u8> {
+    let src = std::net::SocketAddr::new(PEER4.into(), 40_000);
+    let syn = dataplane::wire::tcp::TcpFlags::SYN;
+    tcp_frame(src, dst, syn, (1000, 0), vlan)
+}
+
+/// A TCP segment from the peer's `src` to `dst` with `flags` and (seq, ack).
+fn tcp_frame(
+    src: std::net::SocketAddr,
+    dst: std::net::SocketAddr,
+    flags: dataplane::wire::tcp::TcpFlags,
+    (seq, ack): (u32, u32),
+    vlan: Option<u16>,
+) -> Vec<u8> {
     use dataplane::tcp::emit::{emit_headers, ChecksumMode, L2};
     use dataplane::tcp::{FourTuple, SegmentOut};
-    use dataplane::wire::tcp::{OptionsBuf, TcpFlags};
+    use dataplane::wire::tcp::OptionsBuf;
     let tuple = FourTuple {
-        local: std::net::SocketAddr::new(PEER4.into(), 40_000),
+        local: src,
         remote: dst,
     };
     let mut options = OptionsBuf::new();
     options.push_mss(1460).unwrap();
     let syn: SegmentOut<dataplane::port::heap::HeapShared> = SegmentOut {
-        seq: dataplane::seq::TcpSeq::new(1000),
-        ack: dataplane::seq::TcpSeq::new(0),
-        flags: TcpFlags::SYN,
+        seq: dataplane::seq::TcpSeq::new(seq),
+        ack: dataplane::seq::TcpSeq::new(ack),
+        flags,
         window: 65_535,
         options,
         payload: None,
@@ -545,4 +574,76 @@ fn a_transparent_port_answers_a_matching_syn_as_its_destination_and_drops_the_re
     assert!(r
         .exchange(&arp_request(Ipv4Addr::new(203, 0, 113, 9)))
         .is_empty());
+}
+
+#[test]
+fn on_an_rss_port_syns_stay_and_opened_legs_take_ports_whose_replies_hash_home() {
+    use dataplane::relay::{Accept, Listener};
+    use dataplane::rss::{Rss, DEFAULT_KEY};
+    use dataplane::wire::tcp::TcpFlags;
+    use std::net::SocketAddr;
+    let gw = SocketAddr::new(GW4.into(), 8080);
+    let backend = SocketAddr::new(PEER4.into(), 9000);
+    let client = SocketAddr::new(PEER4.into(), 40_000);
+    let listener = || Listener {
+        accept: Accept::Addr(gw),
+        backends: vec![backend],
+        mptcp: false,
+    };
+    let rss = Rss::spread(&DEFAULT_KEY, 128, 2).unwrap();
+    let syn = tcp_frame(client, gw, TcpFlags::SYN, (1000, 0), None);
+    // Without RSS, worker 1 of 2 sends a SYN it has no connection for round the ring.
+    let mut plain = rig_full(None, Vec::new(), vec![listener()], (1, 2), None);
+    assert!(plain.exchange(&syn).is_empty());
+    assert_eq!(plain.count(Counter::HandoffOut), 1);
+
+    // By RSS the queue is the owner: answered here.
+    let mut r = rig_full(
+        None,
+        Vec::new(),
+        vec![listener()],
+        (1, 2),
+        Some(rss.clone()),
+    );
+    assert_eq!(r.exchange(&arp_request(GW4)).len(), 1, "the peer is learnt");
+    let out = r.exchange(&syn);
+    assert_eq!(out.len(), 1, "a SYN-ACK");
+    assert_eq!(r.count(Counter::HandoffOut), 0);
+    // Each client's handshake completes: the relay opens its backend leg from a
+    // local port that names this worker and whose replies RSS brings to its queue
+    // (16 of them: by chance alone, 1 in 65 536).
+    for client_port in 40_000..40_016 {
+        let client = SocketAddr::new(PEER4.into(), client_port);
+        let out = match client_port {
+            40_000 => out.clone(),
+            _ => r.exchange(&tcp_frame(client, gw, TcpFlags::SYN, (1000, 0), None)),
+        };
+        let c = dataplane::wire::classify(&out[0]).unwrap();
+        let tcp = c.l4_bytes(&out[0]);
+        assert_eq!(tcp[13], 0x12, "SYN|ACK");
+        let their = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]);
+        let ack = tcp_frame(
+            client,
+            gw,
+            TcpFlags::ACK,
+            (1001, their.wrapping_add(1)),
+            None,
+        );
+        let out = r.exchange(&ack);
+        let opened: Vec<u16> = out
+            .iter()
+            .filter_map(|f| {
+                let c = dataplane::wire::classify(f).ok()?;
+                let tcp = c.l4_bytes(f);
+                let dst = u16::from_be_bytes([tcp[2], tcp[3]]);
+                let src = u16::from_be_bytes([tcp[0], tcp[1]]);
+                (dst == backend.port() && tcp[13] == 0x02).then_some(src)
+            })
+            .collect();
+        assert_eq!(opened.len(), 1, "one SYN to the backend: {out:?}");
+        let port = opened[0];
+        assert_eq!((port - 32_768) % 2, 1, "the port names worker 1");
+        let local = SocketAddr::new(GW4.into(), port);
+        assert_eq!(rss.reply_queue(local, backend), Some(1), "port {port}");
+    }
 }

@@ -7,6 +7,7 @@ use super::link_watch::LinkWatch;
 use super::mbuf::Mbuf;
 use super::mempool::Mempool;
 use crate::port::{Burst, Port, BURST_SIZE};
+use crate::rss::{self, Rss};
 use dpdk_sys as sys;
 use std::cell::Cell;
 use std::ffi::CStr;
@@ -152,6 +153,9 @@ pub struct PortStats {
 pub(super) struct DevInner {
     pub(super) port_id: u16,
     pool: Mempool,
+    /// The RSS key handed to `rte_eth_dev_configure`: ethdev keeps the pointer in the
+    /// port's configuration and PMDs read it at start, so it lives as long as the port.
+    _rss_key: Box<[u8]>,
     _rt: Arc<Runtime>,
 }
 
@@ -180,6 +184,7 @@ pub struct EthDev {
     link_at_open: LinkStatus,
     queue_pairs: u16,
     queues_taken: bool,
+    rss: Option<Rss>,
 }
 
 impl EthDev {
@@ -249,6 +254,18 @@ impl EthDev {
         conf.rxmode.offloads = rx_offloads;
         conf.rxmode.mtu = cfg.mtu.map_or(0, u32::from);
         conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
+        // mpgw's own key (of the device's key size; a device that names none keeps
+        // its own), so workers can compute where replies land.
+        let mut rss_key = rss::default_key(usize::from(info.hash_key_size)).into_boxed_slice();
+        let key_len = match rss_key.len() {
+            0 => rss::DEFAULT_KEY.len(),
+            n => n,
+        };
+        if rss && !rss_key.is_empty() {
+            conf.rx_adv_conf.rss_conf.rss_key = rss_key.as_mut_ptr();
+            // At most MAX_KEY_LEN (64) bytes: fits.
+            conf.rx_adv_conf.rss_conf.rss_key_len = key_len as u8;
+        }
         conf.txmode.offloads = tx_offloads;
         conf.intr_conf.set_lsc(u32::from(lsc));
         // SAFETY: valid port, `conf` is a fully initialised configuration.
@@ -294,8 +311,19 @@ impl EthDev {
         let inner = Arc::new(DevInner {
             port_id,
             pool: pool.clone(),
+            _rss_key: rss_key,
             _rt: rt,
         });
+        let rss = if rss {
+            program_rss(port_id, info.reta_size, key_len, rx_queues)
+                .map_err(|e| {
+                    tracing::warn!(port = port_id, driver = %info.driver, error = %e,
+                        "RSS key/RETA not known: replies are not steered by source port");
+                })
+                .ok()
+        } else {
+            None
+        };
 
         let mut promiscuous = false;
         if cfg.promiscuous {
@@ -354,7 +382,16 @@ impl EthDev {
             link_at_open,
             queue_pairs: rx_queues.min(tx_queues),
             queues_taken: false,
+            rss,
         })
+    }
+
+    /// The port's RSS key and redirection table as the device reports them after
+    /// [`EthDev::open`] programmed them (entry `i` → queue `i % rx_queues`); `None`
+    /// without RSS (one RX queue, a PMD without RSS) or when the device could not
+    /// report them.
+    pub fn rss(&self) -> Option<&Rss> {
+        self.rss.as_ref()
     }
 
     /// The port id.
@@ -510,6 +547,63 @@ fn dev_info(port_id: u16) -> Result<DevInfo> {
         },
         lsc: dev_flags & sys::RTE_ETH_DEV_INTR_LSC != 0,
     })
+}
+
+/// Programs the redirection table of a started port with RSS (entry `i` → queue
+/// `i % queues`; a device that refuses keeps its own) and reads back the key
+/// (`key_len` bytes) and table in force; an error when the hash leaves out TCP ports
+/// (the reply's queue could not be foreseen).
+fn program_rss(port_id: u16, reta_size: u16, key_len: usize, queues: u16) -> Result<Rss> {
+    let invalid = |what: String| Error::new("EthDev::open", libc::EINVAL, what);
+    let size = usize::from(reta_size);
+    if size == 0 || size > rss::MAX_RETA {
+        return Err(invalid(format!("RETA size {reta_size} unsupported")));
+    }
+    let group = sys::RTE_ETH_RETA_GROUP_SIZE as usize;
+    let mut table = vec![sys::rte_eth_rss_reta_entry64::default(); size.div_ceil(group)];
+    for (i, q) in (0..reta_size).map(|i| (usize::from(i), i % queues)) {
+        let g = &mut table[i / group];
+        g.mask |= 1 << (i % group);
+        g.reta[i % group] = q;
+    }
+    // SAFETY: started port; `table` holds `reta_size` entries in 64-entry groups.
+    let ret = unsafe { sys::rte_eth_dev_rss_reta_update(port_id, table.as_mut_ptr(), reta_size) };
+    if ret < 0 {
+        // The device's own table is as good, if it can be read.
+        let e = Error::from_errno("rte_eth_dev_rss_reta_update", -ret);
+        tracing::info!(port = port_id, error = %e, "RETA kept as the device set it");
+    }
+    for g in &mut table {
+        g.reta = [0; 64];
+    }
+    // SAFETY: as above; the masks name every entry to read.
+    let ret = unsafe { sys::rte_eth_dev_rss_reta_query(port_id, table.as_mut_ptr(), reta_size) };
+    Error::check("rte_eth_dev_rss_reta_query", ret)?;
+    let reta: Vec<u16> = (0..size)
+        .map(|i| table[i / group].reta[i % group])
+        .collect();
+
+    let mut key = [0u8; rss::MAX_KEY_LEN];
+    let mut conf = sys::rte_eth_rss_conf {
+        rss_key: key.as_mut_ptr(),
+        rss_key_len: key.len() as u8,
+        ..Default::default()
+    };
+    // SAFETY: started port; `conf.rss_key` points to `rss_key_len` writable bytes.
+    let ret = unsafe { sys::rte_eth_dev_rss_hash_conf_get(port_id, &mut conf) };
+    Error::check("rte_eth_dev_rss_hash_conf_get", ret)?;
+    let tcp =
+        u64::from(sys::RTE_ETH_RSS_NONFRAG_IPV4_TCP) | u64::from(sys::RTE_ETH_RSS_NONFRAG_IPV6_TCP);
+    if conf.rss_hf & tcp != tcp {
+        return Err(invalid(format!(
+            "RSS hash types {:#x} leave out TCP ports",
+            conf.rss_hf
+        )));
+    }
+    // Some PMDs copy the key without setting its length.
+    let len = usize::from(conf.rss_key_len).min(key_len);
+    Rss::new(&key[..len], reta)
+        .ok_or_else(|| invalid(format!("RSS key of {len} bytes or RETA unusable")))
 }
 
 /// The current link state of `port_id`.
