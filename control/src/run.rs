@@ -576,7 +576,10 @@ mod imp {
         };
         let signal = flagged_addresses(&p.config, PortFlag::Signal);
         let pm = path_manager(&p.config, &signal);
-        let mptcp = mptcp_config(&p.config.mptcp);
+        let mptcp = MptcpSettings {
+            backup_addrs: flagged_addresses(&p.config, PortFlag::Backup),
+            ..mptcp_config(&p.config.mptcp)
+        };
         tell_workers(workers, || {
             Command::Reconfigure(Box::new(Reconfigure {
                 mptcp: mptcp.clone(),

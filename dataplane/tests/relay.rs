@@ -524,6 +524,33 @@ fn memory_pressure_stops_windows_opening_until_it_lifts() {
 }
 
 #[test]
+fn a_port_made_backup_at_run_time_sends_mp_prio_on_its_subflows() {
+    let mut net = Net::new(&[BACKEND], ServerApp::Stall, Config::default());
+    while !net.joined || net.gw.mib().get(Mib::MPJoinAckRx) == 0 {
+        net.step();
+    }
+    net.run(50);
+    let gw_addr = sock(LISTEN).ip();
+    let reload = |backup_addrs: Vec<IpAddr>| Config {
+        backup_addrs,
+        ..Config::default()
+    };
+    // The initial subflow and the join both reach the gateway's listening address.
+    net.gw.reconfigure(&reload(vec![gw_addr]));
+    net.run(50);
+    assert_eq!(net.gw.mib().get(Mib::MPPrioTx), 2);
+    assert_eq!(net.client.mib().get(Mib::MPPrioRx), 2);
+    // Unchanged: nothing sent again. Back to regular: one more MP_PRIO each.
+    net.gw.reconfigure(&reload(vec![gw_addr]));
+    net.run(50);
+    assert_eq!(net.gw.mib().get(Mib::MPPrioTx), 2);
+    net.gw.reconfigure(&reload(Vec::new()));
+    net.run(50);
+    assert_eq!(net.gw.mib().get(Mib::MPPrioTx), 4);
+    assert_eq!(net.client.mib().get(Mib::MPPrioRx), 4);
+}
+
+#[test]
 fn severe_memory_pressure_still_takes_what_continues_each_stream() {
     // Only out-of-order data is refused: what continues a stream, inside the windows
     // already offered, still moves through, so nothing waits for buffers that only

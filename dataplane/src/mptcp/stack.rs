@@ -1097,10 +1097,31 @@ impl<S: SharedBuf> Stack<S> {
     }
 
     /// Changes the settings that may change at run time: `enabled`, `checksum`,
-    /// `subflows`, `add_addr_accepted`, `scheduler` (for connections made from now on), `coupling`,
-    /// `syn_retrans_before_tcp_fallback`, `stale_loss_cnt` and `add_addr_timeout`;
-    /// the buffers and table sizes stay as created.
+    /// `subflows`, `add_addr_accepted`, `scheduler` (for connections made from now on),
+    /// `coupling`, `syn_retrans_before_tcp_fallback`, `stale_loss_cnt`,
+    /// `add_addr_timeout`, `close_timeout` and `backup_addrs` — the subflows of every
+    /// connection from an address that became (or stopped being) a backup address
+    /// tell the peer with an MP_PRIO at once; the buffers and table sizes stay as
+    /// created.
     pub fn reconfigure(&mut self, cfg: &Config) {
+        let mut new = cfg.backup_addrs.clone();
+        new.truncate(MAX_BACKUP_ADDRS);
+        let old = std::mem::replace(&mut self.ctx.cfg.backup_addrs, new);
+        let new = &self.ctx.cfg.backup_addrs;
+        let changed = old
+            .iter()
+            .filter(|a| !new.contains(a))
+            .map(|&a| (a, false))
+            .chain(new.iter().filter(|a| !old.contains(a)).map(|&a| (a, true)));
+        let changed: Vec<(IpAddr, bool)> = changed.collect();
+        if !changed.is_empty() {
+            let live: Vec<MskId> = self.ctx.live_ids().collect();
+            for m in live {
+                for &(addr, backup) in &changed {
+                    self.set_backup(m, addr, backup);
+                }
+            }
+        }
         let c = &mut self.ctx.cfg;
         c.enabled = cfg.enabled;
         c.checksum = cfg.checksum;
