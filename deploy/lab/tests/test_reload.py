@@ -4,13 +4,15 @@ that needs a restart is refused with its reason and changes nothing."""
 
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from mptcp_helpers import setup_mptcp_client
+from mptcp_helpers import nstat, setup_mptcp_client
 from relay_helpers import MPTCP, TCP, start_server, stop_server, transfer
 
+MIB = "MPTcpExt"
 LAB_EXTRA_CONFIG = '[mptcp]\nscheduler = "default"\nsubflows = 2\n'
 
 
@@ -85,3 +87,34 @@ def test_reload_under_traffic_applies_what_changed_and_refuses_the_rest(rl_lab):
         t.join(320)
     assert res.get("ok"), res
     assert lab.counters()["relay_resets"] == 0
+
+
+def test_a_port_made_backup_at_run_time_sends_mp_prio_on_its_subflows(rl_lab):
+    lab, path, original = rl_lab
+    res = {}
+    t = threading.Thread(target=lambda: res.update(
+        transfer(lab, lab.cli, "192.0.2.1", 5201, "E", 128 << 20, proto=MPTCP, timeout=300)))
+    t.start()
+    try:
+        # Once the client joined the announced address (its subflow from c1 reaches
+        # mpgw's down1 address), make down1 a backup port.
+        deadline = time.monotonic() + 20
+        while lab.stats()["mptcp_mib"][MIB + "MPJoinAckRx"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        tx0 = lab.stats()["mptcp_mib"][MIB + "MPPrioTx"]
+        rx0 = nstat(lab, lab.cli).get(MIB + "MPPrioRx", 0)
+        path.write_text(original.replace('flags = ["signal", "subflow"]',
+                                         'flags = ["signal", "subflow", "backup"]'))
+        ok = _reload(lab)
+        assert ok.returncode == 0, ok.stderr
+        assert "ports[1].flags" in ok.stdout, ok.stdout
+        deadline = time.monotonic() + 5
+        while lab.stats()["mptcp_mib"][MIB + "MPPrioTx"] == tx0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert lab.stats()["mptcp_mib"][MIB + "MPPrioTx"] > tx0, "MP_PRIO sent at once"
+        assert nstat(lab, lab.cli).get(MIB + "MPPrioRx", 0) > rx0, "the client took it"
+    finally:
+        path.write_text(original)
+        _reload(lab)
+        t.join(320)
+    assert res.get("ok"), res
