@@ -112,6 +112,13 @@ impl<S> Handoff<S> {
         self.inboxes.get(usize::from(self.me))?.pop()
     }
 
+    /// Messages waiting in this worker's inbox.
+    pub fn pending(&self) -> usize {
+        self.inboxes
+            .get(usize::from(self.me))
+            .map_or(0, ArrayQueue::len)
+    }
+
     /// Records this worker's pool pressure level (0 none, higher is worse).
     pub fn publish_pressure(&self, level: u8) {
         if let Some(p) = self.pressure.get(usize::from(self.me)) {

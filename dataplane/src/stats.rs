@@ -172,6 +172,8 @@ counters! {
     HandoffDropped => "handoff_dropped",
     /// Subflows followed to another worker (redirect table size, gauge).
     HandoffRedirects => "handoff_redirects",
+    /// Messages waiting in this worker's inbox (gauge).
+    HandoffPending => "handoff_pending",
     /// Subflows the path manager could not add (connection not ready, limit, tuple
     /// taken).
     PmJoinsFailed => "pm_joins_failed",
@@ -583,6 +585,7 @@ mod tests {
                 &Counter::RelayPairs,
                 &Counter::MemoryPressure,
                 &Counter::HandoffRedirects,
+                &Counter::HandoffPending,
                 &Counter::MptcpConnections,
                 &Counter::MptcpOrphans,
                 &Counter::MptcpConnecting,

@@ -754,6 +754,7 @@ impl<P: Port> Worker<P> {
         c.set(Counter::RelayBytesDown, r.bytes_down);
         c.set(Counter::RelayPairs, r.pairs);
         c.set(Counter::HandoffRedirects, self.steering.redirects() as u64);
+        c.set(Counter::HandoffPending, self.handoff.pending() as u64);
         let mib = self.tcp.mib();
         let sum = |ms: &[Mib]| ms.iter().map(|&m| mib.get(m)).sum::<u64>();
         c.set(Counter::MptcpConnections, self.tcp.len() as u64);

@@ -75,6 +75,7 @@ def test_connections_spread_over_two_workers_and_hand_offs_keep_them_exact(lab):
             break
         time.sleep(0.1)
     print("per worker:", [{k: w[k] for k in ("relay_accepted", "handoff_in", "handoff_out",
+                                               "handoff_pending",
                                                "handoff_redirects", "mptcp_joins")}
                           for w in workers])
     assert len(workers) == 2
@@ -83,7 +84,8 @@ def test_connections_spread_over_two_workers_and_hand_offs_keep_them_exact(lab):
     # The segments handed over arrived. Some runs leave a few dozen of ~240 000
     # unaccounted for on one worker (docs/status.md, issue 6: not explained yet; TCP
     # recovers them, every transfer above is exact).
-    assert 0 <= moved[1] - moved[0] <= moved[1] // 1000, moved
+    pending = [w["handoff_pending"] for w in workers]
+    assert 0 <= moved[1] - moved[0] <= moved[1] // 1000, (moved, pending)
     assert sum(w["handoff_dropped"] for w in workers) == 0
     assert stats["mptcp_mib"][MIB + "MPJoinNoTokenFound"] == 0
     assert sum(w["relay_resets"] for w in workers) == 0
