@@ -51,6 +51,10 @@ def test_reload_under_traffic_applies_what_changed_and_refuses_the_rest(rl_lab):
         assert ok.returncode == 0, ok.stderr
         assert "mptcp.subflows: 2 → 3" in ok.stdout, ok.stdout
         assert "mptcp.scheduler: Default → Roundrobin" in ok.stdout, ok.stdout
+        # Workers apply it between bursts, moments after `mpgw reload` returns.
+        deadline = time.monotonic() + 5
+        while _state(lab)[1] < reconf0 + 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
         control1, reconf1 = _state(lab)
         assert control1["reloads"] == control0["reloads"] + 1
         assert reconf1 == reconf0 + 1, "every worker applied it"
