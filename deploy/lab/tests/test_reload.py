@@ -32,6 +32,23 @@ def _reload(lab):
                           capture_output=True, timeout=10)
 
 
+def _wait_until(predicate, seconds):
+    """Polls `predicate` every 50 ms until it holds or `seconds` passed."""
+    deadline = time.monotonic() + seconds
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _echo_in_background(lab, size):
+    """Starts an MPTCP echo of `size` bytes through the relay; returns its thread and
+    the dict its result lands in."""
+    res = {}
+    t = threading.Thread(target=lambda: res.update(
+        transfer(lab, lab.cli, "192.0.2.1", 5201, "E", size, proto=MPTCP, timeout=300)))
+    t.start()
+    return t, res
+
+
 def _state(lab):
     s = lab.stats()
     return s["control"], s["total"]["reconfigured"]
@@ -39,10 +56,7 @@ def _state(lab):
 
 def test_reload_under_traffic_applies_what_changed_and_refuses_the_rest(rl_lab):
     lab, path, original = rl_lab
-    res = {}
-    t = threading.Thread(target=lambda: res.update(
-        transfer(lab, lab.cli, "192.0.2.1", 5201, "E", 256 << 20, proto=MPTCP, timeout=300)))
-    t.start()
+    t, res = _echo_in_background(lab, 256 << 20)
     try:
         control0, reconf0 = _state(lab)
         path.write_text(original.replace('scheduler = "default"', 'scheduler = "roundrobin"')
@@ -52,9 +66,7 @@ def test_reload_under_traffic_applies_what_changed_and_refuses_the_rest(rl_lab):
         assert "mptcp.subflows: 2 → 3" in ok.stdout, ok.stdout
         assert "mptcp.scheduler: Default → Roundrobin" in ok.stdout, ok.stdout
         # Workers apply it between bursts, moments after `mpgw reload` returns.
-        deadline = time.monotonic() + 5
-        while _state(lab)[1] < reconf0 + 1 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _wait_until(lambda: _state(lab)[1] >= reconf0 + 1, 5)
         control1, reconf1 = _state(lab)
         assert control1["reloads"] == control0["reloads"] + 1
         assert reconf1 == reconf0 + 1, "every worker applied it"
@@ -80,11 +92,7 @@ def test_reload_under_traffic_applies_what_changed_and_refuses_the_rest(rl_lab):
         path.write_text(applied.replace('level = "info"', 'level = "debug"'))
         pid = Path(f"/run/{lab.name}/mpgw.pid").read_text().strip()
         subprocess.run(["kill", "-HUP", pid], check=True)
-        deadline = threading.Event()
-        for _ in range(50):
-            if _state(lab)[0]["reloads"] == control2["reloads"] + 1:
-                break
-            deadline.wait(0.1)
+        _wait_until(lambda: _state(lab)[0]["reloads"] == control2["reloads"] + 1, 5)
         assert _state(lab)[0]["reloads"] == control2["reloads"] + 1
         assert "log.level" in lab.log()
     finally:
@@ -95,16 +103,14 @@ def test_reload_under_traffic_applies_what_changed_and_refuses_the_rest(rl_lab):
 
 def test_a_port_made_backup_at_run_time_sends_mp_prio_on_its_subflows(rl_lab):
     lab, path, original = rl_lab
-    res = {}
-    t = threading.Thread(target=lambda: res.update(
-        transfer(lab, lab.cli, "192.0.2.1", 5201, "E", 128 << 20, proto=MPTCP, timeout=300)))
-    t.start()
+    t, res = _echo_in_background(lab, 128 << 20)
     try:
         # Once the client joined the announced address (its subflow from c1 reaches
         # mpgw's down1 address), make down1 a backup port.
-        deadline = time.monotonic() + 20
-        while lab.stats()["mptcp_mib"][MIB + "MPJoinAckRx"] < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        def mib():
+            return lab.stats()["mptcp_mib"]
+
+        _wait_until(lambda: mib()[MIB + "MPJoinAckRx"] >= 2, 20)
         tx0 = lab.stats()["mptcp_mib"][MIB + "MPPrioTx"]
         rx0 = nstat(lab, lab.cli).get(MIB + "MPPrioRx", 0)
         path.write_text(original.replace('flags = ["signal", "subflow"]',
@@ -112,9 +118,7 @@ def test_a_port_made_backup_at_run_time_sends_mp_prio_on_its_subflows(rl_lab):
         ok = _reload(lab)
         assert ok.returncode == 0, ok.stderr
         assert "ports[1].flags" in ok.stdout, ok.stdout
-        deadline = time.monotonic() + 5
-        while lab.stats()["mptcp_mib"][MIB + "MPPrioTx"] == tx0 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        _wait_until(lambda: mib()[MIB + "MPPrioTx"] > tx0, 5)
         assert lab.stats()["mptcp_mib"][MIB + "MPPrioTx"] > tx0, "MP_PRIO sent at once"
         assert nstat(lab, lab.cli).get(MIB + "MPPrioRx", 0) > rx0, "the client took it"
     finally:
