@@ -1,1 +1,3 @@
 //! Benchmark support code.
+
+pub mod join_pair;
