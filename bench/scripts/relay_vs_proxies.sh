@@ -90,6 +90,7 @@ EP_CORE=${EP_CORE:-0}
 GW_SIGNAL=${GW_SIGNAL:-1}
 VARIANTS=${VARIANTS:-"mpgw haproxy socat"}
 TW_FLUSH=${TW_FLUSH:-1}
+RPS=${RPS:-1}
 MAX_SECONDS=${MAX_SECONDS:-900}
 PORT=5201
 
@@ -262,6 +263,22 @@ lab_setup() {
   for ns in "$CLI" "$GW" "$SRV"; do
     in_ns "$ns" sysctl -qw net.ipv4.ip_local_port_range="1024 65000" net.ipv4.tcp_tw_reuse=1
   done
+  [[ $RPS == 1 ]] && rps_pin
+  return 0
+}
+
+# Each namespace's packet receive work on its own side's core (RPS=1): frames a veth
+# delivers are processed by the receiving namespace's core, not by the sender's.
+# Without it, a frame's receive processing (kernel TCP/MPTCP, af_packet's copy into
+# mpgw's ring) runs in softirq on the core of whoever transmitted it: the client's
+# core does the kernel gateway's receive work for HAProxy and socat, and mpgw's TX
+# kick runs the server's TCP receive on the gateway core.
+rps_pin() {
+  local gw_mask ep_mask dev
+  gw_mask=$(printf '%x' $((1 << GW_CORE))); ep_mask=$(printf '%x' $((1 << EP_CORE)))
+  for dev in gd0 gd1 gu0; do echo "$gw_mask" | in_ns "$GW" tee /sys/class/net/$dev/queues/rx-0/rps_cpus >/dev/null; done
+  for dev in c0 c1; do echo "$ep_mask" | in_ns "$CLI" tee /sys/class/net/$dev/queues/rx-0/rps_cpus >/dev/null; done
+  echo "$ep_mask" | in_ns "$SRV" tee /sys/class/net/s0/queues/rx-0/rps_cpus >/dev/null
 }
 
 gw_kernel_on() {

@@ -73,8 +73,10 @@ impl Fx {
     }
 
     /// Feeds a segment.
+    /// Delivers `g` as a receive burst of its own (the ACK it leaves owed goes out).
     fn recv(&mut self, g: SegmentIn<S>) {
         self.c.on_segment(g, self.now, &mut self.out);
+        self.c.release_owed_ack(self.now, &mut self.out);
     }
 
     /// Advances time and runs timers.
@@ -451,6 +453,38 @@ fn established_receives_with_delayed_ack_zero_copy() {
     fx.recv(g);
     send!(fx, [out(L1, R1 + 9, ACK, WIN - 1)]);
     assert_eq!(fx.c.stats().copied_bytes, 0);
+}
+
+#[test]
+fn a_burst_of_in_order_segments_is_acknowledged_once_at_its_end() {
+    let mut fx = established();
+    // Eight segments in one receive burst: the ACK every second one owes waits for
+    // the burst's end, and one ACK covers them all.
+    for i in 0..8u32 {
+        let g = fx.data(R1 + 2 * i, L1, b"ab");
+        fx.c.on_segment(g, fx.now, &mut fx.out);
+    }
+    send!(fx, []);
+    assert!(fx.c.ack_owed());
+    fx.c.release_owed_ack(fx.now, &mut fx.out);
+    send!(fx, [out(L1, R1 + 16, ACK, WIN - 1)]);
+    // Nothing left owed: releasing again sends nothing.
+    fx.c.release_owed_ack(fx.now, &mut fx.out);
+    send!(fx, []);
+    // A segment we send before the burst ends carries the owed ACK.
+    for i in 8..10u32 {
+        let g = fx.data(R1 + 2 * i, L1, b"ab");
+        fx.c.on_segment(g, fx.now, &mut fx.out);
+    }
+    let p = fx.payload(b"reply");
+    fx.c.send(p).unwrap();
+    fx.c.flush(fx.now, &mut fx.out);
+    assert!(!fx.c.ack_owed());
+    let sent = fx.sent();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].ack, seq(R1 + 20));
+    fx.c.release_owed_ack(fx.now, &mut fx.out);
+    send!(fx, []);
 }
 
 #[test]

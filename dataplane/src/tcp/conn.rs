@@ -220,6 +220,10 @@ pub struct Connection<S, H = NoHook> {
     ack_pending: u32,
     /// An ACK must go out by the end of this call.
     ack_now: bool,
+    /// The every-second-segment ACK is owed: it goes out at the end of the receive
+    /// burst ([`Connection::release_owed_ack`]), one for all the burst brought, unless
+    /// a segment we send before carries it.
+    ack_owed: bool,
     /// Next keepalive event.
     keepalive_at: Option<Instant>,
     /// Unanswered keepalive probes.
@@ -297,6 +301,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
             delack_at: None,
             ack_pending: 0,
             ack_now: false,
+            ack_owed: false,
             keepalive_at: None,
             keepalive_sent: 0,
             time_wait_until: None,
@@ -504,6 +509,22 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
     /// Takes the events that happened since the last call.
     pub fn take_events(&mut self) -> Events {
         std::mem::take(&mut self.events)
+    }
+
+    /// The every-second-segment ACK is owed (see [`Connection::release_owed_ack`]).
+    pub fn ack_owed(&self) -> bool {
+        self.ack_owed
+    }
+
+    /// Sends the owed ACK, if a segment sent since did not carry it: the driver
+    /// calls this (through [`crate::tcp::Table::on_timers`]) once per receive burst,
+    /// so a burst of in-order segments costs the peer one ACK, as Linux's ACK per GRO
+    /// packet does, instead of one per two segments.
+    pub fn release_owed_ack(&mut self, now: Instant, out: &mut impl HookSink<S, H::Ctx>) {
+        if std::mem::take(&mut self.ack_owed) {
+            self.ack_now = true;
+            self.flush(now, out);
+        }
     }
 
     /// When [`Connection::on_timer`] must run next, `None` for never.
@@ -1105,7 +1126,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
                     } else {
                         self.ack_pending += 1;
                         if self.ack_pending >= 2 {
-                            self.ack_now = true;
+                            self.ack_owed = true;
                         } else if self.delack_at.is_none() {
                             self.delack_at = Some(now + self.cfg.delayed_ack);
                         }
@@ -1672,6 +1693,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
         if has_ack {
             self.dsack = None;
             self.ack_now = false;
+            self.ack_owed = false;
             self.ack_pending = 0;
             self.delack_at = None;
         }

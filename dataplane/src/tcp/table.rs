@@ -112,6 +112,8 @@ struct Entry<S, H> {
     ready: bool,
     /// Counted in `half_open`.
     half_open: bool,
+    /// Listed in `owed`.
+    owed: bool,
 }
 
 /// The connection table of one core.
@@ -140,6 +142,9 @@ pub struct Table<S, H> {
     ready: VecDeque<ConnId>,
     /// Scratch for fired timers.
     fired: Vec<ConnId>,
+    /// Connections owing the ACK of the current receive burst (no duplicates: at most
+    /// one entry per connection).
+    owed: Vec<ConnId>,
     /// When the last cookie SYN-ACK went out: cookies are checked only shortly after.
     last_cookie_at: Option<Instant>,
     /// Counters.
@@ -166,6 +171,7 @@ impl<S: SharedBuf, H: Hook<S>> Table<S, H> {
             half_open: 0,
             ready: VecDeque::new(),
             fired: Vec::new(),
+            owed: Vec::new(),
             last_cookie_at: None,
             stats: TableStats::default(),
             shed: false,
@@ -452,8 +458,19 @@ impl<S: SharedBuf, H: Hook<S>> Table<S, H> {
         }
     }
 
-    /// Runs every connection timer due at `now`.
+    /// Sends the ACKs the receive burst since the last call left owed, then runs
+    /// every connection timer due at `now`. Drivers call it once per burst.
     pub fn on_timers(&mut self, now: Instant, out: &mut impl HookSink<S, H::Ctx>) {
+        let mut owed = std::mem::take(&mut self.owed);
+        for id in owed.drain(..) {
+            let Some(e) = self.entry_mut(id) else {
+                continue;
+            };
+            e.owed = false;
+            e.conn.release_owed_ack(now, out);
+            self.settle(id, true, out);
+        }
+        self.owed = owed;
         let mut fired = std::mem::take(&mut self.fired);
         self.wheel.advance(now, |id| fired.push(id));
         for id in fired.drain(..) {
@@ -501,6 +518,7 @@ impl<S: SharedBuf, H: Hook<S>> Table<S, H> {
             armed: None,
             ready: false,
             half_open,
+            owed: false,
         });
         out.with_ctx(|ctx| entry.conn.hook_mut().attach(ctx, id));
         self.by_tuple.insert(*entry.conn.tuple(), index);
@@ -567,6 +585,10 @@ impl<S: SharedBuf, H: Hook<S>> Table<S, H> {
         if notify && e.conn.has_events() && !e.ready {
             e.ready = true;
             self.ready.push_back(id);
+        }
+        if e.conn.ack_owed() && !e.owed {
+            e.owed = true;
+            self.owed.push(id);
         }
         if e.conn.state() == State::Closed {
             if !e.ready {
