@@ -79,6 +79,7 @@ topology() {
     in_ns "$GW" ip link set "$dev" up
   done
   in_ns "$GW" sysctl -qw net.ipv4.ip_forward=0
+  kernel_blind "$GW" gd0 gd1 gu0
 
   # Client: one address per path, source-based policy routing so each path is used
   # by its own address; the default route goes through path 0.

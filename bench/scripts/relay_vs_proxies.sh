@@ -37,7 +37,9 @@
 # (mpgw, haproxy, socat, mpgw, ...) so that drift on a shared machine hits all three:
 #   up    `mptcpize run iperf3 -c 192.0.2.1 -p 5201 -t DURATION -C cubic -J`, receiver Mbit/s
 #   down  the same with -R
-#   cps   relay_vs_proxies_tool.py cps-client: CPS_PARALLEL processes, each opening MPTCP
+#   cps   bench/scripts/cps_load.c (CPS_LOAD=c, built with gcc into OUT) keeps CPS_PARALLEL
+#         MPTCP connections in flight from one epoll loop; CPS_LOAD=python runs
+#         relay_vs_proxies_tool.py cps-client instead: CPS_PARALLEL processes, each opening MPTCP
 #         sockets to 192.0.2.1:5201 one after the other for CPS_SECONDS: connect, send
 #         1 byte, wait for EOF (the server accepted, read and closed, so the connection
 #         really went through the relay), close. Completed connections per second.
@@ -58,7 +60,16 @@
 #                 `DPDK_SYS_REQUIRE=1 cargo build --release -q -p mpgw-control`)
 #   LAB           lab name / namespace prefix (relaybench)
 #   REPS          rounds (3)             DURATION     iperf3 seconds (5)
-#   CPS_SECONDS   connection-rate seconds (5)   CPS_PARALLEL  client processes (4)
+#   CPS_SECONDS   connection-rate seconds (5)
+#   CPS_LOAD      c (default: bench/scripts/cps_load.c, the endpoints' core does kernel work,
+#                 not Python) or python (relay_vs_proxies_tool.py)
+#   CPS_PARALLEL  connections in flight (c: default 32) or client processes (python: 4)
+#   RPS           1 (default): each namespace's packet receive work runs on its own
+#                 side's core (RPS on every veth: gateway veths -> GW_CORE, endpoint veths
+#                 -> EP_CORE). Without it a frame's receive processing runs in softirq on
+#                 the core of whoever sent it: the client's core did the kernel gateway's
+#                 receive work (HAProxy's and socat's measured at ~1.5 cores), and mpgw's
+#                 TX kick ran the server's TCP receive on the gateway core.
 #   GW_CORE       gateway core (1; must match the worker lcore of deploy/lab/mpgw-lab.toml)
 #   EP_CORE       client/server core (0)
 #   GW_SIGNAL     1: kernel gateway announces 198.51.100.1 like mpgw does; 0: no endpoint
@@ -84,7 +95,8 @@ LAB=${LAB:-relaybench}
 REPS=${REPS:-3}
 DURATION=${DURATION:-5}
 CPS_SECONDS=${CPS_SECONDS:-5}
-CPS_PARALLEL=${CPS_PARALLEL:-4}
+CPS_LOAD=${CPS_LOAD:-c}
+if [[ $CPS_LOAD == c ]]; then CPS_PARALLEL=${CPS_PARALLEL:-32}; else CPS_PARALLEL=${CPS_PARALLEL:-4}; fi
 GW_CORE=${GW_CORE:-1}
 EP_CORE=${EP_CORE:-0}
 GW_SIGNAL=${GW_SIGNAL:-1}
@@ -121,6 +133,12 @@ export MPGW_BIN
 
 OUT=${OUT:-$(mktemp -d /tmp/relaybench.XXXXXX)}
 mkdir -p "$OUT"
+case $CPS_LOAD in
+  c) gcc -O2 -Wall -o "$OUT/cps_load" "$HERE/cps_load.c" || die "cannot build cps_load.c (gcc)"
+     CPS_CMD=("$OUT/cps_load") ;;
+  python) CPS_CMD=(python3 "$TOOL") ;;
+  *) die "CPS_LOAD must be c or python" ;;
+esac
 RES=$OUT/results.tsv
 : >"$RES"
 
@@ -183,7 +201,8 @@ trap on_signal INT TERM
 WATCHDOG=$!
 WATCHDOG_START=$(date +%s)
 
-in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+# shellcheck source=deploy/lab/common.sh
+source "$ROOT/deploy/lab/common.sh"   # in_ns, kernel_blind
 
 bg() { # ns core logfile cmd... -> LASTPID (pinned, in the namespace, tracked)
   local ns=$1 core=$2 logf=$3; shift 3
@@ -230,6 +249,18 @@ proc_ticks() { # pid -> utime+stime+cutime+cstime (ticks), 0 if none
   fi
 }
 now() { date +%s.%N; }
+mpgw_poll_ns() { # -> "busy idle": mpgw's poll-loop nanoseconds so far (all workers)
+  timeout 5 "$MPGW_BIN" stats --json --socket "$RUN/admin.sock" 2>/dev/null |
+    python3 -c 'import json,sys; t=json.load(sys.stdin)["total"]; print(t["poll_busy_ns"], t["poll_idle_ns"])' 2>/dev/null ||
+    echo "0 0"
+}
+poll_busy_pct() { # before after ("busy idle" each) -> % of poll time busy, "" without data
+  python3 -c '
+import sys
+a = list(map(int, sys.argv[1].split())); b = list(map(int, sys.argv[2].split()))
+busy, idle = b[0] - a[0], b[1] - a[1]
+print(f"{100 * busy / (busy + idle):.0f}" if busy + idle > 0 else "")' "$1" "$2"
+}
 
 mptcp_counters() { in_ns "$CLI" python3 "$TOOL" nstat; }
 delta() { # before-file after-file name
@@ -282,6 +313,9 @@ rps_pin() {
 }
 
 gw_kernel_on() {
+  # deploy/lab.sh keeps the gateway kernel blind to mpgw's veths (kernel_blind in
+  # deploy/lab/common.sh); the kernel proxies need their frames.
+  in_ns "$GW" nft delete table netdev mpgw_ports 2>/dev/null || true
   in_ns "$GW" ip addr add 192.0.2.1/24 dev gd0
   in_ns "$GW" ip addr add 198.51.100.1/24 dev gd1
   in_ns "$GW" ip addr add 203.0.113.1/24 dev gu0
@@ -297,6 +331,7 @@ gw_kernel_on() {
 gw_kernel_off() {
   in_ns "$GW" ip mptcp endpoint flush
   for dev in gd0 gd1 gu0; do in_ns "$GW" ip addr flush dev "$dev"; done
+  kernel_blind "$GW" gd0 gd1 gu0
 }
 
 switch_to() { # variant: make the gateway ready to serve 192.0.2.1:5201
@@ -385,22 +420,24 @@ tw_flush() { # drop TIME_WAIT sockets in the lab's namespaces (TW_FLUSH=1)
 measure_cps() { # variant rep
   local v=$1 rep=$2 spid out=$OUT/$v-cps-$rep.json
   tw_flush
-  bg "$SRV" "$EP_CORE" "$OUT/cps-server.log" python3 "$TOOL" cps-server 203.0.113.2 "$PORT"
+  bg "$SRV" "$EP_CORE" "$OUT/cps-server.log" "${CPS_CMD[@]}" cps-server 203.0.113.2 "$PORT"
   spid=$LASTPID
   wait_listen "$SRV" "$PORT" 10 || { untrack "$spid"; return 1; }
   # Warm-up: ARP, the relay path; also proves it serves end to end.
   local warm
-  warm=$(timeout 20 ip netns exec "$CLI" taskset -c "$EP_CORE" python3 "$TOOL" cps-client 192.0.2.1 "$PORT" 0.5 1 || true)
+  warm=$(timeout 20 ip netns exec "$CLI" taskset -c "$EP_CORE" "${CPS_CMD[@]}" cps-client 192.0.2.1 "$PORT" 0.5 1 || true)
   python3 -c 'import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if d["ok"] > 0 else 1)' "$warm" 2>/dev/null ||
     log "warning: $v warm-up connections failed: $warm"
-  local nb na c0 c1 p0 p1 t0 t1
+  local nb na c0 c1 p0 p1 t0 t1 g0 g1
   tw_flush   # the warm-up's own TIME_WAITs too
   nb=$(mktemp); na=$(mktemp)
   mptcp_counters >"$nb"
+  [[ $v == mpgw ]] && g0=$(mpgw_poll_ns)
   p0=$(proc_ticks "$PROXY_PID"); c0=$(cpu_sample); t0=$(now)
   timeout $((CPS_SECONDS + 30)) ip netns exec "$CLI" taskset -c "$EP_CORE" \
-    python3 "$TOOL" cps-client 192.0.2.1 "$PORT" "$CPS_SECONDS" "$CPS_PARALLEL" >"$out" 2>"$OUT/$v-cps-$rep.err" || true
+    "${CPS_CMD[@]}" cps-client 192.0.2.1 "$PORT" "$CPS_SECONDS" "$CPS_PARALLEL" >"$out" 2>"$OUT/$v-cps-$rep.err" || true
   c1=$(cpu_sample); t1=$(now); p1=$(proc_ticks "$PROXY_PID")
+  [[ $v == mpgw ]] && g1=$(mpgw_poll_ns)
   mptcp_counters >"$na"
   untrack "$spid"
   local joins; joins=$(delta "$nb" "$na" MPTcpExtMPJoinSynAckRx)
@@ -410,6 +447,7 @@ measure_cps() { # variant rep
   pcpu=$(python3 -c "print(f'{($p1 - $p0) / $CLK_TCK / ($t1 - $t0):.3f}')")
   [[ $v == mpgw ]] && pcpu=""
   line=$(python3 "$TOOL" cps-parse "$out" "$joins")
+  [[ $v == mpgw ]] && line+=",pollbusy=$(poll_busy_pct "$g0" "$g1")"
   record "$v" cps "$rep" "${line%%$'\t'*}" ${busy% *} ${busy#* } "$pcpu" "${line#*$'\t'}"
   log "  $v cps rep $rep: ${line%%$'\t'*} conn/s (${line#*$'\t'}; core$GW_CORE ${busy#* }%, core$EP_CORE ${busy% *}%)"
 }
@@ -421,10 +459,11 @@ measure_iperf() { # variant dir rep
   bg "$SRV" "$EP_CORE" "$OUT/iperf3-server.log" iperf3 -s -1 -p "$PORT"
   spid=$LASTPID
   wait_listen "$SRV" "$PORT" 10 || { untrack "$spid"; return 1; }
-  local nb na c0 c1 p0 p1 t0 t1 b0 b1 cpid sub=0 s
+  local nb na c0 c1 p0 p1 t0 t1 b0 b1 g0 g1 cpid sub=0 s poll=""
   nb=$(mktemp); na=$(mktemp)
   mptcp_counters >"$nb"
   b0=$(path_bytes "$dir")
+  [[ $v == mpgw ]] && g0=$(mpgw_poll_ns)
   p0=$(proc_ticks "$PROXY_PID"); c0=$(cpu_sample); t0=$(now)
   timeout $((DURATION + 25)) ip netns exec "$CLI" taskset -c "$EP_CORE" mptcpize run \
     iperf3 -c 192.0.2.1 -p "$PORT" -t "$DURATION" -C cubic -J "${rflag[@]}" >"$json" 2>"$OUT/$v-$dir-$rep.err" &
@@ -437,6 +476,7 @@ measure_iperf() { # variant dir rep
   done
   wait "$cpid" || true
   c1=$(cpu_sample); t1=$(now)
+  [[ $v == mpgw ]] && { g1=$(mpgw_poll_ns); poll=",pollbusy=$(poll_busy_pct "$g0" "$g1")"; }
   sleep 0.2   # let socat reap its child so its CPU is counted
   p1=$(proc_ticks "$PROXY_PID")
   b1=$(path_bytes "$dir")
@@ -459,7 +499,7 @@ print(f"{100 * d1 / max(1, d0 + d1):.0f}")' "$b0" "$b1")
   val=${parsed%% *}; retr=${parsed#* }
   [[ $val == nan ]] && { err=",err=$retr"; retr=-1; log "  $v $dir rep $rep failed: $(head -c 300 "$OUT/$v-$dir-$rep.err") $parsed"; }
   record "$v" "$dir" "$rep" "$val" ${busy% *} ${busy#* } "$pcpu" \
-    "capsynack=$cap,joinsynack=$join,fallback=$fb,sssub=$sub,c1share=$share,retr=$retr$err"
+    "capsynack=$cap,joinsynack=$join,fallback=$fb,sssub=$sub,c1share=$share,retr=$retr$err$poll"
   log "  $v $dir rep $rep: $val Mbit/s (joins $join, ss subflows $sub, path2 $share %, core$GW_CORE ${busy#* }%, core$EP_CORE ${busy% *}%)"
 }
 
@@ -483,7 +523,7 @@ done
 { echo "== after: $(uptime)"; top -bn1 | head -20; } >>"$OUT/machine.txt" 2>&1
 
 echo
-echo "relay_vs_proxies: lab $LAB, $REPS rounds, iperf3 ${DURATION}s, cps ${CPS_SECONDS}s x $CPS_PARALLEL procs,"
+echo "relay_vs_proxies: lab $LAB, $REPS rounds, iperf3 ${DURATION}s, cps ${CPS_SECONDS}s x $CPS_PARALLEL ($CPS_LOAD load), RPS=$RPS,"
 echo "gateway on core $GW_CORE, endpoints on core $EP_CORE, GW_SIGNAL=$GW_SIGNAL, TW_FLUSH=$TW_FLUSH, $(($(date +%s) - START)) s"
 echo "machine load before: $(sed -n 's/.*load average: //p' "$OUT/machine.txt" | head -1), after: $(uptime | sed 's/.*load average: //')"
 REPS_NOTE="$REPS reps" python3 "$TOOL" report "$RES"

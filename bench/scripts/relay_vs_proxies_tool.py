@@ -226,6 +226,7 @@ def report(path):
     print(hdr)
     print("-" * len(hdr))
     med = {}
+    per_core = {}
     for t, label in tests:
         m = {v: _med([r["val"] for r in rows.get((v, t), [])]) for v in variants}
         med[t] = m
@@ -239,9 +240,14 @@ def report(path):
           "core 0 = client+server endpoints; 'proxy proc' = the proxy process's own "
           "user+sys CPU seconds per wall second (children included for socat). "
           "Core busy % comes from /proc/stat and includes softirq work and anything else "
-          "the machine ran on that core.")
+          "the machine ran on that core. 'gw busy%' is the gateway's share of its core in "
+          "use: core 1's busy % for the kernel proxies; for mpgw, which busy-polls (core 1 "
+          "always 100 %), the share of its poll-loop time spent in polls that found work "
+          "(mpgw stats poll_busy_ns / (poll_busy_ns + poll_idle_ns)). 'per gw core' = "
+          "value / gw busy: what one fully used gateway core would carry at that rate, the "
+          "fair comparison when the endpoints' core (core 0) is the bottleneck.")
     print(f"{'metric':18s} {'variant':8s} {'core1 busy%':>12s} {'core0 busy%':>12s} "
-          f"{'proxy proc':>11s} {'value/core1-busy':>17s}")
+          f"{'proxy proc':>11s} {'gw busy%':>9s} {'per gw core':>12s}")
     for t, label in tests:
         for v in variants:
             rs = rows.get((v, t), [])
@@ -250,10 +256,21 @@ def report(path):
             c1 = _med([r["c1"] for r in rs])
             c0 = _med([r["c0"] for r in rs])
             pc = _med([r["pcpu"] for r in rs])
-            per = med[t][v] / (c1 / 100) if c1 and not math.isnan(c1) else float("nan")
+            if v == "mpgw":
+                gw = _med([float(r["ex"]["pollbusy"]) for r in rs if r["ex"].get("pollbusy")])
+            else:
+                gw = c1
+            per = med[t][v] / (gw / 100) if gw and not math.isnan(gw) else float("nan")
+            per_core[(v, t)] = per
             pcs = "1 core (busy-poll)" if v == "mpgw" else _fmt(pc, 2)
             print(f"{label:18s} {v:8s} {_fmt(c1):>12s} {_fmt(c0):>12s} {pcs:>11s} "
-                  f"{_fmt(per, 0 if t == 'cps' else 1):>17s}")
+                  f"{_fmt(gw):>9s} {_fmt(per, 0 if t == 'cps' else 1):>12s}")
+    print()
+    print("Per gateway core (value / gw busy), ratios:")
+    for t, label in tests:
+        a, h, so = (per_core.get((v, t), float("nan")) for v in variants)
+        r = lambda x, y: "n/a" if (math.isnan(x) or math.isnan(y) or y == 0) else f"{x / y:.2f}x"
+        print(f"  {label:18s} mpgw/haproxy {r(a, h):>7s}  mpgw/socat {r(a, so):>7s}")
     busy = sorted({(v, t, r["rep"]) for (v, t), rs in rows.items() for r in rs
                    if r["ex"].get("foreign", "0") not in ("0", "")})
     if busy:

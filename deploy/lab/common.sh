@@ -11,3 +11,16 @@ veth() { # ns_a dev_a ns_b dev_b
   quiet_offloads "$1" "$2"
   quiet_offloads "$3" "$4"
 }
+
+# mpgw owns these veths (ns dev...): the namespace's kernel must not process their frames,
+# as a NIC DPDK drives never hands frames to the kernel. mpgw's packet sockets take each
+# frame before the netdev ingress hook, which then drops it; without this, every frame
+# also went through the kernel's IPv4 input (route lookup, IpInAddrErrors) on the core
+# that received it. `nft delete table netdev mpgw_ports` gives the kernel its frames back.
+kernel_blind() {
+  local ns=$1; shift
+  local devs; devs=$(IFS=,; echo "$*")
+  in_ns "$ns" nft delete table netdev mpgw_ports 2>/dev/null || true
+  in_ns "$ns" nft "add table netdev mpgw_ports"
+  in_ns "$ns" nft "add chain netdev mpgw_ports ingress { type filter hook ingress devices = { $devs } priority 0; policy drop; }"
+}

@@ -103,6 +103,8 @@ topology() {
   done
   in_ns "$EDGE" sysctl -qw net.ipv4.ip_forward=0
   in_ns "$CONC" sysctl -qw net.ipv4.ip_forward=0
+  kernel_blind "$EDGE" e0 w0 w1 w2
+  kernel_blind "$CONC" k0 k1 k2 s0
 
   # LAN client: one address, default route through the edge.
   in_ns "$LAN" sysctl -qw net.ipv6.conf.l0.disable_ipv6=1
