@@ -109,6 +109,11 @@ counters! {
     TcpConnections => "tcp_connections",
     /// Half-open connections in the table now (gauge).
     TcpHalfOpen => "tcp_half_open",
+    /// Connections in TIME-WAIT now (gauge).
+    TcpTimeWait => "tcp_time_wait",
+    /// Connections closed at once instead of entering TIME-WAIT, the table holding
+    /// its most (`max_time_wait`) already, as Linux past `tcp_max_tw_buckets`.
+    TcpTimeWaitOverflow => "tcp_time_wait_overflow",
     /// SYNs that reached a listener.
     TcpSynsReceived => "tcp_syns_received",
     /// SYN-ACKs sent with a SYN cookie instead of state.
@@ -582,6 +587,7 @@ mod tests {
             [
                 &Counter::TcpConnections,
                 &Counter::TcpHalfOpen,
+                &Counter::TcpTimeWait,
                 &Counter::RelayPairs,
                 &Counter::MemoryPressure,
                 &Counter::HandoffRedirects,

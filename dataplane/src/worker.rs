@@ -729,6 +729,8 @@ impl<P: Port> Worker<P> {
         let c = &mut self.counters;
         c.set(Counter::TcpConnections, self.tcp.tcp().len() as u64);
         c.set(Counter::TcpHalfOpen, self.tcp.tcp().half_open() as u64);
+        c.set(Counter::TcpTimeWait, self.tcp.tcp().time_wait() as u64);
+        c.set(Counter::TcpTimeWaitOverflow, t.time_wait_overflow);
         c.set(Counter::TcpSynsReceived, t.syns);
         c.set(Counter::TcpSynCookiesSent, t.cookies_sent);
         c.set(Counter::TcpSynCookiesAccepted, t.cookies_accepted);

@@ -236,6 +236,54 @@ fn closed_connections_are_freed_and_timers_drain() {
     assert_eq!(t.timers(), 0);
 }
 
+/// Opens a connection from `port`, closes it from our side and has the peer ACK our
+/// FIN with its own: the connection's last ACK goes out and it would enter TIME-WAIT.
+fn close_actively(t: &mut Table<S, NoHook>, port: u16, now: Instant, out: &mut Out) {
+    t.on_segment(tuple(port), syn(100, false), now, out);
+    let (_, sa) = out.pop().unwrap();
+    t.on_segment(tuple(port), ack_for(&sa, false), now, out);
+    let id = t.lookup(&tuple(port)).unwrap();
+    t.get_mut(id).unwrap().close();
+    t.flush(id, now, out);
+    let (_, fin) = out.pop().unwrap();
+    let fin_ack = SegmentIn::bare(fin.ack, fin.seq + 1, TcpFlags::FIN | ACK, 500);
+    out.clear();
+    t.on_segment(tuple(port), fin_ack, now, out);
+    // The ACK of the peer's FIN goes out whether or not TIME-WAIT is kept.
+    assert_eq!(out.pop().unwrap().1.flags, ACK);
+}
+
+#[test]
+fn time_wait_is_bounded_and_connections_beyond_close_at_once() {
+    let mut t = table(TableConfig {
+        max_time_wait: 2,
+        ..TableConfig::default()
+    });
+    let mut out = Out::new();
+    let now = Instant::from_millis(1);
+    for port in 10..14 {
+        close_actively(&mut t, port, now, &mut out);
+    }
+    while let Some(id) = t.next_ready() {
+        t.get_mut(id).unwrap().take_events();
+        t.flush(id, now, &mut out);
+    }
+    // Two wait out TIME-WAIT; the other two were freed as soon as their ACK left.
+    assert_eq!(t.time_wait(), 2);
+    assert_eq!(t.stats().time_wait_overflow, 2);
+    assert_eq!(t.len(), 2);
+    for port in 10..12 {
+        let id = t.lookup(&tuple(port)).unwrap();
+        assert_eq!(t.get(id).unwrap().state(), State::TimeWait);
+    }
+    // A TIME-WAIT connection taken over by a new SYN leaves room for another.
+    t.on_segment(tuple(10), syn(100_000, false), now, &mut out);
+    assert_eq!(t.time_wait(), 1);
+    close_actively(&mut t, 20, now, &mut out);
+    assert_eq!(t.time_wait(), 2);
+    assert_eq!(t.stats().time_wait_overflow, 2);
+}
+
 #[test]
 fn time_wait_tuple_is_reused_by_a_newer_syn() {
     let mut t = table(TableConfig::default());

@@ -49,6 +49,11 @@ pub struct TableConfig {
     pub max_conns: usize,
     /// Half-open (SYN-RECEIVED) connections held at most; the oldest is evicted.
     pub max_half_open: usize,
+    /// Connections held in TIME-WAIT at most: one that would enter TIME-WAIT beyond
+    /// it closes at once instead (counted), as Linux does past `tcp_max_tw_buckets`.
+    /// At high connection rates TIME-WAIT would otherwise fill the table and refuse
+    /// new connections (thousands of connections a second, each subflow 60 s).
+    pub max_time_wait: usize,
     /// Half-open count from which SYNs are answered with cookies instead of state.
     pub cookie_watermark: usize,
     /// Answer with SYN cookies past the watermark (else evict the oldest half-open).
@@ -68,6 +73,7 @@ impl Default for TableConfig {
             conn: Config::default(),
             max_conns: 65_536,
             max_half_open: 4096,
+            max_time_wait: 32_768,
             cookie_watermark: 1024,
             syn_cookies: true,
             wheel_slots: 4096,
@@ -98,6 +104,9 @@ pub struct TableStats {
     /// Segments with payload received under severe memory pressure (their payload
     /// is dropped unless it continues the stream).
     pub shed: u64,
+    /// Connections closed at once instead of entering TIME-WAIT: `max_time_wait`
+    /// were held already.
+    pub time_wait_overflow: u64,
 }
 
 /// One occupied slot.
@@ -114,6 +123,8 @@ struct Entry<S, H> {
     half_open: bool,
     /// Listed in `owed`.
     owed: bool,
+    /// Counted in `time_wait`.
+    time_wait: bool,
 }
 
 /// The connection table of one core.
@@ -138,6 +149,8 @@ pub struct Table<S, H> {
     half_open_order: VecDeque<ConnId>,
     /// Live half-open connections.
     half_open: usize,
+    /// Connections in TIME-WAIT.
+    time_wait: usize,
     /// Connections with events for the application.
     ready: VecDeque<ConnId>,
     /// Scratch for fired timers.
@@ -169,6 +182,7 @@ impl<S: SharedBuf, H: Hook<S>> Table<S, H> {
             listeners: HashSet::with_hasher(hash),
             half_open_order: VecDeque::new(),
             half_open: 0,
+            time_wait: 0,
             ready: VecDeque::new(),
             fired: Vec::new(),
             owed: Vec::new(),
@@ -220,6 +234,11 @@ impl<S: SharedBuf, H: Hook<S>> Table<S, H> {
     /// Half-open connections held.
     pub fn half_open(&self) -> usize {
         self.half_open
+    }
+
+    /// Connections in TIME-WAIT.
+    pub fn time_wait(&self) -> usize {
+        self.time_wait
     }
 
     /// Timer-wheel entries held.
@@ -519,6 +538,7 @@ impl<S: SharedBuf, H: Hook<S>> Table<S, H> {
             ready: false,
             half_open,
             owed: false,
+            time_wait: false,
         });
         out.with_ctx(|ctx| entry.conn.hook_mut().attach(ctx, id));
         self.by_tuple.insert(*entry.conn.tuple(), index);
@@ -548,6 +568,9 @@ impl<S: SharedBuf, H: Hook<S>> Table<S, H> {
                 out.with_ctx(|ctx| e.conn.hook_mut().release(ctx));
                 if e.half_open {
                     self.half_open -= 1;
+                }
+                if e.time_wait {
+                    self.time_wait -= 1;
                 }
                 self.by_tuple.remove(e.conn.tuple());
                 self.free.push(id.index);
@@ -581,6 +604,15 @@ impl<S: SharedBuf, H: Hook<S>> Table<S, H> {
         if e.half_open && e.conn.state() != State::SynReceived {
             e.half_open = false;
             self.half_open -= 1;
+        }
+        if e.conn.state() == State::TimeWait && !e.time_wait {
+            if self.time_wait >= self.cfg.max_time_wait {
+                e.conn.skip_time_wait();
+                self.stats.time_wait_overflow += 1;
+            } else {
+                e.time_wait = true;
+                self.time_wait += 1;
+            }
         }
         if notify && e.conn.has_events() && !e.ready {
             e.ready = true;
