@@ -249,8 +249,9 @@ pub fn print_stats(socket: &Path, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Renders the `stats` answer as three aligned tables: counters by worker, ports, and
-/// the ports' paths (MPTCP payload bytes, link losses, LSC interrupts).
+/// Renders the `stats` answer as four aligned tables: counters by worker, ports, the
+/// ports' paths (MPTCP payload bytes, link losses, LSC interrupts), and their
+/// `rte_flow` steering of joined subflows (rules and whether the port takes them).
 fn stats_table(v: &Value) -> String {
     let mut out = String::new();
     let workers = v["workers"].as_array().cloned().unwrap_or_default();
@@ -324,6 +325,23 @@ fn stats_table(v: &Value) -> String {
             cell(&p["path_reinjected_bytes"]),
             cell(&p["link_downs"]),
             cell(&p["lsc_events"]),
+        );
+    }
+    out.push('\n');
+    out += &format!(
+        "{:<10}{:>8}{:>11}{:>9}{:>8}{:>9}  steering\n",
+        "flow", "rules", "installed", "removed", "failed", "refused"
+    );
+    for p in v["ports"].as_array().into_iter().flatten() {
+        out += &format!(
+            "{:<10}{:>8}{:>11}{:>9}{:>8}{:>9}  {}\n",
+            cell(&p["name"]),
+            cell(&p["flow_rules_active"]),
+            cell(&p["flow_rules_installed"]),
+            cell(&p["flow_rules_removed"]),
+            cell(&p["flow_rules_failed"]),
+            cell(&p["flow_rules_refused"]),
+            p["flow_steering"].as_str().unwrap_or("-"),
         );
     }
     out
@@ -447,7 +465,11 @@ mod tests {
                        "rx_bytes": 500, "tx_bytes": 400, "rx_missed": 0, "rx_nombuf": 0,
                        "rx_errors": 0, "tx_errors": 0, "link_downs": 1, "lsc_events": null,
                        "path_sent_bytes": 4321, "path_received_bytes": 8765,
-                       "path_retransmitted_bytes": 21, "path_reinjected_bytes": 43}]
+                       "path_retransmitted_bytes": 21, "path_reinjected_bytes": 43,
+                       "flow_steering": "unsupported: rte_flow_validate: no flow ops",
+                       "flow_rules_active": 0, "flow_rules_installed": 0,
+                       "flow_rules_removed": 0, "flow_rules_failed": 0,
+                       "flow_rules_refused": 0}]
         });
         let t = stats_table(&v);
         assert!(t.contains("rx_packets") && t.contains("lcore 1") && t.contains("down0"));
@@ -460,5 +482,13 @@ mod tests {
             .unwrap();
         let fields: Vec<&str> = path.split_whitespace().collect();
         assert_eq!(fields, ["down0", "4321", "8765", "21", "43", "1", "-"]);
+        let flow = t
+            .lines()
+            .find(|l| l.starts_with("down0") && l.contains("unsupported"))
+            .unwrap();
+        assert!(
+            flow.ends_with("0  unsupported: rte_flow_validate: no flow ops"),
+            "{flow}"
+        );
     }
 }

@@ -289,6 +289,13 @@ pub enum DiagModeConfig {
     Source,
 }
 
+/// Default `[dataplane] flow_rules`: far below the exact-match tables of NICs with
+/// flow steering (thousands to millions of entries), enough for the joins of
+/// thousands of connections.
+pub const DEFAULT_FLOW_RULES: u32 = 4096;
+/// Most `[dataplane] flow_rules`.
+pub const MAX_FLOW_RULES: u32 = 1 << 20;
+
 /// `[dataplane]`: lcores and mbuf pools.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -303,6 +310,9 @@ pub struct DataplaneConfig {
     pub mempool_cache: u32,
     /// RX and TX descriptors per queue.
     pub descriptors: u16,
+    /// `rte_flow` rules per port that steer joined subflows to their owner worker's
+    /// queue (ports whose PMD takes them, with several workers); 0: none.
+    pub flow_rules: u32,
 }
 
 impl Default for DataplaneConfig {
@@ -313,6 +323,7 @@ impl Default for DataplaneConfig {
             mbufs_per_worker: 16_383,
             mempool_cache: 256,
             descriptors: 1024,
+            flow_rules: DEFAULT_FLOW_RULES,
         }
     }
 }
@@ -538,6 +549,14 @@ impl Config {
             bail!(key_err(
                 "dataplane.descriptors",
                 "must be a power of two of at least 64"
+            ));
+        }
+        if dp.flow_rules > MAX_FLOW_RULES {
+            bail!(key_err(
+                "dataplane.flow_rules",
+                format!(
+                    "at most {MAX_FLOW_RULES} rte_flow rules per port (0 turns flow steering off)"
+                )
             ));
         }
         if self.ports.is_empty() {
@@ -982,6 +1001,7 @@ impl Config {
             &b.descriptors,
             false,
         )?;
+        d.check("dataplane.flow_rules", &a.flow_rules, &b.flow_rules, false)?;
         d.check("eal", &self.eal, &new.eal, false)?;
         d.check("admin.socket", &self.admin.socket, &new.admin.socket, false)?;
         d.check(
@@ -1156,6 +1176,23 @@ gateway4 = "203.0.113.254"
             let e = err(&GOOD.replace(from, to));
             assert!(e.starts_with(key), "{key}: {e}");
         }
+    }
+
+    #[test]
+    fn flow_rules_default_off_and_bound() {
+        let cfg = Config::parse(GOOD).unwrap();
+        assert_eq!(cfg.dataplane.flow_rules, DEFAULT_FLOW_RULES);
+        let with =
+            |n: u32| GOOD.replace("workers = [1]", &format!("workers = [1]\nflow_rules = {n}"));
+        assert_eq!(Config::parse(&with(0)).unwrap().dataplane.flow_rules, 0);
+        let e = err(&with(MAX_FLOW_RULES + 1));
+        assert!(e.starts_with("dataplane.flow_rules: at most"), "{e}");
+        let (a, b) = (
+            Config::parse(GOOD).unwrap(),
+            Config::parse(&with(16)).unwrap(),
+        );
+        let e = a.runtime_changes(&b).unwrap_err();
+        assert_eq!(e.key, "dataplane.flow_rules");
     }
 
     #[test]

@@ -8,6 +8,8 @@ mod admin;
 mod capture;
 mod cli;
 mod config;
+#[cfg_attr(not(dpdk), allow(dead_code))]
+mod flow;
 // Served by `mpgw run`, which needs DPDK.
 mod link;
 #[cfg_attr(not(dpdk), allow(dead_code))]

@@ -82,6 +82,15 @@ pub fn check_config(path: &Path) -> anyhow::Result<()> {
             cfg.mptcp.path_manager, cfg.mptcp.subflows, cfg.mptcp.add_addr_accepted
         );
     }
+    match cfg.dataplane.flow_rules {
+        0 => println!(
+            "  flow rules: off (dataplane.flow_rules = 0): joined subflows are handed over"
+        ),
+        n => println!(
+            "  flow rules: up to {n} rte_flow rules per port steer joined subflows to their owner \
+             worker's queue (with several workers, on ports whose PMD takes a trial rule at start)"
+        ),
+    }
     if let Some(addr) = cfg.metrics.listen {
         println!("  metrics on http://{addr}/metrics (also /healthz, /readyz)");
     }
@@ -167,11 +176,13 @@ mod imp {
     use crate::admin::AdminServer;
     use crate::cli;
     use crate::config::PortFlag;
+    use crate::flow::{self, Capability, EthFlows, FlowRules};
     use crate::link::{wait_tick, LinkEvent, LinkMonitor, LinkSource, LinkWaker};
     use crate::metrics::{self, DeviceSnapshot, PoolSample, PortCounters, PortSample};
     use anyhow::Context;
     use dataplane::diag::DiagMode;
     use dataplane::dpdk::{lcore, Eal, EthDev, LinkWatch, Mempool, Pdump, PortConfig as DevConfig};
+    use dataplane::flow_steer::{FlowSteer, REQUEST_QUEUE};
     use dataplane::host::{HostPort, IfAddr};
     use dataplane::mptcp::crypto::KeySource;
     use dataplane::mptcp::mib::Mib;
@@ -244,6 +255,7 @@ mod imp {
         let mut ports = Vec::new();
         let mut link_sources = Vec::new();
         let mut per_worker: Vec<Vec<WorkerPort<_>>> = (0..n_workers).map(|_| Vec::new()).collect();
+        let mut capabilities = Vec::new();
         for (i, pc) in cfg.ports.iter().enumerate() {
             let name = match pc.device() {
                 Device::Pci(a) => a,
@@ -308,6 +320,7 @@ mod imp {
             for (w, q) in dev.take_queues()?.into_iter().take(n_workers).enumerate() {
                 per_worker[w].push(WorkerPort::new(q, host.clone()).with_rss(rss.clone()));
             }
+            capabilities.push(flow_capability(cfg, &dev, pc, queues - 1));
             link_sources.push(LinkSource::for_port(&dev.info().driver, &pc.device));
             let lsc = if dev.effective().lsc {
                 let waker = waker.clone();
@@ -351,6 +364,8 @@ mod imp {
         let secrets = Secrets::random().context("no randomness for TCP secrets")?;
         let mut workers = Vec::new();
         let handoffs = dataplane::handoff::handoffs(queues);
+        let steering_ports: Vec<bool> = capabilities.iter().map(Capability::supported).collect();
+        let (flow_tx, flow_requests) = crossbeam::channel::bounded(REQUEST_QUEUE);
         // Where the relay's local port hand-out starts, the same for every worker.
         let port_start = KeySource::from_os()
             .context("no randomness for local ports")?
@@ -387,8 +402,17 @@ mod imp {
                 listeners: cfg.listeners.iter().map(|l| listener(cfg, l)).collect(),
                 path_manager: path_manager.clone(),
             };
+            let flows = FlowSteer::new(
+                worker.0,
+                worker.1,
+                steering_ports.clone(),
+                cfg.dataplane.flow_rules as usize,
+                flow_tx.clone(),
+            );
             let join = lcore::launch(lcore_id, move || {
-                Worker::new(wports, tcp, Peers { handoff }, writer, rx, 0).run()
+                Worker::new(wports, tcp, Peers { handoff }, writer, rx, 0)
+                    .with_flow_steering(flows)
+                    .run()
             })
             .with_context(|| format!("cannot start the worker on lcore {lcore_id}"))?;
             workers.push(RunningWorker {
@@ -414,6 +438,18 @@ mod imp {
             })
             .transpose()?;
 
+        drop(flow_tx);
+        let mut flows = FlowRules::new(
+            EthFlows::new(
+                ports
+                    .iter()
+                    .zip(&cfg.ports)
+                    .map(|(p, pc)| (&p.dev, pc.vlan))
+                    .collect(),
+            ),
+            cfg.dataplane.flow_rules as usize,
+            capabilities,
+        );
         let mut monitor = Monitor::new(workers.len());
         let published = crate::telemetry::Published::default();
         if let Err(e) = published.register() {
@@ -428,13 +464,14 @@ mod imp {
             for ev in events {
                 link_event(ev, &config, &workers, &links, &ports);
             }
+            flows.drain(&flow_requests, flow::PER_TICK);
             let mut reload_now = hup.swap(false, Ordering::Relaxed);
             if tick % TELEMETRY_EVERY == 0 {
-                published.update(stats_json(&workers, &ports, &links, &reloads));
+                published.update(stats_json(&workers, &ports, &links, &reloads, &flows));
             }
             tick = tick.wrapping_add(1);
             admin.poll(|req| match req {
-                "stats" => stats_json(&workers, &ports, &links, &reloads),
+                "stats" => stats_json(&workers, &ports, &links, &reloads, &flows),
                 "ss" => cli::ss::answer(&snapshots(&workers), &lcores(&workers)),
                 "paths" => cli::paths::answer(
                     &path_ports(&config, &ports, &links, &workers),
@@ -448,7 +485,7 @@ mod imp {
             });
             monitor.serve(&mut admin, &workers);
             if let Some(m) = &metrics {
-                m.poll(|| device_snapshot(&ports, &links, &pool));
+                m.poll(|| device_snapshot(&ports, &links, &pool, &flows));
             }
             if reload_now {
                 reload(path, &mut config, &workers, log.as_ref(), &mut reloads);
@@ -475,7 +512,7 @@ mod imp {
         for w in &workers {
             let _ = w.commands.send(Command::Stop);
         }
-        let final_stats = stats_json(&workers, &ports, &links, &reloads);
+        let final_stats = stats_json(&workers, &ports, &links, &reloads, &flows);
         let mut failed = Vec::new();
         for w in workers {
             if let Err(e) = w.join.join() {
@@ -484,6 +521,9 @@ mod imp {
             }
         }
         tracing::info!(stats = %final_stats["total"], "final counters");
+        // Before the ports stop: a PMD without FLOW_RULE_KEEP would lose them anyway.
+        flows.clear();
+        drop(flows);
         drop(pdump);
         drop(ports);
         drop(pool);
@@ -492,6 +532,31 @@ mod imp {
             anyhow::bail!("workers on lcores {failed:?} failed");
         }
         Ok(())
+    }
+
+    /// Probes whether `dev` takes the rules that steer joined subflows (to `queue`,
+    /// its last), unless `[dataplane] flow_rules` is 0; logs the answer once.
+    fn flow_capability(
+        cfg: &Config,
+        dev: &EthDev,
+        pc: &crate::config::PortConfig,
+        queue: u16,
+    ) -> Capability {
+        if cfg.dataplane.flow_rules == 0 {
+            return Capability::Off;
+        }
+        let addrs: Vec<IpAddr> = port_addresses(pc).collect();
+        let cap = flow::probe(dev, &addrs, pc.vlan, queue);
+        match &cap {
+            Capability::Supported => tracing::info!(port = %pc.name, driver = %dev.info().driver,
+                rules = cfg.dataplane.flow_rules, "rte_flow steering of joined subflows available"),
+            Capability::Unsupported(e) => {
+                tracing::info!(port = %pc.name, driver = %dev.info().driver,
+                error = %e, "rte_flow steering of joined subflows unsupported: they are handed over")
+            }
+            Capability::Off => {}
+        }
+        cap
     }
 
     /// Reloads applied and refused.
@@ -833,16 +898,20 @@ mod imp {
         ports: &[RunningPort],
         links: &LinkMonitor,
         pool: &Mempool,
+        flows: &FlowRules<EthFlows<'_>>,
     ) -> DeviceSnapshot {
         let ports = ports
             .iter()
             .zip(links.ports())
-            .map(|(p, l)| PortSample {
+            .enumerate()
+            .map(|(i, (p, l))| PortSample {
                 name: p.name.clone(),
                 link_up: l.up,
                 link_downs: l.downs,
                 last_failover_us: l.failover_us.load(Ordering::Relaxed),
                 lsc_events: p.lsc.as_ref().map(LinkWatch::events),
+                flow_steering: flows.port(i).is_some_and(|(c, _)| c.supported()),
+                flows: flows.port(i).map(|(_, s)| s).unwrap_or_default(),
                 stats: p.dev.stats().ok().map(|s| PortCounters {
                     rx_packets: s.ipackets,
                     tx_packets: s.opackets,
@@ -884,6 +953,7 @@ mod imp {
         ports: &[RunningPort],
         links: &LinkMonitor,
         reloads: &Reloads,
+        flows: &FlowRules<EthFlows<'_>>,
     ) -> Value {
         let total = stats::merge(workers.iter().map(|w| &w.counters));
         let per_worker: Vec<Value> = workers
@@ -895,8 +965,13 @@ mod imp {
             .iter()
             .zip(links.ports())
             .zip(path_bytes)
-            .map(|((p, l), path)| {
+            .enumerate()
+            .map(|(i, ((p, l), path))| {
                 let s = p.dev.stats().unwrap_or_default();
+                let (cap, f) = flows
+                    .port(i)
+                    .map(|(c, f)| (c.describe(workers.len()), f))
+                    .unwrap_or_default();
                 let mut port = json!({
                     "name": p.name,
                     "link_up": l.up, "link_source": l.source.name(), "link_downs": l.downs,
@@ -910,6 +985,9 @@ mod imp {
                     "rx_bytes": s.ibytes, "tx_bytes": s.obytes,
                     "rx_missed": s.imissed, "rx_nombuf": s.rx_nombuf,
                     "rx_errors": s.ierrors, "tx_errors": s.oerrors,
+                    "flow_steering": cap, "flow_rules_active": f.active,
+                    "flow_rules_installed": f.installed, "flow_rules_removed": f.removed,
+                    "flow_rules_failed": f.failed, "flow_rules_refused": f.refused,
                 });
                 for c in PathCounter::ALL {
                     port[format!("path_{}", c.name())] = json!(path[c as usize]);

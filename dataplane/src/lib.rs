@@ -19,6 +19,8 @@
 //!   TCP/MPTCP relay, are written against it; [`pm`] picks the subflows the relay's
 //!   MPTCP connections add;
 //! - [`egress`]: TCP segments to frames on the right port, payload chained;
+//!   [`handoff`] passes segments to their owner worker, [`flow_steer`] asks the
+//!   control thread for `rte_flow` rules that spare joined subflows the hand-off;
 //! - [`introspect`]: read-only snapshots of connections and connection events for
 //!   operators; [`capture`]: copies of a port's frames for in-gateway packet capture;
 //! - [`worker`]: the per-core poll loop that ties them together.
@@ -27,6 +29,7 @@ pub mod capture;
 pub mod diag;
 pub mod eal_args;
 pub mod egress;
+pub mod flow_steer;
 pub mod handoff;
 pub mod host;
 pub mod introspect;

@@ -179,6 +179,15 @@ counters! {
     HandoffRedirects => "handoff_redirects",
     /// Messages waiting in this worker's inbox (gauge).
     HandoffPending => "handoff_pending",
+    /// Flow rules asked of the control thread: MP_JOIN subflows this worker owns
+    /// whose segments reached it by hand-off, to be steered to its RX queue (ports
+    /// that take `rte_flow` rules, `[dataplane] flow_rules`).
+    FlowSteerRequests => "flow_steer_requests",
+    /// Removals of those rules asked of the control thread (the subflow is gone).
+    FlowReleaseRequests => "flow_release_requests",
+    /// Flow-rule requests not queued: the control thread's channel was full, or this
+    /// worker already tracks as many steered subflows as `flow_rules` allows.
+    FlowRequestsDropped => "flow_requests_dropped",
     /// Subflows the path manager could not add (connection not ready, limit, tuple
     /// taken).
     PmJoinsFailed => "pm_joins_failed",

@@ -18,10 +18,14 @@
 //!
 //! Between iterations the worker polls its command channel (stop, connection
 //! snapshots, attaching a monitor of connection events, arming a packet capture).
+//! With flow steering ([`crate::flow_steer`]) it asks the control thread for a rule
+//! when a handed-over segment completes a join it owns, and once a second for the
+//! removal of the rules of subflows it no longer has.
 
 use crate::capture::{Direction, Tap};
 use crate::diag::{DiagMode, DiagService, MAX_SOURCES};
 use crate::egress;
+use crate::flow_steer::{FlowSteer, Sent};
 use crate::handoff::{Handoff, Message, Steering};
 use crate::host::{HostPort, Verdict};
 use crate::introspect::{MonitorEvent, Snapshot, SNAPSHOT_LIMIT};
@@ -225,6 +229,9 @@ pub struct Worker<P: Port> {
     transparent: Rules,
     handoff: Handoff<SharedOf<P>>,
     steering: Steering,
+    /// Flow-rule requests for joined subflows that arrive by hand-off (`None`: one
+    /// worker, or no port takes rules).
+    flows: Option<FlowSteer>,
     /// The memory pressure in force ([`Worker::watch_memory`]).
     pressure: MemoryPressure,
     /// Segments produced in this iteration, sent at its end.
@@ -300,6 +307,7 @@ impl<P: Port> Worker<P> {
             transparent,
             handoff: peers.handoff,
             steering,
+            flows: None,
             pressure: MemoryPressure::None,
             out: Vec::new(),
             parked: Vec::new(),
@@ -310,6 +318,13 @@ impl<P: Port> Worker<P> {
             down: Vec::new(),
             failovers: Vec::new(),
         }
+    }
+
+    /// Asks the control thread through `flows` for flow rules that steer the joined
+    /// subflows whose segments reach this worker by hand-off to its own queue.
+    pub fn with_flow_steering(mut self, flows: Option<FlowSteer>) -> Self {
+        self.flows = flows;
+        self
     }
 
     /// The neighbours this worker has learnt.
@@ -341,6 +356,7 @@ impl<P: Port> Worker<P> {
             let now = clock();
             if now.saturating_sub(swept) >= 1_000_000_000 {
                 self.steering.expire(now);
+                self.release_flows();
                 swept = now;
             }
             self.time_failovers();
@@ -632,11 +648,39 @@ impl<P: Port> Worker<P> {
                         now,
                     };
                     rx.segment_in(tuple, seg, hops, to);
+                    self.steer_flow(port, &tuple);
                 }
                 Message::Neighbor(port, ip, mac) => self.neighbors.adopt(port, ip, mac, now),
             }
         }
         n
+    }
+
+    /// Asks for a flow rule when the handed-over segment of `tuple` (arrived on port
+    /// `port`) completed an MP_JOIN this worker owns: its later segments would
+    /// otherwise keep reaching another worker's queue.
+    fn steer_flow(&mut self, port: u16, tuple: &FourTuple) {
+        let Some(flows) = &mut self.flows else {
+            return;
+        };
+        if flows.on_port(port) && !flows.asked(tuple) && self.tcp.is_established_join(tuple) {
+            let counter = match flows.steer(port, *tuple) {
+                Sent::Queued => Counter::FlowSteerRequests,
+                Sent::Dropped => Counter::FlowRequestsDropped,
+            };
+            self.counters.inc(counter);
+        }
+    }
+
+    /// Asks for the removal of the flow rules of subflows no longer in the table.
+    pub fn release_flows(&mut self) {
+        let Some(flows) = &mut self.flows else {
+            return;
+        };
+        let tcp = self.tcp.tcp();
+        let (queued, dropped) = flows.sweep(|t| tcp.lookup(t).is_some());
+        self.counters.add(Counter::FlowReleaseRequests, queued);
+        self.counters.add(Counter::FlowRequestsDropped, dropped);
     }
 
     /// Tells the other workers the neighbours this one learnt.

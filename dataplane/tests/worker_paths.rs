@@ -2,10 +2,16 @@
 //! over each port echoes a pattern through the gateway's echo service. Payload sent
 //! and received counts on the port it goes through; TCP retransmissions only on the
 //! port that loses packets; reinjections only on the port that survives a path's death.
+//!
+//! And the flow-rule requests of two workers polling one port's two queues: a join
+//! that reaches the worker not owning its connection is handed over, and its owner
+//! asks once for a rule steering it to its own queue (then, with the rule in place,
+//! nothing more is handed over) and for the rule's removal once the subflow is gone.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
 
 use dataplane::diag::DiagMode;
+use dataplane::flow_steer::{FlowRequest, FlowSteer};
 use dataplane::host::{HostPort, IfAddr};
 use dataplane::mptcp::crypto::KeySource;
 use dataplane::mptcp::msk::MskId;
@@ -13,7 +19,7 @@ use dataplane::mptcp::stack::{Config as MpConfig, JoinPath, Stack};
 use dataplane::port::heap::{HeapPool, HeapShared};
 use dataplane::port::mem::{link, Faults, LinkConfig, MemPort, SimClock};
 use dataplane::port::{Burst, PacketBuf, Port};
-use dataplane::stats::{counters, CounterReader, PathBytes, PathCounter};
+use dataplane::stats::{counters, Counter, CounterReader, PathBytes, PathCounter};
 use dataplane::tcp::emit::{emit_headers, ChecksumMode, L2};
 use dataplane::tcp::ingress::segment_from_frame;
 use dataplane::tcp::secrets::Secrets;
@@ -21,6 +27,7 @@ use dataplane::tcp::table::TableConfig;
 use dataplane::tcp::{Events, FourTuple, Instant, Payload, SegmentOut};
 use dataplane::wire::MacAddr;
 use dataplane::worker::{Peers, TcpSetup, Worker, WorkerPort};
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 type S = HeapShared;
@@ -62,9 +69,70 @@ struct Client {
     /// Probability that a frame on path 1 is lost, either way.
     loss: f64,
     rng: fastrand::Rng,
+    /// Links some subflows (client side local) take instead of their address's:
+    /// the gateway NIC's flow rules, as the test installs them.
+    steered: HashMap<FourTuple, usize>,
 }
 
 impl Client {
+    /// A client over `ports` (link `i` from `CLIENT[i]`) that echoes `bytes` bytes.
+    fn new(ports: Vec<MemPort>, bytes: usize) -> Self {
+        Client {
+            ports,
+            stack: Stack::new(
+                TableConfig::default(),
+                Secrets::new([1; 32]),
+                MpConfig::default(),
+                KeySource::from_seed([1; 32]),
+                (0, 1),
+                Instant::default(),
+            ),
+            out: Vec::new(),
+            conn: None,
+            data: (0..bytes).map(|i| (i * 7 + i / 1000) as u8).collect(),
+            sent: 0,
+            got: Vec::new(),
+            dead: [false; 2],
+            loss: 0.0,
+            rng: fastrand::Rng::with_seed(5),
+            steered: HashMap::new(),
+        }
+    }
+
+    /// Sends an ARP request for the gateway's address on each link.
+    fn greet(&mut self, pool: &HeapPool) {
+        for (i, port) in self.ports.iter_mut().enumerate() {
+            let mut burst = Burst::new();
+            burst
+                .push(pool.alloc_from(&arp_request(i)).unwrap())
+                .ok()
+                .unwrap();
+            port.tx_burst(&mut burst);
+        }
+    }
+
+    /// Opens the connection to the echo service from `CLIENT[0]`.
+    fn connect(&mut self) -> MskId {
+        let local = SocketAddr::from((CLIENT[0], 40_000));
+        let remote = SocketAddr::from((GW[0], ECHO_PORT));
+        let t0 = Instant::default();
+        self.stack
+            .connect(local, remote, true, t0, &mut self.out)
+            .unwrap()
+    }
+
+    /// Joins `m` from `CLIENT[1]` to `GW[1]`.
+    fn join(&mut self, m: MskId, now: Instant, pool: &HeapPool) {
+        let path = JoinPath {
+            local: SocketAddr::from((CLIENT[1], 40_001)),
+            remote: SocketAddr::from((GW[1], ECHO_PORT)),
+            local_id: 1,
+            backup: false,
+        };
+        assert!(self.stack.join(m, &path, now, &mut self.out));
+        self.transmit(pool);
+    }
+
     /// True when a frame on path `i` is to be lost.
     fn lose(&mut self, i: usize) -> bool {
         self.dead[i] || (i == 1 && self.loss > 0.0 && self.rng.f64() < self.loss)
@@ -117,10 +185,12 @@ impl Client {
 
     fn transmit(&mut self, pool: &HeapPool) {
         for (tuple, seg) in std::mem::take(&mut self.out) {
-            let i = CLIENT
-                .iter()
-                .position(|a| IpAddr::V4(*a) == tuple.local.ip())
-                .unwrap();
+            let i = self.steered.get(&tuple).copied().unwrap_or_else(|| {
+                CLIENT
+                    .iter()
+                    .position(|a| IpAddr::V4(*a) == tuple.local.ip())
+                    .unwrap()
+            });
             if self.lose(i) {
                 continue;
             }
@@ -176,64 +246,14 @@ fn run(faults: [Faults; 2], loss: f64, kill_at: Option<usize>) -> [PathBytes; 2]
     }
     let (writer, reader): (_, CounterReader) = counters();
     let (_commands, rx) = crossbeam::channel::bounded(1);
-    let tcp = TcpSetup {
-        table: TableConfig::default(),
-        secrets: Secrets::new([7; 32]),
-        mptcp: MpConfig::default(),
-        keys: KeySource::from_seed([7; 32]),
-        worker: (0, 1),
-        signal: Vec::new(),
-        diag: vec![(SocketAddr::from((GW[0], ECHO_PORT)), DiagMode::Echo)],
-        relay: dataplane::relay::RelayConfig::default(),
-        listeners: Vec::new(),
-        path_manager: dataplane::pm::PathManager::new(
-            dataplane::pm::PathManagerKind::Default,
-            Vec::new(),
-        ),
-    };
     let peers = Peers {
         handoff: dataplane::handoff::handoffs(1).remove(0),
     };
-    let mut gw = Worker::new(gw_ports, tcp, peers, writer, rx, 0);
+    let mut gw = Worker::new(gw_ports, tcp_setup((0, 1)), peers, writer, rx, 0);
 
-    let t0 = Instant::default();
-    let mut client = Client {
-        ports: client_ports,
-        stack: Stack::new(
-            TableConfig::default(),
-            Secrets::new([1; 32]),
-            MpConfig::default(),
-            KeySource::from_seed([1; 32]),
-            (0, 1),
-            t0,
-        ),
-        out: Vec::new(),
-        conn: None,
-        data: (0..BYTES).map(|i| (i * 7 + i / 1000) as u8).collect(),
-        sent: 0,
-        got: Vec::new(),
-        dead: [false; 2],
-        loss: 0.0,
-        rng: fastrand::Rng::with_seed(5),
-    };
-    for (i, port) in client.ports.iter_mut().enumerate() {
-        let mut burst = Burst::new();
-        burst
-            .push(pool.alloc_from(&arp_request(i)).unwrap())
-            .ok()
-            .unwrap();
-        port.tx_burst(&mut burst);
-    }
-    let m = client
-        .stack
-        .connect(
-            SocketAddr::from((CLIENT[0], 40_000)),
-            SocketAddr::from((GW[0], ECHO_PORT)),
-            true,
-            t0,
-            &mut client.out,
-        )
-        .unwrap();
+    let mut client = Client::new(client_ports, BYTES);
+    client.greet(&pool);
+    let m = client.connect();
     let mut joined = false;
     // Virtual time, 100 µs a step, at most 120 s.
     while clock.now() < 120_000_000_000 {
@@ -243,16 +263,7 @@ fn run(faults: [Faults; 2], loss: f64, kill_at: Option<usize>) -> [PathBytes; 2]
         // Joins once the first echo shows the gateway has the connection established
         // (a join overtaking the third ACK on the faster path would be refused).
         if !joined && client.conn == Some(m) && !client.got.is_empty() {
-            let path = JoinPath {
-                local: SocketAddr::from((CLIENT[1], 40_001)),
-                remote: SocketAddr::from((GW[1], ECHO_PORT)),
-                local_id: 1,
-                backup: false,
-            };
-            assert!(client
-                .stack
-                .join(m, &path, Instant::from_nanos(now), &mut client.out));
-            client.transmit(&pool);
+            client.join(m, Instant::from_nanos(now), &pool);
             joined = true;
         }
         if reader.path_bytes()[1][PathCounter::Sent as usize] > 0 {
@@ -270,6 +281,29 @@ fn run(faults: [Faults; 2], loss: f64, kill_at: Option<usize>) -> [PathBytes; 2]
     assert!(client.got == client.data, "echo not exact");
     let p = reader.path_bytes();
     [p[0], p[1]]
+}
+
+/// The gateway's TCP endpoint as worker `worker` (index, count): the echo service on
+/// `GW[0]`.
+fn tcp_setup(worker: (u16, u16)) -> TcpSetup {
+    TcpSetup {
+        table: TableConfig::default(),
+        secrets: Secrets::new([7; 32]),
+        mptcp: MpConfig::default(),
+        keys: KeySource::from_seed([7 + worker.0 as u8; 32]),
+        worker,
+        signal: Vec::new(),
+        diag: vec![(SocketAddr::from((GW[0], ECHO_PORT)), DiagMode::Echo)],
+        relay: dataplane::relay::RelayConfig {
+            worker,
+            ..Default::default()
+        },
+        listeners: Vec::new(),
+        path_manager: dataplane::pm::PathManager::new(
+            dataplane::pm::PathManagerKind::Default,
+            Vec::new(),
+        ),
+    }
 }
 
 fn get(p: &PathBytes, c: PathCounter) -> u64 {
@@ -328,4 +362,163 @@ fn a_dying_path_s_data_is_reinjected_on_the_other_port() {
     // What the dead path still retransmitted never arrived.
     assert!(get(&p[1], PathCounter::Retransmitted) > 0, "{p:?}");
     assert_first_transmissions_exact(&p);
+}
+
+/// The bytes worker `w` received on the subflow of `tuple` (gateway side local).
+fn subflow_received(w: &Worker<MemPort>, tuple: &FourTuple) -> Option<u64> {
+    w.snapshot()
+        .conns
+        .iter()
+        .flat_map(|c| &c.subflows)
+        .find(|s| s.local == tuple.local && s.remote == tuple.remote)
+        .map(|s| s.bytes_received)
+}
+
+#[test]
+fn a_handed_over_join_asks_once_for_a_flow_rule_and_releases_it_when_closed() {
+    const ECHOED: usize = 4 << 20;
+    let pool = HeapPool::new(1 << 16);
+    let clock = SimClock::new();
+    // One gateway port with both addresses, RSS over two queues: worker `i` polls
+    // queue `i`, which is the client's link `i` (the initial subflow from CLIENT[0]
+    // arrives on queue 0, the join from CLIENT[1] on queue 1) until a flow rule
+    // steers a subflow elsewhere.
+    let addrs: Vec<IfAddr> = GW
+        .iter()
+        .map(|&a| IfAddr {
+            addr: a.into(),
+            prefix: 24,
+        })
+        .collect();
+    let host = HostPort::new(GW_MAC, &addrs, None, None);
+    let rss = dataplane::rss::Rss::spread(&dataplane::rss::DEFAULT_KEY, 128, 2);
+    let (requests, asked) = crossbeam::channel::bounded(16);
+    let mut workers = Vec::new();
+    let mut readers = Vec::new();
+    let mut client_ports = Vec::new();
+    for (i, handoff) in dataplane::handoff::handoffs(2).into_iter().enumerate() {
+        let (c, g) = link(
+            LinkConfig {
+                a_to_b: lossless(1),
+                b_to_a: lossless(1),
+                seed: 31 + i as u64,
+                capacity: 8192,
+            },
+            &pool,
+            &clock,
+        );
+        client_ports.push(c);
+        let (writer, reader) = counters();
+        let (_commands, rx) = crossbeam::channel::bounded(1);
+        let port = WorkerPort::new(g, host.clone()).with_rss(rss.clone());
+        let me = (i as u16, 2);
+        let flows = FlowSteer::new(me.0, me.1, vec![true], 16, requests.clone());
+        assert!(flows.is_some());
+        let w = Worker::new(vec![port], tcp_setup(me), Peers { handoff }, writer, rx, 0)
+            .with_flow_steering(flows);
+        workers.push(w);
+        readers.push(reader);
+    }
+    let mut client = Client::new(client_ports, ECHOED);
+    client.greet(&pool);
+    let m = client.connect();
+    let join = FourTuple {
+        local: SocketAddr::from((GW[1], ECHO_PORT)),
+        remote: SocketAddr::from((CLIENT[1], 40_001)),
+    };
+    let mut got: Vec<FlowRequest> = Vec::new();
+    let mut joined = false;
+    // (worker 1's hand-offs, bytes worker 0 had received on the join) when the rule
+    // was installed, and 10 ms later.
+    let mut installed: Option<(u64, u64)> = None;
+    let mut settled: Option<u64> = None;
+    let mut installed_at = 0;
+    let step = |workers: &mut Vec<Worker<MemPort>>, client: &mut Client, got: &mut Vec<_>| {
+        let now = clock.now();
+        for w in workers.iter_mut() {
+            w.poll(now);
+        }
+        client.step(Instant::from_nanos(now), &pool);
+        got.extend(asked.try_iter());
+    };
+    while clock.now() < 60_000_000_000 && client.got.len() < ECHOED {
+        step(&mut workers, &mut client, &mut got);
+        let now = clock.now();
+        if !joined && client.conn == Some(m) && !client.got.is_empty() {
+            client.join(m, Instant::from_nanos(now), &pool);
+            joined = true;
+        }
+        let handed = readers[1].get(Counter::HandoffOut);
+        // The control thread and the NIC: the rule takes effect once the join has
+        // been handed over a while longer (its owner must not ask again meanwhile).
+        if installed.is_none() && !got.is_empty() && handed >= 10 {
+            let Some(&FlowRequest::Steer { port, tuple, queue }) = got.first() else {
+                panic!("not a steering request: {got:?}");
+            };
+            assert_eq!((port, tuple, queue), (0, join, 0));
+            let client_side = FourTuple {
+                local: tuple.remote,
+                remote: tuple.local,
+            };
+            client.steered.insert(client_side, usize::from(queue));
+            let received = subflow_received(&workers[0], &join).unwrap_or(0);
+            installed = Some((handed, received));
+            installed_at = now;
+        }
+        if installed.is_some() && settled.is_none() && now >= installed_at + 10_000_000 {
+            settled = Some(handed);
+        }
+        clock.advance(100_000);
+    }
+    assert_eq!(client.got.len(), ECHOED, "echo incomplete");
+    assert!(client.got == client.data, "echo not exact");
+    let (at_install, received_then) = installed.expect("the join was handed over and steered");
+    let settled = settled.expect("the transfer outlived the rule by 10 ms");
+    let handed_end = readers[1].get(Counter::HandoffOut);
+    eprintln!(
+        "hand-offs: {at_install} at the rule, {settled} 10 ms later, {handed_end} at the end"
+    );
+    assert_eq!(
+        handed_end, settled,
+        "nothing handed over once the rule steers the join"
+    );
+    assert!(
+        subflow_received(&workers[0], &join).unwrap_or(0) > received_then,
+        "the join carried data on its owner's queue"
+    );
+    // Exactly one request, from the owner, for the join only (the initial subflow
+    // arrived on its owner's queue).
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(readers[0].get(Counter::FlowSteerRequests), 1);
+    assert_eq!(readers[1].get(Counter::FlowSteerRequests), 0);
+    assert_eq!(readers[0].get(Counter::FlowRequestsDropped), 0);
+
+    // The client closes; once the gateway's table has let the join go (past any
+    // TIME-WAIT), its owner asks for the rule's removal, once.
+    client.stack.close(m);
+    let mut released = false;
+    while clock.now() < 300_000_000_000 && !released {
+        step(&mut workers, &mut client, &mut got);
+        for w in workers.iter_mut() {
+            w.release_flows();
+        }
+        got.extend(asked.try_iter());
+        released = got.len() > 1;
+        clock.advance(10_000_000);
+    }
+    assert!(workers[0].stack().tcp().lookup(&join).is_none());
+    assert_eq!(
+        got[1..],
+        [FlowRequest::Release {
+            port: 0,
+            tuple: join,
+            queue: 0
+        }]
+    );
+    for w in workers.iter_mut() {
+        w.release_flows();
+    }
+    assert!(asked.try_recv().is_err(), "released once");
+    assert_eq!(readers[0].get(Counter::FlowReleaseRequests), 1);
+    assert_eq!(readers[1].get(Counter::FlowReleaseRequests), 0);
 }

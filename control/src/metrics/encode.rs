@@ -21,7 +21,8 @@
 //! - `mpgw_mptcp_mib_<name>_total{lcore}`: the MPTCP MIB, Linux's `MPTcpExt<Name>`
 //!   in snake case (the kernel-mirror exception to generated names);
 //! - `mpgw_port_*{port}`: `rte_eth_stats`, the link state and its changes (and the
-//!   LSC interrupts of ports that have them);
+//!   LSC interrupts of ports that have them), the `rte_flow` steering of joined
+//!   subflows (`port_flow_steering`, `port_flow_rules` and its counters);
 //! - `mpgw_mempool_{available,in_use}_mbufs{pool}`, `mpgw_mempool_alloc_failures_total{pool}`;
 //! - `mpgw_burst_duration_seconds`: histogram of busy poll iterations, all workers;
 //! - `mpgw_connection_setup_duration_seconds`: histogram of handshake times, all workers.
@@ -460,6 +461,65 @@ impl Scrape {
                 counter(&mut m.encode_family(&labels)?, n)?;
             }
         }
+        self.encode_flows(enc)
+    }
+
+    fn encode_flows(&self, enc: &mut DescriptorEncoder) -> std::fmt::Result {
+        let ports = &self.devices.ports;
+        let mut m = enc.encode_descriptor(
+            "port_flow_steering",
+            "1 when the port's PMD validated the rte_flow rule that steers joined \
+             subflows to their owner worker's queue (probed at start; [dataplane] \
+             flow_rules > 0).",
+            None,
+            MetricType::Gauge,
+        )?;
+        for p in ports {
+            let labels = [("port", p.name.as_str())];
+            m.encode_family(&labels)?
+                .encode_gauge(&u64::from(p.flow_steering))?;
+        }
+        let mut m = enc.encode_descriptor(
+            "port_flow_rules",
+            "rte_flow rules steering joined subflows to their owner worker's queue in \
+             place on the port.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for p in ports {
+            let labels = [("port", p.name.as_str())];
+            m.encode_family(&labels)?.encode_gauge(&p.flows.active)?;
+        }
+        type Field = fn(&crate::flow::FlowStats) -> u64;
+        let counters: [(&str, &str, Field); 4] = [
+            (
+                "port_flow_rules_installed",
+                "Steering rules installed on the port at the workers' request.",
+                |f| f.installed,
+            ),
+            (
+                "port_flow_rules_removed",
+                "Steering rules removed from the port (their subflow closed, or shutdown).",
+                |f| f.removed,
+            ),
+            (
+                "port_flow_rules_failed",
+                "Steering rules the port's PMD refused to install or remove.",
+                |f| f.failed,
+            ),
+            (
+                "port_flow_rules_refused",
+                "Steering requests refused: the port had [dataplane] flow_rules rules.",
+                |f| f.refused,
+            ),
+        ];
+        for (name, help, field) in counters {
+            let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for p in ports {
+                let labels = [("port", p.name.as_str())];
+                counter(&mut m.encode_family(&labels)?, field(&p.flows))?;
+            }
+        }
         Ok(())
     }
 
@@ -618,6 +678,14 @@ mod tests {
                     link_downs: 2,
                     last_failover_us: 1_500,
                     lsc_events: Some(4),
+                    flow_steering: true,
+                    flows: crate::flow::FlowStats {
+                        installed: 5,
+                        removed: 3,
+                        refused: 1,
+                        active: 2,
+                        ..Default::default()
+                    },
                     stats: Some(PortCounters {
                         rx_packets: 10,
                         rx_bytes: 1000,
@@ -719,6 +787,21 @@ mod tests {
         assert_eq!(f["mpgw_port_last_failover_seconds"].1[0].1, "0.0015");
         assert_eq!(f["mpgw_port_lsc_events_total"].0, "counter");
         assert_eq!(f["mpgw_port_lsc_events_total"].1[0].1, "4");
+        for (name, kind, value) in [
+            ("mpgw_port_flow_steering", "gauge", "1"),
+            ("mpgw_port_flow_rules", "gauge", "2"),
+            ("mpgw_port_flow_rules_installed_total", "counter", "5"),
+            ("mpgw_port_flow_rules_removed_total", "counter", "3"),
+            ("mpgw_port_flow_rules_failed_total", "counter", "0"),
+            ("mpgw_port_flow_rules_refused_total", "counter", "1"),
+        ] {
+            assert_eq!(f[name].0, kind, "{name}");
+            assert_eq!(
+                f[name].1,
+                [(format!("{name}{{port=\"down0\"}}"), value.to_owned())],
+                "{name}"
+            );
+        }
         assert_eq!(f["mpgw_mempool_available_mbufs"].1[0].1, "900");
         // Every worker counter and MIB counter is there, under its own name or in a
         // labelled family: poll time (2 counters), connections by state (4 gauges and

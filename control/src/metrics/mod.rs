@@ -86,6 +86,11 @@ pub struct PortSample {
     pub last_failover_us: u64,
     /// Link-state-change interrupts so far; `None` when the port has none.
     pub lsc_events: Option<u64>,
+    /// The port's PMD validated the rule that steers joined subflows (probed at
+    /// start unless `[dataplane] flow_rules` is 0).
+    pub flow_steering: bool,
+    /// Its steering rules' counters.
+    pub flows: crate::flow::FlowStats,
     /// Its counters; `None` when the driver could not tell.
     pub stats: Option<PortCounters>,
 }

@@ -399,6 +399,11 @@ impl EthDev {
         self.inner.port_id
     }
 
+    /// What keeps the port open (flow rules and link watches hold it).
+    pub(super) fn inner(&self) -> &Arc<DevInner> {
+        &self.inner
+    }
+
     /// The configuration actually applied (masked, clamped, adjusted).
     pub fn effective(&self) -> &PortConfig {
         &self.effective

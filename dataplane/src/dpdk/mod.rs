@@ -10,7 +10,9 @@
 //! - an [`EthDev`] configures and starts a port; its queue pairs are taken once, as
 //!   [`EthPort`]s (`Send`, `!Sync`) that implement [`crate::port::Port`] for a worker;
 //!   [`EthDev::watch_link`] runs a closure on the port's link-state-change interrupts
-//!   until its [`LinkWatch`] is dropped;
+//!   until its [`LinkWatch`] is dropped; [`EthDev::flow_validate`] and
+//!   [`EthDev::flow_create`] check and install `rte_flow` rules steering one TCP
+//!   4-tuple to one queue ([`SteerRule`], [`FlowRule`]);
 //! - [`lcore::launch`] runs a closure on a worker lcore and reports a panic as an error;
 //! - [`Pdump`] lets `dpdk-dumpcap` capture the ports, [`telemetry`] answers commands of
 //!   DPDK's telemetry socket.
@@ -30,6 +32,7 @@ pub mod cycles;
 mod eal;
 mod error;
 mod ethdev;
+mod flow;
 pub mod lcore;
 mod link_watch;
 mod mbuf;
@@ -42,6 +45,7 @@ pub use dpdk_sys::{DPDK_VERSION, PMD_PATH};
 pub use eal::Eal;
 pub use error::{Error, Result};
 pub use ethdev::{DevInfo, Dropped, EthDev, EthPort, LinkStatus, PortConfig, PortStats};
+pub use flow::{FlowRule, Pattern, SteerRule};
 pub use link_watch::LinkWatch;
 pub use mbuf::{free_bulk, Mbuf, MbufShared};
 pub use mempool::{Mempool, SOCKET_ID_ANY};

@@ -825,6 +825,15 @@ impl<S: SharedBuf> Stack<S> {
         }
     }
 
+    /// True when `tuple` is an MP_JOIN subflow whose handshake completed (it may
+    /// carry connection data).
+    pub fn is_established_join(&self, tuple: &FourTuple) -> bool {
+        self.tcp
+            .lookup(tuple)
+            .and_then(|id| self.tcp.get(id))
+            .is_some_and(|c| c.hook().view().join && c.hook().usable())
+    }
+
     /// Connections held.
     pub fn len(&self) -> usize {
         self.ctx.slots.len() - self.ctx.free.len()
