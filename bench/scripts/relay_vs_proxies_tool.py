@@ -290,13 +290,15 @@ def report(path):
                       f"ss_subflows={e.get('sssub', '?')} path2_share={e.get('c1share', '?')}% "
                       f"retrans={e.get('retr', '?')}" + (f" err={e['err']}" if "err" in e else ""))
     print()
-    print("Connection-rate runs (errors / fallback sample):")
+    print("Connection-rate runs (errors / fallback sample; client frames per connection, "
+          "received/sent over c0 + c1):")
     for v in variants:
         for r in rows.get((v, "cps"), []):
             e = r["ex"]
             print(f"  cps  {v:8s} rep {r['rep']}: ok={e.get('ok', '?')} errors={e.get('errors', '?')} "
                   f"fallback={e.get('fallback', '?')}/{e.get('fbchecked', '?')} "
-                  f"joins={e.get('joinsynack', '?')} {e.get('kinds', '')}")
+                  f"joins={e.get('joinsynack', '?')} client_frames={e.get('clientpkts', '?')} "
+                  f"{e.get('kinds', '')}")
 
 
 def main(argv):
