@@ -13,7 +13,7 @@ use dataplane::mptcp::stack::{Config as MpConfig, JoinPath, Stack};
 use dataplane::port::heap::{HeapPool, HeapShared};
 use dataplane::port::mem::{link, Faults, LinkConfig, MemPort, SimClock};
 use dataplane::port::{Burst, PacketBuf, Port};
-use dataplane::stats::{counters, CounterReader, PathBytes, PathCounter};
+use dataplane::stats::{counters, Counter, CounterReader, PathBytes, PathCounter};
 use dataplane::tcp::emit::{emit_headers, ChecksumMode, L2};
 use dataplane::tcp::ingress::segment_from_frame;
 use dataplane::tcp::secrets::Secrets;
@@ -147,6 +147,18 @@ impl Client {
 /// ways) once the client has read `kill_at` bytes back, if given. Returns the
 /// gateway's path counters per port.
 fn run(faults: [Faults; 2], loss: f64, kill_at: Option<usize>) -> [PathBytes; 2] {
+    run_with(faults, loss, kill_at, true).0
+}
+
+/// As [`run`], the gateway's ports sending chained packets whole (`chains`) or as
+/// a driver without multi-segment TX does ([`MemPort::single_segment`]); also returns
+/// the gateway's counters.
+fn run_with(
+    faults: [Faults; 2],
+    loss: f64,
+    kill_at: Option<usize>,
+    chains: bool,
+) -> ([PathBytes; 2], CounterReader) {
     let pool = HeapPool::new(1 << 16);
     let clock = SimClock::new();
     let mut gw_ports = Vec::new();
@@ -172,6 +184,7 @@ fn run(faults: [Faults; 2], loss: f64, kill_at: Option<usize>) -> [PathBytes; 2]
             None,
             None,
         );
+        let g = if chains { g } else { g.single_segment() };
         gw_ports.push(WorkerPort::new(g, host));
     }
     let (writer, reader): (_, CounterReader) = counters();
@@ -269,7 +282,7 @@ fn run(faults: [Faults; 2], loss: f64, kill_at: Option<usize>) -> [PathBytes; 2]
     assert_eq!(client.got.len(), BYTES, "echo incomplete");
     assert!(client.got == client.data, "echo not exact");
     let p = reader.path_bytes();
-    [p[0], p[1]]
+    ([p[0], p[1]], reader)
 }
 
 fn get(p: &PathBytes, c: PathCounter) -> u64 {
@@ -328,4 +341,20 @@ fn a_dying_path_s_data_is_reinjected_on_the_other_port() {
     // What the dead path still retransmitted never arrived.
     assert!(get(&p[1], PathCounter::Retransmitted) > 0, "{p:?}");
     assert_first_transmissions_exact(&p);
+}
+
+#[test]
+fn ports_without_multi_segment_tx_get_the_payload_copied_and_the_echo_is_exact() {
+    // Chained segments handed to such a port would leave with their payload lost (the
+    // client drops them for their checksum) and the echo would never complete.
+    let (p, counters) = run_with([lossless(2), lossless(1)], 0.0, None, false);
+    assert_first_transmissions_exact(&p);
+    let segments = counters.get(Counter::TcpSegmentsOut);
+    let linearized = counters.get(Counter::TxLinearized);
+    assert!(
+        linearized >= (BYTES / 1448) as u64,
+        "{linearized} of {segments}"
+    );
+    assert!(linearized < segments, "pure ACKs carry no payload to copy");
+    assert_eq!(counters.get(Counter::TxOversize), 0);
 }

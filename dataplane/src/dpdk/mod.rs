@@ -44,5 +44,5 @@ pub use error::{Error, Result};
 pub use ethdev::{DevInfo, Dropped, EthDev, EthPort, LinkStatus, PortConfig, PortStats};
 pub use link_watch::LinkWatch;
 pub use mbuf::{free_bulk, Mbuf, MbufShared};
-pub use mempool::{Mempool, SOCKET_ID_ANY};
+pub use mempool::{Layout, Mempool, SOCKET_ID_ANY};
 pub use pdump::Pdump;
