@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The mpgw lab: network namespaces joined by veth pairs, with mpgw attached to the
-# gateway's veths through DPDK net_af_packet.
+# gateway's veths through DPDK net_af_packet (or net_af_xdp: LAB_PMD=af_xdp).
 #
 #   client ns ($LAB-cli)          gateway ns ($LAB-gw)            server ns ($LAB-srv)
 #   c0 192.0.2.2/24       <-->    gd0  mpgw 192.0.2.1      gu0 <-->  s0 203.0.113.2/24
@@ -21,6 +21,9 @@
 #                c1vN, a user-space VLAN interface over c1 (deploy/lab/vlan_bridge.py:
 #                lab kernels may lack 802.1Q), and mpgw's down1 port gets `vlan = N`
 #   MPGW_DOWN1_EXTRA=…  TOML lines added to mpgw's down1 port (e.g. `mtu = 1400`)
+#   LAB_PMD=af_xdp  mpgw's ports use DPDK net_af_xdp (an XDP program on each gateway
+#                veth hands every frame to mpgw's AF_XDP socket; one worker) instead
+#                of net_af_packet (the default, LAB_PMD=af_packet)
 #   NO_MPGW=1    build the topology only
 set -euo pipefail
 
@@ -140,6 +143,7 @@ start_mpgw() {
     sed -i -e 's/^workers = \[1\]/workers = [1, 2]/' -e 's/qpairs=1/qpairs=2/' \
       -e 's/^no_pci = true/no_pci = true\nlcore_cpus = [[2, 1]]/' "$RUN/mpgw.toml"
   fi
+  pmd_devices "$RUN/mpgw.toml"
   # MPGW_HUGE_DIR: a mounted hugetlbfs (with free pages) to run on instead of --no-huge,
   # so DPDK secondary processes such as dpdk-dumpcap can attach (test_capture.py).
   if [[ -n ${MPGW_HUGE_DIR:-} ]]; then

@@ -2,8 +2,8 @@
 //! down/up events the control loop passes to the workers (failover, re-announcement).
 //!
 //! Where the state comes from depends on the PMD:
-//! - `net_af_packet` reports its link up from start to stop whatever the interface
-//!   does (DPDK 22.11 sets it at `dev_start`), so its state is the kernel
+//! - `net_af_packet` and `net_af_xdp` report their link up from start to stop whatever
+//!   the interface does (DPDK 22.11 sets it at `dev_start`), so their state is the kernel
 //!   interface's, read from `/sys/class/net/<iface>/{operstate,carrier}` in the
 //!   network namespace mpgw runs in (`iface=` of the vdev); when that cannot be read
 //!   the DPDK state is used;
@@ -62,7 +62,7 @@ impl LinkSource {
             .find_map(|kv| kv.strip_prefix("iface="))
             .filter(|i| !i.is_empty() && !i.contains('/'));
         match iface {
-            Some(i) if driver == "net_af_packet" => {
+            Some(i) if driver == "net_af_packet" || driver == "net_af_xdp" => {
                 LinkSource::Kernel(Path::new("/sys/class/net").join(i))
             }
             _ => LinkSource::Dpdk,
@@ -169,9 +169,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn af_packet_ports_are_watched_through_their_kernel_interface() {
+    fn af_packet_and_af_xdp_ports_are_watched_through_their_kernel_interface() {
         assert_eq!(
             LinkSource::for_port("net_af_packet", "net_af_packet0,iface=gd1,qpairs=1"),
+            LinkSource::Kernel(PathBuf::from("/sys/class/net/gd1"))
+        );
+        assert_eq!(
+            LinkSource::for_port("net_af_xdp", "net_af_xdp1,iface=gd1,queue_count=1"),
             LinkSource::Kernel(PathBuf::from("/sys/class/net/gd1"))
         );
         assert_eq!(

@@ -181,7 +181,9 @@ mod imp {
     use crate::metrics::{self, DeviceSnapshot, PoolSample, PortCounters, PortSample};
     use anyhow::Context;
     use dataplane::diag::DiagMode;
-    use dataplane::dpdk::{lcore, Eal, EthDev, LinkWatch, Mempool, Pdump, PortConfig as DevConfig};
+    use dataplane::dpdk::{
+        lcore, Eal, EthDev, Layout, LinkWatch, Mempool, Pdump, PortConfig as DevConfig,
+    };
     use dataplane::flow_steer::{FlowSteer, REQUEST_QUEUE};
     use dataplane::host::{HostPort, IfAddr};
     use dataplane::mptcp::crypto::KeySource;
@@ -208,6 +210,29 @@ mod imp {
     const CONTROL_TICK: Duration = Duration::from_millis(20);
     /// Control ticks between two refreshes of what the telemetry socket answers.
     const TELEMETRY_EVERY: u32 = 25;
+
+    /// The mbuf pool's layout: packed where `net_af_xdp` ports take it as their UMEM
+    /// ([`Layout::Packed`]), unless a PCI device, which needs IO addresses, shares it.
+    fn pool_layout(cfg: &Config) -> Layout {
+        let af_xdp = cfg.ports.iter().any(
+            |p| matches!(p.device(), Device::Vdev { name, .. } if name.starts_with("net_af_xdp")),
+        );
+        let pci = cfg
+            .ports
+            .iter()
+            .any(|p| matches!(p.device(), Device::Pci(_)));
+        match (af_xdp, pci) {
+            (true, false) => Layout::Packed,
+            (true, true) => {
+                tracing::warn!(
+                    "net_af_xdp ports share the mbuf pool with PCI devices: the \
+                    pool keeps DPDK's layout, and mbufs outside the UMEM it registers are lost"
+                );
+                Layout::Dma
+            }
+            _ => Layout::Dma,
+        }
+    }
 
     struct RunningPort {
         name: String,
@@ -240,14 +265,22 @@ mod imp {
             tracing::info!("no_huge: DPDK secondary processes (dpdk-dumpcap) cannot attach");
         }
         let n_workers = cfg.dataplane.workers.len();
-        let pool = Mempool::new(
+        let layout = pool_layout(cfg);
+        let pool = Mempool::with_layout(
             "mpgw_pool",
             cfg.dataplane.mbufs_per_worker * n_workers as u32,
             cfg.dataplane.mempool_cache,
             MBUF_DATA_ROOM,
             -1,
+            layout,
         )
         .context("cannot create the mbuf pool (more memory: [eal] memory_mb or hugepages)")?;
+        if layout == Layout::Packed && pool.mem_chunks() > 1 {
+            tracing::warn!(
+                chunks = pool.mem_chunks(),
+                "mbuf pool in several memory chunks: net_af_xdp ports can use the first only"
+            );
+        }
 
         let queues = u16::try_from(n_workers).context("dataplane.workers: too many")?;
         // LSC callbacks wake this thread's control loop.
@@ -283,7 +316,7 @@ mod imp {
             tracing::info!(
                 port = %pc.name, device = name, %mac, driver = %dev.info().driver,
                 rx_queues = eff.rx_queues, rss_hf = format!("{:#x}", eff.rss_hf),
-                link_up = dev.link().up, "port ready"
+                tx_chains = dev.tx_chains(), link_up = dev.link().up, "port ready"
             );
             if usize::from(eff.rx_queues) < n_workers || usize::from(eff.tx_queues) < n_workers {
                 anyhow::bail!(

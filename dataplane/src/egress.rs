@@ -6,7 +6,10 @@
 //! MAC comes from the worker's neighbour table, which is asked to resolve what it lacks
 //! (ARP request or neighbour solicitation). The Ethernet/IP/TCP headers are written into
 //! a fresh small buffer and the payload is chained behind it by reference — zero copy:
-//! the bytes that leave are the bytes that arrived (or the service's own buffer).
+//! the bytes that leave are the bytes that arrived (or the service's own buffer). On a
+//! port whose driver sends single-segment frames only ([`Port::tx_chains`] false) the
+//! payload is copied behind the headers instead (`tx_linearized`): such a driver copies
+//! every frame into its own ring anyway.
 
 use crate::neigh::{Lookup, NeighborTable};
 use crate::port::{PacketBuf, Port};
@@ -80,6 +83,9 @@ pub(crate) fn transmit<P: Port>(
         };
         match frame(wp, dst, &tuple, &seg) {
             Ok(buf) => {
+                if !wp.chains && seg.payload.is_some() {
+                    counters.inc(Counter::TxLinearized);
+                }
                 counters.inc(Counter::TcpSegmentsOut);
                 counters.add(Counter::TxBytes, buf.pkt_len() as u64);
                 count_path(counters, index, seg.path, seg.data_len() as u64);
@@ -154,7 +160,8 @@ pub(crate) fn solicit<P: Port>(wp: &mut WorkerPort<P>, hop: IpAddr, counters: &m
     }
 }
 
-/// Builds the frame of one segment to the neighbour `dst`.
+/// Builds the frame of one segment to the neighbour `dst`: headers, then the payload
+/// chained by reference, or copied behind them where the port cannot send chains.
 fn frame<P: Port>(
     wp: &mut WorkerPort<P>,
     dst: MacAddr,
@@ -171,9 +178,122 @@ fn frame<P: Port>(
     let len = emit_headers(hdr, &l2, tuple, seg, ChecksumMode::Full)
         .map_err(|_| Counter::DropMalformed)?;
     buf.trim_back(MAX_HEADERS - len);
-    if let Some(p) = &seg.payload {
-        buf.chain(p.buf(), p.offset(), p.len())
-            .map_err(|_| Counter::TxNoBuffer)?;
+    match &seg.payload {
+        Some(p) if wp.chains => buf
+            .chain(p.buf(), p.offset(), p.len())
+            .map_err(|_| Counter::TxNoBuffer)?,
+        Some(p) => {
+            let bytes = p.bytes();
+            buf.append(bytes.len())
+                .ok_or(Counter::TxOversize)?
+                .copy_from_slice(bytes);
+        }
+        None => {}
     }
     Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::host::IfAddr;
+    use crate::neigh::NeighborConfig;
+    use crate::port::heap::{HeapPool, HEADROOM};
+    use crate::port::mem::{link, LinkConfig, MemPort, SimClock};
+    use crate::seq::TcpSeq;
+    use crate::stats::counters;
+    use crate::tcp::Payload;
+    use crate::wire::tcp::{OptionsBuf, TcpFlags};
+
+    const GW: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+    const PEER: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);
+
+    /// Sends one segment with `payload` from 192.0.2.1 to its reachable neighbour
+    /// 192.0.2.2 through a port that sends chains (or not); returns the frames queued
+    /// for TX and the worker's counters.
+    fn send(chains: bool, payload: &[u8]) -> (Vec<Vec<u8>>, usize, CounterWriter) {
+        let pool = HeapPool::new(16);
+        let (_peer, gw) = link(LinkConfig::default(), &pool, &SimClock::new());
+        let gw: MemPort = if chains { gw } else { gw.single_segment() };
+        let addr = IfAddr {
+            addr: "192.0.2.1".parse().unwrap(),
+            prefix: 24,
+        };
+        let mut ports = vec![WorkerPort::new(
+            gw,
+            crate::host::HostPort::new(GW, &[addr], None, None),
+        )];
+        let mut neighbors = NeighborTable::new(NeighborConfig::default());
+        neighbors.learn(0, "192.0.2.2".parse().unwrap(), PEER, 0);
+        let seg = SegmentOut {
+            seq: TcpSeq::new(1),
+            ack: TcpSeq::new(1),
+            flags: TcpFlags::ACK,
+            window: 1000,
+            options: OptionsBuf::new(),
+            payload: Some(Payload::new(
+                pool.alloc_from(payload).unwrap().into_shared(),
+            )),
+            path: PathTx::None,
+        };
+        let tuple = FourTuple {
+            local: "192.0.2.1:5201".parse().unwrap(),
+            remote: "192.0.2.2:40000".parse().unwrap(),
+        };
+        let (mut w, _r) = counters();
+        let mut out = vec![(tuple, seg)];
+        transmit(
+            &mut ports,
+            &mut neighbors,
+            &mut out,
+            &mut Vec::new(),
+            &mut w,
+            0,
+        );
+        let tx = ports[0].tx.as_slice();
+        let segments = tx.iter().map(|b| 1 + b.chained().len()).sum();
+        (tx.iter().map(|b| b.gather()).collect(), segments, w)
+    }
+
+    #[test]
+    fn a_port_that_sends_chains_gets_the_payload_by_reference() {
+        let payload: Vec<u8> = (0..1448u32).map(|i| i as u8).collect();
+        let (frames, segments, w) = send(true, &payload);
+        assert_eq!(frames.len(), 1);
+        assert_eq!(segments, 2, "header buffer + payload by reference");
+        assert!(frames[0].ends_with(&payload));
+        assert_eq!(frames[0].len(), 14 + 20 + 20 + payload.len());
+        assert_eq!(w.get(Counter::TxLinearized), 0);
+    }
+
+    #[test]
+    fn a_port_without_multi_segment_tx_gets_one_buffer_with_the_payload_copied() {
+        let payload: Vec<u8> = (0..1448u32).map(|i| (i * 7) as u8).collect();
+        let (frames, segments, w) = send(false, &payload);
+        assert_eq!((frames.len(), segments), (1, 1));
+        assert!(frames[0].ends_with(&payload));
+        assert_eq!(frames[0].len(), 14 + 20 + 20 + payload.len());
+        let chained = send(true, &payload).0;
+        assert_eq!(frames, chained, "the same bytes either way");
+        assert_eq!(w.get(Counter::TxLinearized), 1);
+        assert_eq!(w.get(Counter::TcpSegmentsOut), 1);
+        assert_eq!(w.get(Counter::TxOversize), 0);
+    }
+
+    #[test]
+    fn a_frame_larger_than_one_buffer_is_dropped_and_counted_where_chains_cannot_go() {
+        // A whole buffer of payload leaves no room for the headers in front of it.
+        let payload = vec![0x5a; crate::port::heap::DATA_ROOM - HEADROOM];
+        let (frames, _, w) = send(false, &payload);
+        assert!(frames.is_empty());
+        assert_eq!(w.get(Counter::TxOversize), 1);
+        assert_eq!(w.get(Counter::TcpSegmentsOut), 0);
+        assert_eq!(w.get(Counter::TxLinearized), 0);
+        // Chained, the same segment goes.
+        let (frames, _, w) = send(true, &payload);
+        assert_eq!(frames.len(), 1);
+        assert_eq!(w.get(Counter::TxOversize), 0);
+    }
 }

@@ -105,6 +105,13 @@ counters! {
     TxNoNeighbor => "tx_no_neighbor",
     /// Segments not sent: no buffer for the headers or the chained payload.
     TxNoBuffer => "tx_no_buffer",
+    /// Segments whose payload was copied behind their headers into one buffer instead
+    /// of chained by reference: their port's driver sends single-segment frames only
+    /// (no multi-segment TX, e.g. DPDK 22.11's `net_af_xdp`).
+    TxLinearized => "tx_linearized",
+    /// Segments dropped on such a port because headers and payload do not fit one
+    /// buffer (the MSS keeps them within; the TCP connection retransmits).
+    TxOversize => "tx_oversize",
     /// Connections in the table now (gauge).
     TcpConnections => "tcp_connections",
     /// Half-open connections in the table now (gauge).

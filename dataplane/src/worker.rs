@@ -136,12 +136,16 @@ pub struct WorkerPort<P: Port> {
     tap: Option<Tap>,
     /// The port's RSS key and table when the NIC spreads flows by RSS.
     rss: Option<Rss>,
+    /// The port sends chained packets whole ([`Port::tx_chains`]); else egress copies
+    /// payloads behind the headers.
+    pub(crate) chains: bool,
 }
 
 impl<P: Port> WorkerPort<P> {
     /// A port's queue pair together with the gateway's addresses on it.
     pub fn new(port: P, host: HostPort) -> Self {
         Self {
+            chains: port.tx_chains(),
             port,
             host,
             tx: Burst::new(),

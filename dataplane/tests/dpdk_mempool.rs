@@ -1,10 +1,10 @@
-//! Mempool accounting: single and bulk allocation, bulk free back to zero in use, and
-//! the mbuf field arithmetic behind `PacketBuf`.
+//! Mempool accounting: single and bulk allocation, bulk free back to zero in use, the
+//! mbuf field arithmetic behind `PacketBuf`, and the two memory layouts.
 #![cfg(dpdk)]
 
 mod dpdk_common;
 
-use dataplane::dpdk::{free_bulk, Mbuf, Mempool, SOCKET_ID_ANY};
+use dataplane::dpdk::{free_bulk, Layout, Mbuf, Mempool, SOCKET_ID_ANY};
 use dataplane::port::{Burst, PacketBuf, BURST_SIZE};
 
 #[test]
@@ -63,4 +63,33 @@ fn alloc_and_bulk_free_leave_nothing_in_use() {
     m.append(10).unwrap().fill(7);
     assert_eq!(m.data(), &[7; 10]);
     drop(m);
+
+    // Layouts: under --no-huge (4 KiB pages) DPDK's layout puts one 2 KiB mbuf per page,
+    // so the pool spans far more than mbufs × object size; packed, the mbufs follow
+    // each other at one stride, in one chunk, and work as mbufs.
+    let strides = |pool: &Mempool| {
+        let mut held: Vec<Mbuf> = std::iter::from_fn(|| pool.alloc()).collect();
+        assert_eq!(held.len(), 255);
+        held.sort_by_key(|m| m.as_ptr() as usize);
+        let mut d: Vec<usize> = held
+            .windows(2)
+            .map(|w| w[1].as_ptr() as usize - w[0].as_ptr() as usize)
+            .collect();
+        d.dedup();
+        d
+    };
+    let packed =
+        Mempool::with_layout("mp_packed", 255, 0, 2176, SOCKET_ID_ANY, Layout::Packed).unwrap();
+    let stride = strides(&packed);
+    assert_eq!(stride.len(), 1, "one stride: {stride:?}");
+    assert!(stride[0] < 4096 && stride[0] >= 128 + 2176, "{stride:?}");
+    let dma = Mempool::with_layout("mp_dma", 255, 0, 2176, SOCKET_ID_ANY, Layout::Dma).unwrap();
+    let gaps = strides(&dma);
+    assert!(gaps.iter().all(|&d| d > stride[0]), "page gaps: {gaps:?}");
+    assert_eq!(packed.mem_chunks(), 1);
+    assert_eq!(packed.in_use(), 0);
+    let mut m = packed.alloc().unwrap();
+    assert_eq!((m.headroom(), m.tailroom()), (128, 2048));
+    m.append(2048).unwrap().fill(0x5a);
+    assert_eq!(m.pkt_len(), 2048);
 }

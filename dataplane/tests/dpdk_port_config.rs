@@ -5,6 +5,7 @@
 mod dpdk_common;
 
 use dataplane::dpdk::{EthDev, Mempool, PortConfig, SOCKET_ID_ANY};
+use dataplane::port::Port;
 use std::time::Duration;
 
 #[test]
@@ -30,6 +31,9 @@ fn rss_and_offloads_are_masked_by_capability() {
     assert_eq!(eff.rx_queues, wanted.rx_queues.min(info.max_rx_queues));
     assert_eq!(eff.rx_offloads & !info.rx_offload_capa, 0);
     assert_eq!(eff.tx_offloads, wanted.tx_offloads & info.tx_offload_capa);
+    // Chained mbufs go whole only where MULTI_SEGS is offered (and so applied).
+    let multi_segs = u64::from(dpdk_sys::RTE_ETH_TX_OFFLOAD_MULTI_SEGS);
+    assert_eq!(ring.tx_chains(), info.tx_offload_capa & multi_segs != 0);
 
     // net_null: RSS-capable, 2 RX queues: RSS on with exactly the supported wanted types.
     let mut null = EthDev::open(eal.port_by_name("net_null0").unwrap(), &wanted, &pool).unwrap();
@@ -51,7 +55,9 @@ fn rss_and_offloads_are_masked_by_capability() {
         .iter()
         .enumerate()
         .all(|(i, &q)| usize::from(q) == i % 2));
-    assert_eq!(null.take_queues().unwrap().len(), 2);
+    let queues = null.take_queues().unwrap();
+    assert_eq!(queues.len(), 2);
+    assert!(queues.iter().all(|q| q.tx_chains() == null.tx_chains()));
 
     // One RX queue: no RSS even on an RSS-capable device, and no RSS_HASH offload.
     let single = PortConfig {

@@ -263,3 +263,27 @@ fn a_chained_packet_arrives_as_one_frame() {
     assert_eq!(recv_all(&mut b), vec![b"HEADpayload".to_vec()]);
     assert_eq!(pool.in_use(), 0);
 }
+
+#[test]
+fn a_single_segment_end_loses_a_chained_packet_s_payload_as_af_xdp_does() {
+    let (pool, _clock, a, mut b) = setup(Faults::default(), 1);
+    assert!(a.tx_chains());
+    let mut a = a.single_segment();
+    assert!(!a.tx_chains());
+    let payload = pool.alloc_from(b"..payload..").unwrap().into_shared();
+    let mut head = a.alloc().unwrap();
+    head.append(4).unwrap().copy_from_slice(b"HEAD");
+    head.chain(&payload, 2, 7).unwrap();
+    let mut burst = Burst::new();
+    burst.push(head).ok().unwrap();
+    // A single-segment packet goes as it is.
+    burst.push(pool.alloc_from(b"whole").unwrap()).ok().unwrap();
+    assert_eq!(a.tx_burst(&mut burst), 2);
+    drop(payload);
+    // The frame has the packet's length, but only the first segment's bytes.
+    assert_eq!(
+        recv_all(&mut b),
+        vec![b"HEAD\0\0\0\0\0\0\0".to_vec(), b"whole".to_vec()]
+    );
+    assert_eq!(pool.in_use(), 0);
+}

@@ -217,6 +217,18 @@ impl Client {
 /// ways) once the client has read `kill_at` bytes back, if given. Returns the
 /// gateway's path counters per port.
 fn run(faults: [Faults; 2], loss: f64, kill_at: Option<usize>) -> [PathBytes; 2] {
+    run_with(faults, loss, kill_at, true).0
+}
+
+/// As [`run`], the gateway's ports sending chained packets whole (`chains`) or as
+/// a driver without multi-segment TX does ([`MemPort::single_segment`]); also returns
+/// the gateway's counters.
+fn run_with(
+    faults: [Faults; 2],
+    loss: f64,
+    kill_at: Option<usize>,
+    chains: bool,
+) -> ([PathBytes; 2], CounterReader) {
     let pool = HeapPool::new(1 << 16);
     let clock = SimClock::new();
     let mut gw_ports = Vec::new();
@@ -242,6 +254,7 @@ fn run(faults: [Faults; 2], loss: f64, kill_at: Option<usize>) -> [PathBytes; 2]
             None,
             None,
         );
+        let g = if chains { g } else { g.single_segment() };
         gw_ports.push(WorkerPort::new(g, host));
     }
     let (writer, reader): (_, CounterReader) = counters();
@@ -280,7 +293,7 @@ fn run(faults: [Faults; 2], loss: f64, kill_at: Option<usize>) -> [PathBytes; 2]
     assert_eq!(client.got.len(), BYTES, "echo incomplete");
     assert!(client.got == client.data, "echo not exact");
     let p = reader.path_bytes();
-    [p[0], p[1]]
+    ([p[0], p[1]], reader)
 }
 
 /// The gateway's TCP endpoint as worker `worker` (index, count): the echo service on
@@ -521,4 +534,20 @@ fn a_handed_over_join_asks_once_for_a_flow_rule_and_releases_it_when_closed() {
     assert!(asked.try_recv().is_err(), "released once");
     assert_eq!(readers[0].get(Counter::FlowReleaseRequests), 1);
     assert_eq!(readers[1].get(Counter::FlowReleaseRequests), 0);
+}
+
+#[test]
+fn ports_without_multi_segment_tx_get_the_payload_copied_and_the_echo_is_exact() {
+    // Chained segments handed to such a port would leave with their payload lost (the
+    // client drops them for their checksum) and the echo would never complete.
+    let (p, counters) = run_with([lossless(2), lossless(1)], 0.0, None, false);
+    assert_first_transmissions_exact(&p);
+    let segments = counters.get(Counter::TcpSegmentsOut);
+    let linearized = counters.get(Counter::TxLinearized);
+    assert!(
+        linearized >= (BYTES / 1448) as u64,
+        "{linearized} of {segments}"
+    );
+    assert!(linearized < segments, "pure ACKs carry no payload to copy");
+    assert_eq!(counters.get(Counter::TxOversize), 0);
 }

@@ -2,7 +2,7 @@
 # The two-gateway lab: a plain TCP client → mpgw edge ⇒ (MPTCP over three WAN paths)
 # ⇒ mpgw concentrator → a plain TCP server. Each mpgw runs in its own namespace with
 # its own EAL file prefix and admin socket, attached to its veths through DPDK
-# net_af_packet.
+# net_af_packet (or net_af_xdp: LAB_PMD=af_xdp).
 #
 #   $LAB-lan          $LAB-edge (mpgw edge)                 $LAB-conc (mpgw concentrator)        $LAB-srv
 #   l0 192.0.2.2 <--> e0 lan0 192.0.2.1
@@ -24,6 +24,7 @@
 # Usage: deploy/lab/e2e.sh up|down|status
 #   LAB=name     namespace/run-dir prefix (default: mpgw-e2e)
 #   MPGW_BIN=…   the mpgw binary (default: build target/release/mpgw)
+#   LAB_PMD=af_xdp  the gateways' ports use DPDK net_af_xdp (see deploy/lab.sh)
 #   NO_MPGW=1    build the topology only
 set -euo pipefail
 
@@ -131,6 +132,7 @@ start_mpgw() { # edge|conc
   ns=$(ns_of "$gw") conf=$RUN/$gw.toml
   mkdir -p "$RUN"
   sed "s/@LAB@/$LAB/g" "$(config_of "$gw")" >"$conf"
+  pmd_devices "$conf"
   "$MPGW_BIN" check-config "$conf" >/dev/null
   # setsid: mpgw keeps running after this script exits and ignores its terminal.
   setsid ip netns exec "$ns" "$MPGW_BIN" run --config "$conf" \

@@ -424,6 +424,15 @@ impl EthDev {
         self.mac
     }
 
+    /// Whether the port sends chained mbufs whole: the device offers
+    /// `RTE_ETH_TX_OFFLOAD_MULTI_SEGS` and it is enabled. Without it a PMD may send the
+    /// first segment alone (DPDK 22.11's `net_af_xdp` sends `pkt_len` bytes of the first
+    /// segment's buffer), so its queues report [`Port::tx_chains`] false and egress
+    /// sends single-segment frames.
+    pub fn tx_chains(&self) -> bool {
+        self.effective.tx_offloads & u64::from(sys::RTE_ETH_TX_OFFLOAD_MULTI_SEGS) != 0
+    }
+
     /// The link state seen at the end of [`EthDev::open`].
     pub fn link_at_open(&self) -> LinkStatus {
         self.link_at_open
@@ -484,10 +493,12 @@ impl EthDev {
             ));
         }
         self.queues_taken = true;
+        let chains = self.tx_chains();
         Ok((0..self.queue_pairs)
             .map(|queue_id| EthPort {
                 port_id: self.port_id(),
                 queue_id,
+                chains,
                 pool: self.inner.pool.clone(),
                 _dev: Arc::clone(&self.inner),
                 _not_sync: PhantomData,
@@ -643,6 +654,8 @@ fn wait_for_link(port_id: u16, wait: Duration) -> Result<LinkStatus> {
 pub struct EthPort {
     port_id: u16,
     queue_id: u16,
+    /// The port sends chained mbufs whole ([`EthDev::tx_chains`]).
+    chains: bool,
     pool: Mempool,
     _dev: Arc<DevInner>,
     /// DPDK queues are not thread-safe: one poller at a time.
@@ -713,6 +726,11 @@ impl Port for EthPort {
     fn pool_room(&self) -> Option<(usize, usize)> {
         let free = self.pool.available() as usize;
         Some((free, free + self.pool.in_use() as usize))
+    }
+
+    #[inline]
+    fn tx_chains(&self) -> bool {
+        self.chains
     }
 }
 

@@ -41,6 +41,23 @@ impl Drop for PoolInner {
     }
 }
 
+/// How a pool lays its mbufs out in memory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Layout {
+    /// DPDK's default: no mbuf crosses a page boundary of the EAL's memory (4 KiB pages
+    /// under `--no-huge`: one 2 KiB mbuf per page), and each has an IO address, so any
+    /// device can DMA into it.
+    #[default]
+    Dma,
+    /// Mbufs back to back in one memory area, without IO addresses
+    /// (`RTE_MEMPOOL_F_NO_IOVA_CONTIG`): for ports that never DMA (virtual devices).
+    /// `net_af_xdp` needs it: DPDK 22.11 registers the pool's memory as the socket's
+    /// UMEM, sized as if the mbufs were packed (`populated_size` × object size from
+    /// the first chunk's start), so with gaps the mbufs past that size lie outside it —
+    /// the kernel skips them as fill buffers and drops the frames sent from them.
+    Packed,
+}
+
 /// A pool of packet mbufs. Clones are handles on the same pool; the pool is freed with
 /// the last handle (or leaked, with a warning, if mbufs are still allocated then).
 #[derive(Clone)]
@@ -60,19 +77,44 @@ impl Mempool {
         data_room_size: u16,
         socket_id: i32,
     ) -> Result<Mempool> {
+        Self::with_layout(
+            name,
+            n_mbufs,
+            cache_size,
+            data_room_size,
+            socket_id,
+            Layout::Dma,
+        )
+    }
+
+    /// As [`Mempool::new`], with the mbufs laid out as `layout` says.
+    pub fn with_layout(
+        name: &str,
+        n_mbufs: u32,
+        cache_size: u32,
+        data_room_size: u16,
+        socket_id: i32,
+        layout: Layout,
+    ) -> Result<Mempool> {
         const OP: &str = "rte_pktmbuf_pool_create";
         let rt = runtime()?;
         let c_name = CString::new(name).map_err(|e| Error::new(OP, libc::EINVAL, e.to_string()))?;
-        // SAFETY: EAL runs (`rt`), `c_name` is a valid C string; DPDK copies it.
-        let ptr = unsafe {
-            dpdk_sys::rte_pktmbuf_pool_create(
-                c_name.as_ptr(),
-                n_mbufs,
-                cache_size,
-                0,
-                data_room_size,
-                socket_id,
-            )
+        let ptr = match layout {
+            // SAFETY: EAL runs (`rt`), `c_name` is a valid C string; DPDK copies it.
+            Layout::Dma => unsafe {
+                dpdk_sys::rte_pktmbuf_pool_create(
+                    c_name.as_ptr(),
+                    n_mbufs,
+                    cache_size,
+                    0,
+                    data_room_size,
+                    socket_id,
+                )
+            },
+            // SAFETY: as above.
+            Layout::Packed => unsafe {
+                packed_pool(&c_name, n_mbufs, cache_size, data_room_size, socket_id)?
+            },
         };
         let ptr = NonNull::new(ptr).ok_or_else(|| Error::last(OP))?;
         Ok(Mempool {
@@ -82,6 +124,12 @@ impl Mempool {
                 rt,
             }),
         })
+    }
+
+    /// Separate memory areas the pool's mbufs lie in (1 unless memory was fragmented).
+    pub fn mem_chunks(&self) -> u32 {
+        // SAFETY: the pool is live while `self` is; the field is set at population.
+        unsafe { (*self.as_ptr()).nb_mem_chunks }
     }
 
     /// The pool's name.
@@ -139,6 +187,62 @@ impl Mempool {
     pub fn as_ptr(&self) -> *mut rte_mempool {
         self.inner.ptr.as_ptr()
     }
+}
+
+/// Creates a pktmbuf pool whose mbufs lie back to back ([`Layout::Packed`]): the steps of
+/// `rte_pktmbuf_pool_create` (empty pool, the platform's mempool ops, pktmbuf private
+/// data, population, mbuf initialisation) with `RTE_MEMPOOL_F_NO_IOVA_CONTIG`. NULL with
+/// `rte_errno` set when the empty pool cannot be created.
+///
+/// # Safety
+/// EAL is initialised.
+unsafe fn packed_pool(
+    name: &CString,
+    n_mbufs: u32,
+    cache_size: u32,
+    data_room_size: u16,
+    socket_id: i32,
+) -> Result<*mut rte_mempool> {
+    let mut private = dpdk_sys::rte_pktmbuf_pool_private {
+        mbuf_data_room_size: data_room_size,
+        mbuf_priv_size: 0,
+        flags: 0,
+    };
+    let elt_size = std::mem::size_of::<rte_mbuf>() as u32 + u32::from(data_room_size);
+    // SAFETY: EAL runs (the caller's promise); `name` is a valid C string DPDK copies.
+    let mp = unsafe {
+        dpdk_sys::rte_mempool_create_empty(
+            name.as_ptr(),
+            n_mbufs,
+            elt_size,
+            cache_size,
+            std::mem::size_of::<dpdk_sys::rte_pktmbuf_pool_private>() as u32,
+            socket_id,
+            dpdk_sys::RTE_MEMPOOL_F_NO_IOVA_CONTIG,
+        )
+    };
+    if mp.is_null() {
+        return Ok(mp);
+    }
+    // SAFETY: `mp` is a fresh, empty pool only this function knows; the ops name is a
+    // static C string of DPDK; `private` outlives the init call, which copies it into
+    // the pool; the population and the per-mbuf initialisation run on that pool.
+    unsafe {
+        let ops = dpdk_sys::rte_mbuf_best_mempool_ops();
+        let ret = dpdk_sys::rte_mempool_set_ops_byname(mp, ops, std::ptr::null_mut());
+        let ret = if ret == 0 {
+            dpdk_sys::rte_pktmbuf_pool_init(mp, std::ptr::addr_of_mut!(private).cast());
+            dpdk_sys::rte_mempool_populate_default(mp)
+        } else {
+            ret
+        };
+        if ret < 0 {
+            dpdk_sys::rte_mempool_free(mp);
+            return Err(Error::from_errno("rte_pktmbuf_pool_create (packed)", -ret));
+        }
+        dpdk_sys::rte_mempool_obj_iter(mp, Some(dpdk_sys::rte_pktmbuf_init), std::ptr::null_mut());
+    }
+    Ok(mp)
 }
 
 impl std::fmt::Debug for Mempool {

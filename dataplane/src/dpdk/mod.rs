@@ -48,5 +48,5 @@ pub use ethdev::{DevInfo, Dropped, EthDev, EthPort, LinkStatus, PortConfig, Port
 pub use flow::{FlowRule, Pattern, SteerRule};
 pub use link_watch::LinkWatch;
 pub use mbuf::{free_bulk, Mbuf, MbufShared};
-pub use mempool::{Mempool, SOCKET_ID_ANY};
+pub use mempool::{Layout, Mempool, SOCKET_ID_ANY};
 pub use pdump::Pdump;

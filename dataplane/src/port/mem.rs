@@ -215,6 +215,8 @@ pub struct MemPort {
     rx: Arc<Mutex<Direction>>,
     pool: HeapPool,
     clock: SimClock,
+    /// Chained packets are sent whole ([`MemPort::single_segment`]).
+    chains: bool,
 }
 
 /// A link between two ports sharing `pool` and `clock`.
@@ -237,6 +239,7 @@ pub fn link(cfg: LinkConfig, pool: &HeapPool, clock: &SimClock) -> (MemPort, Mem
         rx: rx.clone(),
         pool: pool.clone(),
         clock: clock.clone(),
+        chains: true,
     };
     (end(&ab, &ba), end(&ba, &ab))
 }
@@ -265,6 +268,16 @@ impl MemPort {
     /// Delivery time of the next packet waiting for this end, ns.
     pub fn next_arrival(&self) -> Option<u64> {
         lock(&self.rx).queue.peek().map(|p| p.0.at)
+    }
+
+    /// This end sends as a driver without multi-segment TX does (DPDK 22.11's
+    /// `net_af_xdp`): [`Port::tx_chains`] says so, and a chained packet handed to it
+    /// anyway leaves as its first segment's bytes followed by zeros up to the packet's
+    /// length — the payload is lost, as that driver sends `pkt_len` bytes of the first
+    /// segment's buffer.
+    pub fn single_segment(mut self) -> Self {
+        self.chains = false;
+        self
     }
 
     /// Replaces the faults of the direction this end sends on.
@@ -300,7 +313,17 @@ impl Port for MemPort {
         let n = room.min(pkts.len());
         let mut unsent = Burst::new();
         for (i, buf) in pkts.drain().enumerate() {
-            if i < n {
+            if i < n && !self.chains && !buf.chained().is_empty() {
+                let mut frame = buf.data().to_vec();
+                frame.resize(buf.pkt_len(), 0);
+                match self.pool.alloc_from(&frame) {
+                    Some(first) => dir.send(now, first, &self.pool),
+                    None => {
+                        dir.stats.sent += 1;
+                        dir.stats.alloc_failed += 1;
+                    }
+                }
+            } else if i < n {
                 dir.send(now, buf, &self.pool);
             } else {
                 // Cannot fail: `unsent` has the capacity `pkts` had.
@@ -313,5 +336,9 @@ impl Port for MemPort {
 
     fn alloc(&mut self) -> Option<HeapBuf> {
         self.pool.alloc()
+    }
+
+    fn tx_chains(&self) -> bool {
+        self.chains
     }
 }

@@ -109,6 +109,13 @@ pub trait Port {
     fn tx_burst(&mut self, pkts: &mut Burst<Self::Buf>) -> usize;
     /// Allocates an empty buffer from this port's pool, `None` when exhausted.
     fn alloc(&mut self) -> Option<Self::Buf>;
+    /// Whether [`Port::tx_burst`] sends a chained packet ([`PacketBuf::chain`]) whole.
+    /// False for a driver that sends single-segment frames only (DPDK: no
+    /// `RTE_ETH_TX_OFFLOAD_MULTI_SEGS`); egress then copies the payload behind the
+    /// headers instead of chaining it.
+    fn tx_chains(&self) -> bool {
+        true
+    }
     /// Buffers left in this port's pool and its size, where the pool tells.
     fn pool_room(&self) -> Option<(usize, usize)> {
         None

@@ -74,6 +74,9 @@ def lab(request):
     # keys for mpgw's down1 port); see deploy/lab.sh.
     lab.env["LAB_VLAN"] = str(getattr(request.module, "LAB_VLAN", ""))
     lab.env["MPGW_DOWN1_EXTRA"] = getattr(request.module, "LAB_DOWN1_EXTRA", "")
+    # A module may set LAB_PMD ("af_packet" or "af_xdp": the DPDK driver of mpgw's
+    # ports); else LAB_PMD from the environment applies, as in deploy/lab.sh.
+    lab.env["LAB_PMD"] = getattr(request.module, "LAB_PMD", os.environ.get("LAB_PMD", "af_packet"))
     up = lab.script("up")
     if up.returncode != 0:
         lab.script("down")
