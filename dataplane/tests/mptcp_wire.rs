@@ -844,6 +844,45 @@ fn the_peers_data_fin_is_reported_and_data_acked_and_ours_follows_our_data() {
 }
 
 #[test]
+fn the_peers_data_fin_on_a_pure_ack_is_answered_by_our_subflow_fin_alone() {
+    let mut s = Script::new(Config::default());
+    let m = s.m();
+    // We close first: our DATA_FIN goes out on a pure ACK.
+    s.server.close(m);
+    let out = s.flush();
+    assert!(
+        matches!(
+            last_ack(&out)[..],
+            [MptcpOption::Dss(Dss { data_fin: true, .. })]
+        ),
+        "{out:?}"
+    );
+    // The peer acknowledges it and sends its own DATA_FIN on a pure ACK (Linux does so
+    // on every subflow). Both DATA_FINs are done: the subflow's FIN leaves, and it
+    // carries the DATA_ACK of the peer's DATA_FIN — no separate ACK before it, and
+    // none owed at the end of the burst.
+    let ack = Some(DsnField::Bits64(s.server_dsn(1)));
+    let fin = Dss::data_fin_only(s.client_dsn(0), ack, None);
+    let out = s.send(TcpFlags::ACK, b"", &[MptcpOption::Dss(fin)]);
+    assert!(s.events.contains(Events::CLOSED), "{:?}", s.events);
+    assert_eq!(out.len(), 1, "{out:?}");
+    let (_, g) = &out[0];
+    assert!(g.flags.contains(TcpFlags::FIN));
+    let data_ack = match &mptcp(g)[..] {
+        [MptcpOption::Dss(Dss {
+            data_ack: Some(a), ..
+        })] => *a,
+        other => panic!("no DATA_ACK on the FIN: {other:?}"),
+    };
+    let expected = s.client_dsn(1);
+    assert!(
+        data_ack == DsnField::Bits64(expected) || data_ack == DsnField::Bits32(expected.low32()),
+        "{data_ack:?}"
+    );
+    assert!(s.wait(0).is_empty());
+}
+
+#[test]
 fn mp_fastclose_with_our_key_resets_the_connection_and_a_wrong_key_is_ignored() {
     let mut s = Script::new(Config::default());
     let wrong = MptcpOption::MpFastclose {

@@ -635,8 +635,10 @@ impl<S: SharedBuf> Subflow<S> {
                     let data_len = u32::from(m.data_len) - fin;
                     if dss.data_fin && meta.data_len == 0 && verdict == Verdict::Continue {
                         // A DATA_FIN on a pure ACK (or its retransmission) is
-                        // DATA_ACKed at once.
-                        verdict = Verdict::AckNow;
+                        // DATA_ACKed by the end of the burst: Linux sends it on every
+                        // subflow, and the subflow's FIN or our own DATA_FIN often
+                        // follows in the same burst — one segment then answers all.
+                        verdict = Verdict::AckBurst;
                     }
                     if dss.data_fin {
                         let fin_dsn = dsn + u64::from(data_len);

@@ -784,6 +784,7 @@ impl<S: SharedBuf, H: Hook<S>> Connection<S, H> {
         match out.with_ctx(|ctx| self.hook.on_options(ctx, &seg.raw_options, &meta)) {
             Verdict::Continue => {}
             Verdict::AckNow => self.ack_now = true,
+            Verdict::AckBurst => self.ack_owed = true,
             Verdict::Reset => {
                 self.abort(out);
                 self.events |= Events::RESET;

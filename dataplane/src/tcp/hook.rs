@@ -23,6 +23,10 @@ pub enum Verdict {
     Continue,
     /// Go on, and acknowledge the segment at once (e.g. the MP_JOIN fourth ACK).
     AckNow,
+    /// Go on, and acknowledge the segment by the end of the receive burst: one ACK
+    /// answers all the burst brought, or a segment sent before carries it (e.g. a
+    /// DATA_FIN on a pure ACK, which the peer repeats on every subflow).
+    AckBurst,
     /// Reset the connection (sends a RST and reports [`super::Events::RESET`]).
     Reset,
 }
