@@ -73,8 +73,8 @@ impl Fx {
     }
 
     /// Feeds a segment.
-    fn recv(&mut self, g: SegmentIn<S>) {
-        self.c.on_segment(g, self.now, &mut self.out);
+    fn recv(&mut self, mut g: SegmentIn<S>) {
+        self.c.on_segment(&mut g, self.now, &mut self.out);
     }
 
     /// Advances time and runs timers.
@@ -365,10 +365,10 @@ fn simultaneous_open_between_two_engines_does_not_ping_pong() {
         assert!(rounds < 10, "segments ping-pong between the two ends");
         let (ia, ib) = (std::mem::take(&mut to_a), std::mem::take(&mut to_b));
         for (_, g) in ia {
-            a.on_segment(as_input(g), now, &mut to_b);
+            a.on_segment(&mut as_input(g), now, &mut to_b);
         }
         for (_, g) in ib {
-            b.on_segment(as_input(g), now, &mut to_a);
+            b.on_segment(&mut as_input(g), now, &mut to_a);
         }
     }
     assert_eq!(a.state(), State::Established);
