@@ -53,8 +53,8 @@ fn receiver() -> (Connection<S>, TcpSeq, Out) {
     let mut c = Connection::accept(&cfg, tuple(), &syn, TcpSeq::new(1000), 0, NoHook, now);
     let mut out = Out::new();
     c.flush(now, &mut out);
-    let ack = SegmentIn::bare(TcpSeq::new(101), TcpSeq::new(1001), TcpFlags::ACK, 65535);
-    c.on_segment(ack, now, &mut out);
+    let mut ack = SegmentIn::bare(TcpSeq::new(101), TcpSeq::new(1001), TcpFlags::ACK, 65535);
+    c.on_segment(&mut ack, now, &mut out);
     out.clear();
     (c, TcpSeq::new(101), out)
 }
@@ -70,7 +70,7 @@ fn drain(
     let mut got = 0;
     while port.rx_burst(&mut rx) > 0 {
         for buf in rx.drain() {
-            let Ok((t, seg)) = segment_from_frame(buf, true) else {
+            let Ok((t, mut seg)) = segment_from_frame(buf, true) else {
                 continue;
             };
             if conn.is_none() && seg.flags == TcpFlags::SYN {
@@ -86,7 +86,7 @@ fn drain(
                 continue;
             }
             if let Some(c) = conn.as_mut() {
-                c.on_segment(seg, now, out);
+                c.on_segment(&mut seg, now, out);
             }
         }
     }
@@ -250,7 +250,7 @@ fn benches(c: &mut Criterion) {
             let mut s = SegmentIn::bare(seq, TcpSeq::new(1001), TcpFlags::ACK, 65535);
             s.payload = buf.clone().map(Payload::new);
             now = now + Duration::from_micros(1);
-            conn.on_segment(s, now, &mut out);
+            conn.on_segment(&mut s, now, &mut out);
             seq += 1448;
             while let Some(p) = conn.recv() {
                 black_box(p.len());

@@ -2,7 +2,9 @@
 //! [`JOINS`] subflows to each: the workload of the MP_JOIN benchmark
 //! (`benches/mptcp_join.rs`), shared with its allocation test (`tests/join_alloc.rs`).
 //! Segments go from stack to stack directly (no frames, no ports), so what runs is the
-//! protocol work of both ends.
+//! protocol work of both ends. With metering on ([`Pair::set_metered`]) the pair also
+//! counts the CPU time spent inside each stack's calls ([`Cost`]): the passive side's
+//! share is what a concentrator's core does per join.
 
 use dataplane::mptcp::crypto::KeySource;
 use dataplane::mptcp::mib::Mib;
@@ -14,6 +16,106 @@ use dataplane::tcp::{
 };
 use std::net::SocketAddr;
 use std::time::Duration;
+
+/// A cycle counter: the TSC on x86-64 (≈ 14 ns per read here, a third of
+/// `Instant::now`); on other targets, nanoseconds since the first call. Only
+/// differences and ratios of its readings mean anything.
+#[inline]
+pub fn ticks() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: RDTSC exists on every x86-64 CPU, reads a counter and has no other effect.
+    unsafe {
+        std::arch::x86_64::_rdtsc()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        use std::sync::OnceLock;
+        static START: OnceLock<std::time::Instant> = OnceLock::new();
+        let start = START.get_or_init(std::time::Instant::now);
+        u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+/// The end of the pair a call belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The active side: the stack that connects and joins.
+    Client,
+    /// The passive side: the listening stack, a concentrator's role.
+    Server,
+}
+
+/// Ticks ([`ticks`]) spent inside each stack's calls while metering was on, and how
+/// many timed regions each side's total is made of.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cost {
+    /// Ticks inside the client stack's calls.
+    pub client: u64,
+    /// Ticks inside the server stack's calls.
+    pub server: u64,
+    /// Timed regions around client calls.
+    pub client_regions: u64,
+    /// Timed regions around server calls.
+    pub server_regions: u64,
+}
+
+impl Cost {
+    /// `side`'s ticks, less `per_region` ticks (the meter's own cost, see
+    /// [`region_overhead`]) for each of its regions.
+    pub fn net(&self, side: Side, per_region: f64) -> f64 {
+        let (t, n) = match side {
+            Side::Client => (self.client, self.client_regions),
+            Side::Server => (self.server, self.server_regions),
+        };
+        (t as f64 - n as f64 * per_region).max(0.0)
+    }
+}
+
+impl std::ops::AddAssign for Cost {
+    fn add_assign(&mut self, o: Cost) {
+        self.client += o.client;
+        self.server += o.server;
+        self.client_regions += o.client_regions;
+        self.server_regions += o.server_regions;
+    }
+}
+
+/// Runs `f`, charging its ticks to `side` when `cost` is metering (`Some`).
+#[inline]
+fn timed<R>(cost: &mut Option<Cost>, side: Side, f: impl FnOnce() -> R) -> R {
+    let Some(c) = cost else { return f() };
+    let t0 = ticks();
+    let r = f();
+    let dt = ticks().wrapping_sub(t0);
+    match side {
+        Side::Client => {
+            c.client += dt;
+            c.client_regions += 1;
+        }
+        Side::Server => {
+            c.server += dt;
+            c.server_regions += 1;
+        }
+    }
+    r
+}
+
+/// What an empty timed region reads, in ticks (median of 101 batches): the meter's
+/// own cost in each region, to subtract from a side's total.
+pub fn region_overhead() -> f64 {
+    let mut cost = Some(Cost::default());
+    let mut batches: Vec<f64> = (0..101)
+        .map(|_| {
+            let before = cost.unwrap_or_default().client;
+            for _ in 0..1000 {
+                timed(&mut cost, Side::Client, || std::hint::black_box(()));
+            }
+            (cost.unwrap_or_default().client - before) as f64 / 1000.0
+        })
+        .collect();
+    batches.sort_by(f64::total_cmp);
+    batches[batches.len() / 2]
+}
 
 /// Subflows joined per connection (Linux's most).
 pub const JOINS: u16 = 8;
@@ -33,6 +135,7 @@ impl SharedBuf for NoBuf {
 }
 
 type Out = Vec<(FourTuple, SegmentOut<NoBuf>)>;
+type In = Vec<(FourTuple, SegmentIn<NoBuf>)>;
 
 /// What the peer receives for a segment we sent.
 fn received(seg: &SegmentOut<NoBuf>) -> SegmentIn<NoBuf> {
@@ -50,8 +153,12 @@ pub struct Pair {
     to_client: Out,
     /// The segments being delivered.
     in_flight: Out,
+    /// The same, as the receiving stack takes them.
+    arrived: In,
     now: Instant,
     port: u16,
+    /// Time inside each stack's calls, when metering.
+    cost: Option<Cost>,
 }
 
 impl Default for Pair {
@@ -86,9 +193,25 @@ impl Pair {
             to_server: Vec::new(),
             to_client: Vec::new(),
             in_flight: Vec::new(),
+            arrived: Vec::new(),
             now: Instant::from_nanos(1_000_000),
             port: 1024,
+            cost: None,
         }
+    }
+
+    /// Switches metering on (from zero) or off; see [`Pair::take_cost`].
+    pub fn set_metered(&mut self, on: bool) {
+        self.cost = on.then(Cost::default);
+    }
+
+    /// The time spent inside each stack's calls since metering went on or since the
+    /// last call (zero when not metering). Everything a stack does is inside such a
+    /// call (segments in, timers, the application's event loop, connect, join,
+    /// abort); outside are the conversion of one stack's segments into the other's
+    /// input and the loop around them (a port's and the test's work).
+    pub fn take_cost(&mut self) -> Cost {
+        self.cost.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// Delivers segments both ways until nothing is left. The segment vectors are
@@ -100,25 +223,36 @@ impl Pair {
             to_server,
             to_client,
             in_flight,
+            arrived,
             now,
+            cost,
             ..
         } = self;
+        let mut wires = Wires {
+            in_flight,
+            arrived,
+            now: *now,
+            cost,
+        };
         while !to_server.is_empty() || !to_client.is_empty() {
-            deliver(server, to_server, in_flight, to_client, *now);
-            deliver(client, to_client, in_flight, to_server, *now);
+            wires.deliver(server, Side::Server, to_server, to_client);
+            wires.deliver(client, Side::Client, to_client, to_server);
         }
     }
 
     /// Hands every event to a do-nothing application so finished connections are freed.
     fn drain_events(&mut self) {
-        for (stack, out) in [
-            (&mut self.client, &mut self.to_server),
-            (&mut self.server, &mut self.to_client),
+        let now = self.now;
+        for (stack, out, side) in [
+            (&mut self.client, &mut self.to_server, Side::Client),
+            (&mut self.server, &mut self.to_client, Side::Server),
         ] {
-            while let Some(m) = stack.next_ready() {
-                let _: Events = stack.take_events(m);
-                stack.flush(m, self.now, out);
-            }
+            timed(&mut self.cost, side, || {
+                while let Some(m) = stack.next_ready() {
+                    let _: Events = stack.take_events(m);
+                    stack.flush(m, now, out);
+                }
+            });
         }
     }
 
@@ -143,12 +277,18 @@ impl Pair {
     /// connections leave the timer wheel when their slot comes up).
     pub fn round(&mut self, mut around_joins: impl FnMut(bool)) -> u64 {
         self.now = self.now + Duration::from_millis(1);
-        self.client.on_timers(self.now, &mut self.to_server);
-        self.server.on_timers(self.now, &mut self.to_client);
+        let now = self.now;
+        timed(&mut self.cost, Side::Client, || {
+            self.client.on_timers(now, &mut self.to_server);
+        });
+        timed(&mut self.cost, Side::Server, || {
+            self.server.on_timers(now, &mut self.to_client);
+        });
         let local = SocketAddr::new([192, 0, 2, 1].into(), self.next_port());
-        let connected =
+        let connected = timed(&mut self.cost, Side::Client, || {
             self.client
-                .connect(local, server_addr(), true, self.now, &mut self.to_server);
+                .connect(local, server_addr(), true, now, &mut self.to_server)
+        });
         let Some(m): Option<MskId> = connected else {
             return 0;
         };
@@ -163,12 +303,16 @@ impl Pair {
                 local_id: 1,
                 backup: false,
             };
-            self.client.join(m, &path, self.now, &mut self.to_server);
+            timed(&mut self.cost, Side::Client, || {
+                self.client.join(m, &path, now, &mut self.to_server)
+            });
             self.exchange();
         }
         around_joins(false);
         let joined = self.server.mib().get(Mib::MPJoinAckRx) - before;
-        self.client.abort(m, self.now, &mut self.to_server);
+        timed(&mut self.cost, Side::Client, || {
+            self.client.abort(m, now, &mut self.to_server);
+        });
         self.exchange();
         self.drain_events();
         self.exchange();
@@ -176,22 +320,42 @@ impl Pair {
     }
 }
 
-/// Hands `stack` the segments of `incoming` (through `in_flight`); its answers go to
-/// `outgoing`.
-fn deliver(
-    stack: &mut Stack<NoBuf>,
-    incoming: &mut Out,
-    in_flight: &mut Out,
-    outgoing: &mut Out,
+/// The pair's delivery state: what `exchange` moves between the stacks.
+struct Wires<'a> {
+    in_flight: &'a mut Out,
+    arrived: &'a mut In,
     now: Instant,
-) {
-    std::mem::swap(incoming, in_flight);
-    for (t, seg) in in_flight.drain(..) {
-        let tuple = FourTuple {
-            local: t.remote,
-            remote: t.local,
-        };
-        stack.on_segment(tuple, received(&seg), now, outgoing);
+    cost: &'a mut Option<Cost>,
+}
+
+impl Wires<'_> {
+    /// Hands `stack` the segments of `incoming` (converted first, outside the meter);
+    /// its answers go to `outgoing`.
+    fn deliver(
+        &mut self,
+        stack: &mut Stack<NoBuf>,
+        side: Side,
+        incoming: &mut Out,
+        outgoing: &mut Out,
+    ) {
+        std::mem::swap(incoming, self.in_flight);
+        self.arrived
+            .extend(self.in_flight.drain(..).map(|(t, seg)| {
+                let tuple = FourTuple {
+                    local: t.remote,
+                    remote: t.local,
+                };
+                (tuple, received(&seg))
+            }));
+        if self.arrived.is_empty() {
+            return;
+        }
+        let (arrived, now) = (&mut *self.arrived, self.now);
+        timed(self.cost, side, || {
+            for (tuple, seg) in arrived.drain(..) {
+                stack.on_segment(tuple, seg, now, outgoing);
+            }
+        });
     }
 }
 

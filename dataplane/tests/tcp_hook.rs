@@ -82,8 +82,8 @@ fn established(reset_on_data: bool) -> (Connection<S, Recorder>, Out) {
     let mut c = Connection::accept(&cfg, tuple, &syn, TcpSeq::new(9000), 0, hook, now);
     let mut out = Vec::new();
     c.flush(now, &mut out);
-    let ack = SegmentIn::bare(TcpSeq::new(501), TcpSeq::new(9001), TcpFlags::ACK, 65535);
-    c.on_segment(ack, now, &mut out);
+    let mut ack = SegmentIn::bare(TcpSeq::new(501), TcpSeq::new(9001), TcpFlags::ACK, 65535);
+    c.on_segment(&mut ack, now, &mut out);
     (c, out)
 }
 
@@ -97,7 +97,7 @@ fn hooks_see_syn_options_and_data_and_add_to_every_segment() {
     d.payload = Some(Payload::new(
         pool.alloc_from(&[1; 100]).unwrap().into_shared(),
     ));
-    c.on_segment(d, Instant::default(), &mut out);
+    c.on_segment(&mut d, Instant::default(), &mut out);
     assert_eq!(c.hook().data, [(TcpSeq::new(501), 100)]);
     // Data segments leave the hook its option space: MSS 1460 - 8.
     let p = Payload::new(pool.alloc_from(&[2; 2000]).unwrap().into_shared());
@@ -117,7 +117,7 @@ fn hook_can_reset() {
     d.payload = Some(Payload::new(
         pool.alloc_from(&[1; 10]).unwrap().into_shared(),
     ));
-    c.on_segment(d, Instant::default(), &mut out);
+    c.on_segment(&mut d, Instant::default(), &mut out);
     assert_eq!(c.state(), State::Closed);
     assert!(c.take_events().contains(Events::RESET));
     assert_eq!(out[0].1.flags, TcpFlags::RST);

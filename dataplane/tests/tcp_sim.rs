@@ -40,7 +40,7 @@ impl Host {
         let mut rx = Burst::new();
         while self.port.rx_burst(&mut rx) > 0 {
             for buf in rx.drain() {
-                let Ok((tuple, seg)) = segment_from_frame(buf, true) else {
+                let Ok((tuple, mut seg)) = segment_from_frame(buf, true) else {
                     self.bad_frames += 1;
                     continue;
                 };
@@ -60,7 +60,7 @@ impl Host {
                     continue;
                 }
                 if let Some(c) = self.conn.as_mut() {
-                    c.on_segment(seg, now, &mut self.out);
+                    c.on_segment(&mut seg, now, &mut self.out);
                 }
             }
         }

@@ -74,8 +74,8 @@ impl Fx {
 
     /// Feeds a segment.
     /// Delivers `g` as a receive burst of its own (the ACK it leaves owed goes out).
-    fn recv(&mut self, g: SegmentIn<S>) {
-        self.c.on_segment(g, self.now, &mut self.out);
+    fn recv(&mut self, mut g: SegmentIn<S>) {
+        self.c.on_segment(&mut g, self.now, &mut self.out);
         self.c.release_owed_ack(self.now, &mut self.out);
     }
 
@@ -367,10 +367,10 @@ fn simultaneous_open_between_two_engines_does_not_ping_pong() {
         assert!(rounds < 10, "segments ping-pong between the two ends");
         let (ia, ib) = (std::mem::take(&mut to_a), std::mem::take(&mut to_b));
         for (_, g) in ia {
-            a.on_segment(as_input(g), now, &mut to_b);
+            a.on_segment(&mut as_input(g), now, &mut to_b);
         }
         for (_, g) in ib {
-            b.on_segment(as_input(g), now, &mut to_a);
+            b.on_segment(&mut as_input(g), now, &mut to_a);
         }
     }
     assert_eq!(a.state(), State::Established);
@@ -461,8 +461,8 @@ fn a_burst_of_in_order_segments_is_acknowledged_once_at_its_end() {
     // Eight segments in one receive burst: the ACK every second one owes waits for
     // the burst's end, and one ACK covers them all.
     for i in 0..8u32 {
-        let g = fx.data(R1 + 2 * i, L1, b"ab");
-        fx.c.on_segment(g, fx.now, &mut fx.out);
+        let mut g = fx.data(R1 + 2 * i, L1, b"ab");
+        fx.c.on_segment(&mut g, fx.now, &mut fx.out);
     }
     send!(fx, []);
     assert!(fx.c.ack_owed());
@@ -473,8 +473,8 @@ fn a_burst_of_in_order_segments_is_acknowledged_once_at_its_end() {
     send!(fx, []);
     // A segment we send before the burst ends carries the owed ACK.
     for i in 8..10u32 {
-        let g = fx.data(R1 + 2 * i, L1, b"ab");
-        fx.c.on_segment(g, fx.now, &mut fx.out);
+        let mut g = fx.data(R1 + 2 * i, L1, b"ab");
+        fx.c.on_segment(&mut g, fx.now, &mut fx.out);
     }
     let p = fx.payload(b"reply");
     fx.c.send(p).unwrap();

@@ -1352,7 +1352,7 @@ impl<S: SharedBuf> Stack<S> {
     pub fn on_segment(
         &mut self,
         tuple: FourTuple,
-        seg: crate::tcp::SegmentIn<S>,
+        mut seg: crate::tcp::SegmentIn<S>,
         now: Instant,
         out: &mut impl SegmentSink<S>,
     ) {
@@ -1361,7 +1361,8 @@ impl<S: SharedBuf> Stack<S> {
             sink: out,
             ctx: &mut self.ctx,
         };
-        self.tcp.on_segment(tuple, seg, now, &mut o);
+        self.tcp
+            .on_segment_listened(tuple, &mut seg, false, now, &mut o);
         self.settle(now, out);
     }
 
@@ -1375,7 +1376,7 @@ impl<S: SharedBuf> Stack<S> {
     pub fn on_foreign_segment(
         &mut self,
         tuple: FourTuple,
-        seg: crate::tcp::SegmentIn<S>,
+        mut seg: crate::tcp::SegmentIn<S>,
         addressed: Addressed,
         now: Instant,
         out: &mut impl SegmentSink<S>,
@@ -1401,7 +1402,7 @@ impl<S: SharedBuf> Stack<S> {
             ctx: &mut self.ctx,
         };
         self.tcp
-            .on_segment_listened(tuple, seg, listened, now, &mut o);
+            .on_segment_listened(tuple, &mut seg, listened, now, &mut o);
         self.ctx.addressed = Addressed::Us;
         self.settle(now, out);
         true
@@ -1556,9 +1557,10 @@ impl<S: SharedBuf> Stack<S> {
     /// CLOSED, each once) and the peer signals its hooks noted.
     fn report(&mut self, m: MskId) {
         let Stack { tcp, ctx, .. } = self;
+        let monitor = ctx.monitor;
         let Some(k) = ctx.msk_mut(m) else { return };
-        let notes = std::mem::take(&mut k.notes);
         if k.local_key == 0 {
+            k.notes.clear();
             return;
         }
         let was = k.reported;
@@ -1579,9 +1581,12 @@ impl<S: SharedBuf> Stack<S> {
             now |= reported::CLOSED;
         }
         k.reported = now;
-        if !ctx.monitor {
+        if !monitor {
+            // Notes only feed monitor events (and moving the list out costs a copy).
+            k.notes.clear();
             return;
         }
+        let notes = std::mem::take(&mut k.notes);
         let Some(k) = ctx.msk(m) else { return };
         let mut evs = ArrayVec::<MonitorEvent, 8>::new();
         for (bit, kind) in [

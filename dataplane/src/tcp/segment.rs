@@ -7,10 +7,11 @@ use crate::seq::TcpSeq;
 use crate::wire::tcp::{OptionsBuf, TcpFlags, TcpOption, TcpOptions, TcpPacket, MAX_OPTIONS_LEN};
 use arrayvec::ArrayVec;
 use std::fmt;
-use std::net::SocketAddr;
+use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, SocketAddr};
 
 /// A connection's addresses as seen from this gateway.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FourTuple {
     /// Our address and port.
     pub local: SocketAddr,
@@ -23,6 +24,31 @@ impl FourTuple {
     #[inline]
     pub fn is_ipv6(&self) -> bool {
         self.local.is_ipv6()
+    }
+}
+
+/// Addresses and ports as whole words: an IPv4 tuple is two words for the hasher,
+/// where a derived hash feeds it eight pieces (each address's tag, length, octets and
+/// port). Equal tuples hash equally (the fields hashed are a subset of those
+/// compared).
+impl Hash for FourTuple {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let ports = u64::from(self.local.port()) << 16 | u64::from(self.remote.port());
+        match (self.local.ip(), self.remote.ip()) {
+            (IpAddr::V4(l), IpAddr::V4(r)) => {
+                state.write_u64(u64::from(l.to_bits()) << 32 | u64::from(r.to_bits()));
+            }
+            (l, r) => {
+                for a in [l, r] {
+                    match a {
+                        IpAddr::V4(v) => state.write_u32(v.to_bits()),
+                        IpAddr::V6(v) => state.write_u128(v.to_bits()),
+                    }
+                }
+            }
+        }
+        state.write_u64(ports);
     }
 }
 

@@ -330,20 +330,22 @@ impl<S: SharedBuf, H: Hook<S>> Table<S, H> {
     pub fn on_segment(
         &mut self,
         tuple: FourTuple,
-        seg: SegmentIn<S>,
+        mut seg: SegmentIn<S>,
         now: Instant,
         out: &mut impl HookSink<S, H::Ctx>,
     ) {
-        self.on_segment_listened(tuple, seg, false, now, out);
+        self.on_segment_listened(tuple, &mut seg, false, now, out);
     }
 
     /// [`Table::on_segment`] for a segment the caller found a listener for (a
     /// transparent listener takes `tuple.local`, a foreign destination, without
     /// being registered): a segment of no connection goes to the listener path.
+    /// The segment is passed by reference down to the connection (see
+    /// [`Connection::on_segment`]); its payload is taken out.
     pub fn on_segment_listened(
         &mut self,
         tuple: FourTuple,
-        seg: SegmentIn<S>,
+        seg: &mut SegmentIn<S>,
         listened: bool,
         now: Instant,
         out: &mut impl HookSink<S, H::Ctx>,
@@ -355,7 +357,7 @@ impl<S: SharedBuf, H: Hook<S>> Table<S, H> {
                 self.stats.shed += 1;
             }
             let Some(e) = self.entry_mut(id) else { return };
-            if !(bare_syn && e.conn.time_wait_accepts(&seg)) {
+            if !(bare_syn && e.conn.time_wait_accepts(seg)) {
                 e.conn.set_shedding(shed);
                 e.conn.on_segment(seg, now, out);
                 self.settle(id, true, out);
@@ -366,9 +368,9 @@ impl<S: SharedBuf, H: Hook<S>> Table<S, H> {
         }
         let taken = listened
             || self.listeners.contains(&tuple.local)
-            || bare_syn && H::claims_unlistened(&seg);
+            || bare_syn && H::claims_unlistened(seg);
         if !taken {
-            self.reset(&tuple, &seg, OptionsBuf::new(), out);
+            self.reset(&tuple, seg, OptionsBuf::new(), out);
             return;
         }
         if seg.flags.contains(TcpFlags::RST) {
@@ -384,7 +386,7 @@ impl<S: SharedBuf, H: Hook<S>> Table<S, H> {
     fn on_listener_syn(
         &mut self,
         tuple: FourTuple,
-        seg: SegmentIn<S>,
+        seg: &SegmentIn<S>,
         now: Instant,
         out: &mut impl HookSink<S, H::Ctx>,
     ) {
@@ -394,7 +396,7 @@ impl<S: SharedBuf, H: Hook<S>> Table<S, H> {
             self.last_cookie_at = Some(now);
             out.send(
                 &tuple,
-                cookie_syn_ack(&self.conn_config(&tuple), &self.secrets, &tuple, &seg, now),
+                cookie_syn_ack(&self.conn_config(&tuple), &self.secrets, &tuple, seg, now),
             );
             return;
         }
@@ -403,10 +405,10 @@ impl<S: SharedBuf, H: Hook<S>> Table<S, H> {
             self.stats.syns_dropped += 1;
             return;
         }
-        let hook = match out.with_ctx(|ctx| H::accept(ctx, &tuple, &seg)) {
+        let hook = match out.with_ctx(|ctx| H::accept(ctx, &tuple, seg)) {
             Ok(hook) => hook,
             Err(options) => {
-                self.reset(&tuple, &seg, options, out);
+                self.reset(&tuple, seg, options, out);
                 return;
             }
         };
@@ -414,7 +416,7 @@ impl<S: SharedBuf, H: Hook<S>> Table<S, H> {
         let ts = self.secrets.ts_offset(&tuple);
         let cfg = self.conn_config(&tuple);
         let id = self.insert(
-            || Connection::accept(&cfg, tuple, &seg, iss, ts, hook, now),
+            || Connection::accept(&cfg, tuple, seg, iss, ts, hook, now),
             true,
             out,
         );
@@ -424,7 +426,7 @@ impl<S: SharedBuf, H: Hook<S>> Table<S, H> {
     fn on_listener_ack(
         &mut self,
         tuple: FourTuple,
-        seg: SegmentIn<S>,
+        seg: &mut SegmentIn<S>,
         now: Instant,
         out: &mut impl HookSink<S, H::Ctx>,
     ) {
@@ -432,28 +434,28 @@ impl<S: SharedBuf, H: Hook<S>> Table<S, H> {
             .last_cookie_at
             .is_some_and(|t| now.since(t) <= COOKIE_VALID);
         let mss = if self.cfg.syn_cookies && recent {
-            check_cookie(&self.secrets, &tuple, &seg, now)
+            check_cookie(&self.secrets, &tuple, seg, now)
         } else {
             None
         };
         let Some(mss) = mss.filter(|_| self.len() < self.cfg.max_conns) else {
             self.stats.cookies_rejected += u64::from(self.cfg.syn_cookies);
-            self.reset(&tuple, &seg, OptionsBuf::new(), out);
+            self.reset(&tuple, seg, OptionsBuf::new(), out);
             return;
         };
-        let hook = match out.with_ctx(|ctx| H::accept_cookie(ctx, &tuple, &seg)) {
+        let hook = match out.with_ctx(|ctx| H::accept_cookie(ctx, &tuple, seg)) {
             Ok(hook) => hook,
             Err(options) => {
-                self.reset(&tuple, &seg, options, out);
+                self.reset(&tuple, seg, options, out);
                 return;
             }
         };
         self.stats.cookies_accepted += 1;
-        let opts = restored_options(mss, &seg);
+        let opts = restored_options(mss, seg);
         let ts = self.secrets.ts_offset(&tuple);
         let cfg = self.conn_config(&tuple);
         let id = self.insert(
-            || Connection::from_cookie(&cfg, tuple, &seg, &opts, ts, hook, now),
+            || Connection::from_cookie(&cfg, tuple, seg, &opts, ts, hook, now),
             false,
             out,
         );
@@ -563,20 +565,22 @@ impl<S: SharedBuf, H: Hook<S>> Table<S, H> {
         let Some(slot) = self.slots.get_mut(id.index as usize) else {
             return;
         };
-        if slot.as_ref().is_some_and(|e| e.generation == id.generation) {
-            if let Some(mut e) = slot.take() {
-                out.with_ctx(|ctx| e.conn.hook_mut().release(ctx));
-                if e.half_open {
-                    self.half_open -= 1;
-                }
-                if e.time_wait {
-                    self.time_wait -= 1;
-                }
-                self.by_tuple.remove(e.conn.tuple());
-                self.free.push(id.index);
-                self.stats.closed += 1;
-            }
+        // Released and dropped in its slot: moving a connection out to drop it costs
+        // a copy of over a kilobyte.
+        let Some(e) = slot.as_mut().filter(|e| e.generation == id.generation) else {
+            return;
+        };
+        out.with_ctx(|ctx| e.conn.hook_mut().release(ctx));
+        if e.half_open {
+            self.half_open -= 1;
         }
+        if e.time_wait {
+            self.time_wait -= 1;
+        }
+        self.by_tuple.remove(e.conn.tuple());
+        *slot = None;
+        self.free.push(id.index);
+        self.stats.closed += 1;
     }
 
     /// Evicts the oldest half-open connection; false when there is none.
