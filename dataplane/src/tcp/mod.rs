@@ -20,8 +20,8 @@
 //! - events are a coalescing bit set per connection, not a queue, so they need no
 //!   storage and cannot overflow;
 //! - the 4-tuple hash is FxHash-style with a per-table secret seed ([`hash`]);
-//!   ISNs, timestamp offsets and cookies use HMAC-SHA-256 ([`secrets`]), already a
-//!   dependency, instead of SipHash;
+//!   ISNs, timestamp offsets and cookies use SipHash-2-4 with a secret key
+//!   ([`secrets`]), as Linux does;
 //! - challenge ACKs are rate-limited per connection rather than per host;
 //! - tail losses are handled with a probe timeout (TLP-like), not full RACK.
 
