@@ -182,6 +182,9 @@ pub struct MptcpConfig {
     /// Addresses the peer announces that are accepted for new subflows per
     /// connection (`ip mptcp limits set add_addr_accepted`), 0..=8.
     pub add_addr_accepted: u8,
+    /// Peers may join at the initial subflow's address and port
+    /// (`net.mptcp.allow_join_initial_addr_port`); false sets MP_CAPABLE's flag C.
+    pub allow_join_initial_addr_port: bool,
     /// `default`, `roundrobin`, `redundant` or `blest`.
     pub scheduler: SchedulerConfig,
     /// Coupled congestion control across subflows: `none` (each subflow CUBIC), `lia`
@@ -213,6 +216,7 @@ impl Default for MptcpConfig {
             checksum_enabled: false,
             subflows: 2,
             add_addr_accepted: 0,
+            allow_join_initial_addr_port: true,
             scheduler: SchedulerConfig::Default,
             coupled_cc: CouplingConfig::None,
             syn_retrans_before_tcp_fallback: 2,
@@ -1075,6 +1079,12 @@ impl Config {
             "mptcp.add_addr_accepted",
             &a.add_addr_accepted,
             &b.add_addr_accepted,
+            true,
+        )?;
+        d.check(
+            "mptcp.allow_join_initial_addr_port",
+            &a.allow_join_initial_addr_port,
+            &b.allow_join_initial_addr_port,
             true,
         )?;
         d.check("mptcp.path_manager", &a.path_manager, &b.path_manager, true)?;

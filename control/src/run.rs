@@ -728,6 +728,7 @@ mod imp {
             recv_window: m.recv_buffer,
             send_budget: m.send_buffer,
             add_addr_accepted: m.add_addr_accepted,
+            allow_join_initial_addr_port: m.allow_join_initial_addr_port,
             add_addr_timeout: Duration::from_secs(u64::from(m.add_addr_timeout)),
             close_timeout: Duration::from_secs(u64::from(m.close_timeout)),
             ..MptcpSettings::default()

@@ -145,6 +145,8 @@ impl PathManager {
         let initial_backup = self.endpoints.iter().any(|e| e.addr == initial && e.backup);
         let first = std::iter::once((initial, view.remote, 0, initial_backup));
         let mut wanted: Vec<(IpAddr, SocketAddr, u8, bool)> = match self.kind {
+            // Every subflow to the initial address: none if the peer set flag C.
+            PathManagerKind::Ndiffports(_) if view.deny_join_initial => return Vec::new(),
             PathManagerKind::Ndiffports(n) => {
                 let pair = (initial, view.remote.ip());
                 let have = view.pairs.iter().filter(|&&p| p == pair).count();
@@ -192,6 +194,10 @@ impl PathManager {
                     .collect()
             }
         };
+        if view.deny_join_initial {
+            // The peer set MP_CAPABLE's flag C: only its announced addresses.
+            wanted.retain(|&(_, remote, _, _)| remote != view.remote);
+        }
         let mut taken: Vec<(IpAddr, IpAddr)> = view.pairs.to_vec();
         wanted.retain(|&(ip, remote, _, _)| {
             let pair = (ip, remote.ip());
@@ -442,6 +448,7 @@ mod tests {
                 .iter()
                 .map(|&(id, a)| PeerAddr { id, addr: sock(a) })
                 .collect(),
+            deny_join_initial: false,
         }
     }
 
@@ -499,6 +506,43 @@ mod tests {
                 backup: true,
             }]
         );
+    }
+
+    #[test]
+    fn a_peer_with_flag_c_is_joined_only_at_its_announced_addresses() {
+        let announced = [(5, "198.51.100.9:0")];
+        for kind in [
+            PathManagerKind::Default,
+            PathManagerKind::Fullmesh,
+            PathManagerKind::Ndiffports(3),
+        ] {
+            let pm = PathManager::new(kind, endpoints());
+            let mut v = view(&announced);
+            v.room = 8;
+            let all = plan(&pm, &v, None);
+            assert!(
+                all.iter().any(|p| p.1 == "203.0.113.9:80"),
+                "{kind:?}: {all:?}"
+            );
+            v.deny_join_initial = true;
+            let denied = plan(&pm, &v, None);
+            assert!(
+                denied.iter().all(|p| p.1 != "203.0.113.9:80"),
+                "{kind:?}: {denied:?}"
+            );
+            // The announced address is still joined (ndiffports only uses the initial
+            // pair, so it opens nothing).
+            let to_announced = all.iter().filter(|p| p.1 == "198.51.100.9:80").count();
+            assert_eq!(denied.len(), to_announced, "{kind:?}: {denied:?}");
+        }
+        // An orphan (its initial subflow gone) does not re-open the initial pair either.
+        let pm = PathManager::new(PathManagerKind::Default, endpoints());
+        let mut v = view(&[]);
+        v.pairs.clear();
+        v.orphan = true;
+        assert!(!plan(&pm, &v, None).is_empty());
+        v.deny_join_initial = true;
+        assert!(plan(&pm, &v, None).is_empty());
     }
 
     #[test]

@@ -883,6 +883,87 @@ fn the_peers_data_fin_on_a_pure_ack_is_answered_by_our_subflow_fin_alone() {
 }
 
 #[test]
+fn flag_c_is_sent_when_joins_to_the_initial_address_are_refused_and_honoured_from_peers() {
+    let cfg = Config {
+        allow_join_initial_addr_port: false,
+        ..Config::default()
+    };
+    // The client's SYN and the listener's SYN/ACK carry flag C.
+    let mut client = stack_with(1, cfg.clone());
+    let mut to_s = Out::new();
+    let m = client
+        .connect(
+            "192.0.2.1:40000".parse().unwrap(),
+            server_addr(),
+            true,
+            now(),
+            &mut to_s,
+        )
+        .unwrap();
+    assert!(
+        matches!(
+            mptcp(&to_s[0].1)[..],
+            [MptcpOption::MpCapable(MpCapable {
+                deny_join_id0: true,
+                ..
+            })]
+        ),
+        "{to_s:?}"
+    );
+    let mut server = stack_with(2, cfg.clone());
+    server.listen(server_addr());
+    let mut to_c = Out::new();
+    server.on_segment(flipped(&to_s[0].0), received(&to_s[0].1), now(), &mut to_c);
+    assert!(
+        matches!(
+            mptcp(&to_c[0].1)[..],
+            [MptcpOption::MpCapable(MpCapable {
+                deny_join_id0: true,
+                variant: MpcVariant::SynAck { .. },
+                ..
+            })]
+        ),
+        "{to_c:?}"
+    );
+    // The client takes it from the SYN/ACK: its path manager may not join there.
+    let mut back = Out::new();
+    client.on_segment(flipped(&to_c[0].0), received(&to_c[0].1), now(), &mut back);
+    assert!(client.pm_view(m).unwrap().deny_join_initial);
+    // The default: no flag C either way, and joins to the initial address allowed.
+    let mut p = Pair::new();
+    assert!(!p.client.pm_view(p.m).unwrap().deny_join_initial);
+    let (_, syn) = p.last.values().next().unwrap().clone();
+    assert!(!matches!(
+        mptcp(&syn)[..],
+        [MptcpOption::MpCapable(MpCapable {
+            deny_join_id0: true,
+            ..
+        })]
+    ));
+    p.join(40001);
+}
+
+#[test]
+fn a_peer_with_flag_c_has_one_announced_address_taken_even_with_no_add_addr_limit() {
+    for deny in [false, true] {
+        let cfg = Config {
+            allow_join_initial_addr_port: !deny,
+            ..Config::default()
+        };
+        assert_eq!(cfg.add_addr_accepted, 0);
+        let mut p = Pair::new_with(cfg);
+        p.server.announce("198.51.100.1".parse().unwrap());
+        p.server.announce("203.0.113.1".parse().unwrap());
+        let sm = p.sm.unwrap();
+        let mut to_c = Out::new();
+        p.server.flush(sm, now(), &mut to_c);
+        p.exchange_both(Out::new(), to_c);
+        let peers = p.client.pm_view(p.m).unwrap().peer_addrs;
+        assert_eq!(peers.len(), usize::from(deny), "deny {deny}: {peers:?}");
+    }
+}
+
+#[test]
 fn mp_fastclose_with_our_key_resets_the_connection_and_a_wrong_key_is_ignored() {
     let mut s = Script::new(Config::default());
     let wrong = MptcpOption::MpFastclose {

@@ -250,6 +250,9 @@ pub struct Msk<S> {
     /// Addresses the peer announced (ADD_ADDR, HMAC verified) and that were accepted
     /// for new subflows, at most `add_addr_accepted`.
     pub(super) peer_addrs: ArrayVec<PeerAddr, MAX_ANNOUNCED>,
+    /// The peer's MP_CAPABLE had flag C: no new subflows to its initial address and
+    /// port (RFC 8684 §3.1).
+    pub(super) peer_deny_join_id0: bool,
     /// The path manager should look at the connection at the next settle (the peer
     /// announced an address, or the last subflow went).
     pub(super) pm_wake: bool,
@@ -335,6 +338,7 @@ impl<S: SharedBuf> Msk<S> {
             passive: false,
             transparent: None,
             peer_addrs: ArrayVec::new(),
+            peer_deny_join_id0: false,
             pm_wake: false,
             pm_queued: false,
         };
@@ -359,8 +363,15 @@ impl<S: SharedBuf> Msk<S> {
     /// The peer announced `addr` with id `id` (HMAC verified): recorded for new
     /// subflows unless it is the initial subflow's address, already known, or
     /// `limit` (`add_addr_accepted`) addresses are (Linux's in-kernel path manager
-    /// counts the same way). True when recorded.
+    /// counts the same way). A peer that set flag C takes one announcement even with
+    /// a limit of 0: it can only be joined at announced addresses (Linux's rule too).
+    /// True when recorded.
     pub(super) fn peer_announced(&mut self, id: u8, addr: SocketAddr, limit: u8) -> bool {
+        let limit = if self.peer_deny_join_id0 {
+            limit.max(1)
+        } else {
+            limit
+        };
         let known = addr.ip() == self.remote.ip()
             || self
                 .peer_addrs

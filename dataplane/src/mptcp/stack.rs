@@ -103,6 +103,10 @@ pub struct Config {
     /// Addresses the peer announces (ADD_ADDR) that are accepted for new subflows
     /// per connection (`add_addr_accepted` limit; Linux's default is 0).
     pub add_addr_accepted: u8,
+    /// Peers may join at the address and port of a connection's initial subflow
+    /// (Linux `allow_join_initial_addr_port`); false sets MP_CAPABLE's flag C, e.g.
+    /// for a gateway behind a load balancer that only the announced addresses reach.
+    pub allow_join_initial_addr_port: bool,
     /// MP_JOIN handshakes in progress per connection.
     pub half_open_joins: u8,
     /// Connection-level receive buffer, bytes (the shared window's size).
@@ -154,6 +158,7 @@ impl Default for Config {
             checksum: false,
             subflows: 2,
             add_addr_accepted: 0,
+            allow_join_initial_addr_port: true,
             half_open_joins: 4,
             recv_window: 4 << 20,
             send_budget: 4 << 20,
@@ -691,6 +696,8 @@ pub struct PmView {
     pub pairs: ArrayVec<(IpAddr, IpAddr), MAX_SUBFLOWS>,
     /// Addresses the peer announced that were accepted (`add_addr_accepted`).
     pub peer_addrs: ArrayVec<PeerAddr, MAX_ANNOUNCED>,
+    /// The peer set MP_CAPABLE's flag C: no subflow may go to `remote`.
+    pub deny_join_initial: bool,
 }
 
 /// MPTCP-level connections by state ([`Stack::count_states`]); each is in one.
@@ -1096,6 +1103,7 @@ impl<S: SharedBuf> Stack<S> {
             room: limit.saturating_sub(k.subflows.len()),
             pairs,
             peer_addrs: k.peer_addrs.clone(),
+            deny_join_initial: k.peer_deny_join_id0,
         })
     }
 
@@ -1136,6 +1144,7 @@ impl<S: SharedBuf> Stack<S> {
         c.checksum = cfg.checksum;
         c.subflows = cfg.subflows;
         c.add_addr_accepted = cfg.add_addr_accepted;
+        c.allow_join_initial_addr_port = cfg.allow_join_initial_addr_port;
         c.scheduler = cfg.scheduler;
         c.coupling = cfg.coupling;
         c.syn_retrans_before_tcp_fallback = cfg.syn_retrans_before_tcp_fallback;

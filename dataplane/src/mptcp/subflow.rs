@@ -395,16 +395,18 @@ impl<S: SharedBuf> Subflow<S> {
                     MptcpOption::MpCapable(MpCapable {
                         variant: MpcVariant::SynAck { sender_key },
                         checksum_required,
+                        deny_join_id0,
                         ..
-                    }) => Some((*sender_key, *checksum_required)),
+                    }) => Some((*sender_key, *checksum_required, *deny_join_id0)),
                     _ => None,
                 });
                 match key {
-                    Some((key, csum))
+                    Some((key, csum, deny_join_id0))
                         if self.syns_sent <= cfg.syn_retrans_before_tcp_fallback + 1 =>
                     {
                         msk.set_remote_key(key);
                         msk.csum = cfg.checksum || csum;
+                        msk.peer_deny_join_id0 = deny_join_id0;
                         msk.phase = Phase::Established;
                         // The peer's window until its first DATA_ACK says more.
                         msk.wnd_end = msk.snd_una + u64::from(meta.window);
@@ -930,7 +932,11 @@ impl<S: SharedBuf> Subflow<S> {
                     return;
                 }
                 mib.inc(Mib::MPCapableSYNTX);
-                MptcpOption::MpCapable(MpCapable::new(MpcVariant::Syn, cfg.checksum, false))
+                MptcpOption::MpCapable(MpCapable::new(
+                    MpcVariant::Syn,
+                    cfg.checksum,
+                    !cfg.allow_join_initial_addr_port,
+                ))
             }
             Role::Join => {
                 mib.inc(Mib::MPJoinSynTx);
@@ -955,7 +961,7 @@ impl<S: SharedBuf> Subflow<S> {
                     sender_key: msk.local_key,
                 },
                 msk.csum,
-                false,
+                !ctx.cfg.allow_join_initial_addr_port,
             )),
             Role::Join => {
                 let Some(keys) = msk.keys.as_ref() else {
