@@ -266,6 +266,13 @@ mptcp_counters() { in_ns "$CLI" python3 "$TOOL" nstat; }
 delta() { # before-file after-file name
   awk -v n="$3" 'NR==FNR { a[$1]=$2; next } $1==n { print $2 - a[$1]; f=1 } END { if (!f) print 0 }' "$1" "$2"
 }
+ep_ipis() { # -> "cal cal": function-call interrupts (RPS hands frames over with them) of EP_CORE
+  local n; n=$(awk -v c=$((EP_CORE + 2)) '$1 == "CAL:" { print $c }' /proc/interrupts)
+  echo "$n $n"
+}
+server_packets() { # -> "rx tx": frames the server's veth received and sent
+  in_ns "$SRV" cat /sys/class/net/s0/statistics/rx_packets /sys/class/net/s0/statistics/tx_packets | paste -sd' '
+}
 client_packets() { # -> "rx tx": frames the client's veths received and sent (c0 + c1)
   in_ns "$CLI" awk '{ s[FILENAME ~ /rx_/] += $1 } END { print s[1], s[0] }' \
     /sys/class/net/c0/statistics/rx_packets /sys/class/net/c1/statistics/rx_packets \
@@ -433,17 +440,17 @@ measure_cps() { # variant rep
   warm=$(timeout 20 ip netns exec "$CLI" taskset -c "$EP_CORE" "${CPS_CMD[@]}" cps-client 192.0.2.1 "$PORT" 0.5 1 || true)
   python3 -c 'import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if d["ok"] > 0 else 1)' "$warm" 2>/dev/null ||
     log "warning: $v warm-up connections failed: $warm"
-  local nb na c0 c1 p0 p1 t0 t1 g0 g1 k0 k1
+  local nb na c0 c1 p0 p1 t0 t1 g0 g1 k0 k1 s0 s1 i0 i1 per
   tw_flush   # the warm-up's own TIME_WAITs too
   nb=$(mktemp); na=$(mktemp)
   mptcp_counters >"$nb"
   [[ $v == mpgw ]] && g0=$(mpgw_poll_ns)
-  k0=$(client_packets)
+  k0=$(client_packets); s0=$(server_packets); i0=$(ep_ipis)
   p0=$(proc_ticks "$PROXY_PID"); c0=$(cpu_sample); t0=$(now)
   timeout $((CPS_SECONDS + 30)) ip netns exec "$CLI" taskset -c "$EP_CORE" \
     "${CPS_CMD[@]}" cps-client 192.0.2.1 "$PORT" "$CPS_SECONDS" "$CPS_PARALLEL" >"$out" 2>"$OUT/$v-cps-$rep.err" || true
   c1=$(cpu_sample); t1=$(now); p1=$(proc_ticks "$PROXY_PID")
-  k1=$(client_packets)
+  k1=$(client_packets); s1=$(server_packets); i1=$(ep_ipis)
   [[ $v == mpgw ]] && g1=$(mpgw_poll_ns)
   mptcp_counters >"$na"
   untrack "$spid"
@@ -455,11 +462,13 @@ measure_cps() { # variant rep
   [[ $v == mpgw ]] && pcpu=""
   line=$(python3 "$TOOL" cps-parse "$out" "$joins")
   [[ $v == mpgw ]] && line+=",pollbusy=$(poll_busy_pct "$g0" "$g1")"
-  line+=",clientpkts=$(python3 -c '
+  line+=",clienttw=$(in_ns "$CLI" ss -Htan state time-wait | wc -l)"
+  per() { python3 -c '
 import json, sys
 a = list(map(int, sys.argv[1].split())); b = list(map(int, sys.argv[2].split()))
 ok = json.load(open(sys.argv[3])).get("ok", 0)
-print(f"{(b[0] - a[0]) / max(1, ok):.1f}/{(b[1] - a[1]) / max(1, ok):.1f}")' "$k0" "$k1" "$out" 2>/dev/null)"
+print(f"{(b[0] - a[0]) / max(1, ok):.1f}/{(b[1] - a[1]) / max(1, ok):.1f}")' "$1" "$2" "$out" 2>/dev/null; }
+  line+=",clientpkts=$(per "$k0" "$k1"),serverpkts=$(per "$s0" "$s1"),epipis=$(per "$i0" "$i1")"
   record "$v" cps "$rep" "${line%%$'\t'*}" ${busy% *} ${busy#* } "$pcpu" "${line#*$'\t'}"
   log "  $v cps rep $rep: ${line%%$'\t'*} conn/s (${line#*$'\t'}; core$GW_CORE ${busy#* }%, core$EP_CORE ${busy% *}%)"
 }

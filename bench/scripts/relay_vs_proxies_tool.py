@@ -290,14 +290,19 @@ def report(path):
                       f"ss_subflows={e.get('sssub', '?')} path2_share={e.get('c1share', '?')}% "
                       f"retrans={e.get('retr', '?')}" + (f" err={e['err']}" if "err" in e else ""))
     print()
-    print("Connection-rate runs (errors / fallback sample; client frames per connection, "
-          "received/sent over c0 + c1):")
+    print("Connection-rate runs (errors / fallback sample; frames per connection, "
+          "received/sent, by the client over c0 + c1 and by the server over s0; the "
+          "function-call interrupts (RPS IPIs) the endpoints' core took; the client's "
+          "TIME-WAIT sockets after the run):")
     for v in variants:
         for r in rows.get((v, "cps"), []):
             e = r["ex"]
             print(f"  cps  {v:8s} rep {r['rep']}: ok={e.get('ok', '?')} errors={e.get('errors', '?')} "
                   f"fallback={e.get('fallback', '?')}/{e.get('fbchecked', '?')} "
                   f"joins={e.get('joinsynack', '?')} client_frames={e.get('clientpkts', '?')} "
+                  f"server_frames={e.get('serverpkts', '?')} "
+                  f"endpoint_ipis={e.get('epipis', '?').split('/')[0]} "
+                  f"client_time_wait={e.get('clienttw', '?')} "
                   f"{e.get('kinds', '')}")
 
 
