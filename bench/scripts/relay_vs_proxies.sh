@@ -85,6 +85,8 @@
 #                 and a 1 s SYN RTO, and conn/s collapse. mpgw starts its local ports
 #                 at a random place, which makes collisions rarer; TW_FLUSH=0 shows
 #                 what is left of the effect.
+#   PERF_CPS      a directory: `perf record -g` of the endpoints' core during each
+#                 connection-rate run, <variant>-cps-<rep>.data (needs linux-perf)
 #   OUT           directory for raw results (default: mktemp -d /tmp/relaybench.XXXXXX)
 #   MAX_SECONDS   watchdog for the whole run (900)
 # Everything it started is stopped on exit (trap): haproxy/socat/iperf3/servers, mpgw,
@@ -447,9 +449,15 @@ measure_cps() { # variant rep
   [[ $v == mpgw ]] && g0=$(mpgw_poll_ns)
   k0=$(client_packets); s0=$(server_packets); i0=$(ep_ipis)
   p0=$(proc_ticks "$PROXY_PID"); c0=$(cpu_sample); t0=$(now)
+  local perf_pid=""
+  if [[ -n ${PERF_CPS:-} ]]; then
+    perf record -q -C "$EP_CORE" -g -o "$PERF_CPS/$v-cps-$rep.data" -- sleep "$CPS_SECONDS" \
+      >/dev/null 2>&1 & perf_pid=$!
+  fi
   timeout $((CPS_SECONDS + 30)) ip netns exec "$CLI" taskset -c "$EP_CORE" \
     "${CPS_CMD[@]}" cps-client 192.0.2.1 "$PORT" "$CPS_SECONDS" "$CPS_PARALLEL" >"$out" 2>"$OUT/$v-cps-$rep.err" || true
   c1=$(cpu_sample); t1=$(now); p1=$(proc_ticks "$PROXY_PID")
+  [[ -n $perf_pid ]] && wait "$perf_pid"
   k1=$(client_packets); s1=$(server_packets); i1=$(ep_ipis)
   [[ $v == mpgw ]] && g1=$(mpgw_poll_ns)
   mptcp_counters >"$na"
