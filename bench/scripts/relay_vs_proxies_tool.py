@@ -292,7 +292,7 @@ def report(path):
     print()
     print("Connection-rate runs (errors / fallback sample; frames per connection, "
           "received/sent, by the client over c0 + c1 and by the server over s0; the "
-          "function-call interrupts (RPS IPIs) the endpoints' core took; the client's "
+          "function-call interrupts (RPS IPIs) the endpoints' and the gateway's core took; the client's "
           "TIME-WAIT sockets after the run):")
     for v in variants:
         for r in rows.get((v, "cps"), []):
@@ -301,7 +301,7 @@ def report(path):
                   f"fallback={e.get('fallback', '?')}/{e.get('fbchecked', '?')} "
                   f"joins={e.get('joinsynack', '?')} client_frames={e.get('clientpkts', '?')} "
                   f"server_frames={e.get('serverpkts', '?')} "
-                  f"endpoint_ipis={e.get('epipis', '?').split('/')[0]} "
+                  f"ipis_endpoints/gateway={e.get('ipis', '?')} "
                   f"client_time_wait={e.get('clienttw', '?')} "
                   f"{e.get('kinds', '')}")
 
