@@ -268,9 +268,9 @@ mptcp_counters() { in_ns "$CLI" python3 "$TOOL" nstat; }
 delta() { # before-file after-file name
   awk -v n="$3" 'NR==FNR { a[$1]=$2; next } $1==n { print $2 - a[$1]; f=1 } END { if (!f) print 0 }' "$1" "$2"
 }
-ep_ipis() { # -> "cal cal": function-call interrupts (RPS hands frames over with them) of EP_CORE
-  local n; n=$(awk -v c=$((EP_CORE + 2)) '$1 == "CAL:" { print $c }' /proc/interrupts)
-  echo "$n $n"
+ipis() { # -> "ep gw": function-call interrupts (RPS hands frames over with them) taken
+  # by EP_CORE and by GW_CORE so far
+  awk -v e=$((EP_CORE + 2)) -v g=$((GW_CORE + 2)) '$1 == "CAL:" { print $e, $g }' /proc/interrupts
 }
 server_packets() { # -> "rx tx": frames the server's veth received and sent
   in_ns "$SRV" cat /sys/class/net/s0/statistics/rx_packets /sys/class/net/s0/statistics/tx_packets | paste -sd' '
@@ -447,7 +447,7 @@ measure_cps() { # variant rep
   nb=$(mktemp); na=$(mktemp)
   mptcp_counters >"$nb"
   [[ $v == mpgw ]] && g0=$(mpgw_poll_ns)
-  k0=$(client_packets); s0=$(server_packets); i0=$(ep_ipis)
+  k0=$(client_packets); s0=$(server_packets); i0=$(ipis)
   p0=$(proc_ticks "$PROXY_PID"); c0=$(cpu_sample); t0=$(now)
   local perf_pid=""
   if [[ -n ${PERF_CPS:-} ]]; then
@@ -458,7 +458,7 @@ measure_cps() { # variant rep
     "${CPS_CMD[@]}" cps-client 192.0.2.1 "$PORT" "$CPS_SECONDS" "$CPS_PARALLEL" >"$out" 2>"$OUT/$v-cps-$rep.err" || true
   c1=$(cpu_sample); t1=$(now); p1=$(proc_ticks "$PROXY_PID")
   [[ -n $perf_pid ]] && wait "$perf_pid"
-  k1=$(client_packets); s1=$(server_packets); i1=$(ep_ipis)
+  k1=$(client_packets); s1=$(server_packets); i1=$(ipis)
   [[ $v == mpgw ]] && g1=$(mpgw_poll_ns)
   mptcp_counters >"$na"
   untrack "$spid"
@@ -476,7 +476,7 @@ import json, sys
 a = list(map(int, sys.argv[1].split())); b = list(map(int, sys.argv[2].split()))
 ok = json.load(open(sys.argv[3])).get("ok", 0)
 print(f"{(b[0] - a[0]) / max(1, ok):.1f}/{(b[1] - a[1]) / max(1, ok):.1f}")' "$1" "$2" "$out" 2>/dev/null; }
-  line+=",clientpkts=$(per "$k0" "$k1"),serverpkts=$(per "$s0" "$s1"),epipis=$(per "$i0" "$i1")"
+  line+=",clientpkts=$(per "$k0" "$k1"),serverpkts=$(per "$s0" "$s1"),ipis=$(per "$i0" "$i1")"
   record "$v" cps "$rep" "${line%%$'\t'*}" ${busy% *} ${busy#* } "$pcpu" "${line#*$'\t'}"
   log "  $v cps rep $rep: ${line%%$'\t'*} conn/s (${line#*$'\t'}; core$GW_CORE ${busy#* }%, core$EP_CORE ${busy% *}%)"
 }
