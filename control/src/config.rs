@@ -317,10 +317,6 @@ pub struct DataplaneConfig {
     /// `rte_flow` rules per port that steer joined subflows to their owner worker's
     /// queue (ports whose PMD takes them, with several workers); 0: none.
     pub flow_rules: u32,
-    /// Microseconds a worker may hold a TX burst that is not full, gathering frames
-    /// of later polls into one send (0: every poll sends what it has). For
-    /// kernel-backed ports, where each send is a system call and wakes the receiver.
-    pub tx_coalesce_us: u32,
 }
 
 impl Default for DataplaneConfig {
@@ -332,7 +328,6 @@ impl Default for DataplaneConfig {
             mempool_cache: 256,
             descriptors: 1024,
             flow_rules: DEFAULT_FLOW_RULES,
-            tx_coalesce_us: 0,
         }
     }
 }
@@ -558,12 +553,6 @@ impl Config {
             bail!(key_err(
                 "dataplane.descriptors",
                 "must be a power of two of at least 64"
-            ));
-        }
-        if dp.tx_coalesce_us > 1000 {
-            bail!(key_err(
-                "dataplane.tx_coalesce_us",
-                "at most 1000 µs (0 sends every poll's frames at once)"
             ));
         }
         if dp.flow_rules > MAX_FLOW_RULES {
@@ -1017,12 +1006,6 @@ impl Config {
             false,
         )?;
         d.check("dataplane.flow_rules", &a.flow_rules, &b.flow_rules, false)?;
-        d.check(
-            "dataplane.tx_coalesce_us",
-            &a.tx_coalesce_us,
-            &b.tx_coalesce_us,
-            false,
-        )?;
         d.check("eal", &self.eal, &new.eal, false)?;
         d.check("admin.socket", &self.admin.socket, &new.admin.socket, false)?;
         d.check(
@@ -1220,26 +1203,6 @@ gateway4 = "203.0.113.254"
         );
         let e = a.runtime_changes(&b).unwrap_err();
         assert_eq!(e.key, "dataplane.flow_rules");
-    }
-
-    #[test]
-    fn tx_coalescing_is_off_by_default_and_bounded() {
-        assert_eq!(Config::parse(GOOD).unwrap().dataplane.tx_coalesce_us, 0);
-        let with = |n: u32| {
-            GOOD.replace(
-                "workers = [1]",
-                &format!("workers = [1]\ntx_coalesce_us = {n}"),
-            )
-        };
-        assert_eq!(
-            Config::parse(&with(20)).unwrap().dataplane.tx_coalesce_us,
-            20
-        );
-        let e = err(&with(1001));
-        assert!(
-            e.starts_with("dataplane.tx_coalesce_us: at most 1000"),
-            "{e}"
-        );
     }
 
     #[test]

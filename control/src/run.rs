@@ -351,11 +351,7 @@ mod imp {
                     "RSS programmed: replies steered to their opener's queue");
             }
             for (w, q) in dev.take_queues()?.into_iter().take(n_workers).enumerate() {
-                per_worker[w].push(
-                    WorkerPort::new(q, host.clone())
-                        .with_rss(rss.clone())
-                        .with_tx_coalesce(u64::from(cfg.dataplane.tx_coalesce_us) * 1000),
-                );
+                per_worker[w].push(WorkerPort::new(q, host.clone()).with_rss(rss.clone()));
             }
             capabilities.push(flow_capability(cfg, &dev, pc, queues - 1));
             link_sources.push(LinkSource::for_port(&dev.info().driver, &pc.device));

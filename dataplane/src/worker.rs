@@ -35,7 +35,7 @@ use crate::mptcp::msk::{MskId, Phase};
 use crate::mptcp::stack::{Config as MptcpConfig, MemoryPressure, Stack};
 use crate::neigh::{NeighborConfig, NeighborTable};
 use crate::pm::{Opened, PathAgent, PathManager};
-use crate::port::{Burst, PacketBuf, Port, BURST_SIZE};
+use crate::port::{Burst, PacketBuf, Port};
 use crate::relay::{Listener, Relay, RelayConfig};
 use crate::rss::Rss;
 use crate::seq::Dsn;
@@ -139,10 +139,6 @@ pub struct WorkerPort<P: Port> {
     /// The port sends chained packets whole ([`Port::tx_chains`]); else egress copies
     /// payloads behind the headers.
     pub(crate) chains: bool,
-    /// Nanoseconds a TX burst that is not full may wait for more frames (0: none).
-    coalesce_ns: u64,
-    /// When the end of a poll first found frames waiting in `tx` (0: none wait).
-    tx_since: u64,
 }
 
 impl<P: Port> WorkerPort<P> {
@@ -157,16 +153,7 @@ impl<P: Port> WorkerPort<P> {
             dropped: Burst::new(),
             tap: None,
             rss: None,
-            coalesce_ns: 0,
-            tx_since: 0,
         }
-    }
-
-    /// Lets a TX burst that is not full wait up to `ns` nanoseconds for the frames of
-    /// later polls, so they leave in one send (`[dataplane] tx_coalesce_us`).
-    pub fn with_tx_coalesce(mut self, ns: u64) -> Self {
-        self.coalesce_ns = ns;
-        self
     }
 
     /// The port spreads flows over its RX queues by RSS with `rss` (worker `i` polls
@@ -184,23 +171,7 @@ impl<P: Port> WorkerPort<P> {
     }
 
     /// Sends the pending TX burst; what the port does not take is dropped and counted.
-    /// The end of a poll at `now` (ns): sends the TX burst unless coalescing lets it
-    /// wait (not full, and its first frame waited less than `coalesce_ns`).
-    fn end_poll(&mut self, counters: &mut CounterWriter, now: u64) {
-        if self.coalesce_ns > 0 && !self.tx.is_empty() && !self.tx.is_full() {
-            if self.tx_since == 0 {
-                self.tx_since = now.max(1);
-            }
-            if now.saturating_sub(self.tx_since) < self.coalesce_ns {
-                P::Buf::free_burst(&mut self.dropped);
-                return;
-            }
-        }
-        self.flush(counters);
-    }
-
     pub(crate) fn flush(&mut self, counters: &mut CounterWriter) {
-        self.tx_since = 0;
         if !self.tx.is_empty() {
             if let Some(tap) = &mut self.tap {
                 counters.add(
@@ -642,7 +613,7 @@ impl<P: Port> Worker<P> {
             now,
         );
         for wp in &mut self.ports {
-            wp.end_poll(&mut self.counters, now);
+            wp.flush(&mut self.counters);
         }
         if self.monitor.is_some() {
             self.pass_on_events();
@@ -932,11 +903,6 @@ impl<S: crate::port::SharedBuf> Rx<'_, S> {
             let dropped = tap.record(wp.rx.as_slice(), Direction::Rx);
             self.counters.add(Counter::CaptureDropped, dropped);
         }
-        // Replies go straight into the TX burst: make room for one per packet (TX
-        // coalescing may have left frames in it).
-        if wp.tx.len() + n > BURST_SIZE {
-            wp.flush(self.counters);
-        }
         for mut buf in wp.rx.drain() {
             self.counters.add(Counter::RxBytes, buf.len() as u64);
             let verdict = wp
@@ -957,7 +923,8 @@ impl<S: crate::port::SharedBuf> Rx<'_, S> {
                         continue;
                     }
                     self.counters.add(Counter::TxBytes, len as u64);
-                    // Cannot fail: the TX burst had room for the whole RX burst.
+                    // Cannot fail: every poll ends with an empty TX burst, and one RX
+                    // burst holds no more packets than a TX burst.
                     if let Err(b) = wp.tx.push(buf) {
                         let _ = wp.dropped.push(b);
                     }

@@ -47,23 +47,17 @@ fn rig_with(
     diag: Vec<(std::net::SocketAddr, dataplane::diag::DiagMode)>,
     listeners: Vec<dataplane::relay::Listener>,
 ) -> Rig {
-    rig_full(vlan, diag, listeners, (0, 1), None, 0)
+    rig_full(vlan, diag, listeners, (0, 1), None)
 }
 
-/// A plain rig whose port holds TX bursts up to `ns` for more frames.
-fn rig_coalescing(ns: u64) -> Rig {
-    rig_full(None, Vec::new(), Vec::new(), (0, 1), None, ns)
-}
-
-/// As [`rig_with`], the worker being `worker` (index, count), its port spreading
-/// flows by `rss` and holding TX bursts up to `coalesce_ns`.
+/// As [`rig_with`], the worker being `worker` (index, count) and its port spreading
+/// flows by `rss`.
 fn rig_full(
     vlan: Option<u16>,
     diag: Vec<(std::net::SocketAddr, dataplane::diag::DiagMode)>,
     listeners: Vec<dataplane::relay::Listener>,
     worker: (u16, u16),
     rss: Option<dataplane::rss::Rss>,
-    coalesce_ns: u64,
 ) -> Rig {
     let pool = HeapPool::new(256);
     let clock = SimClock::new();
@@ -103,9 +97,7 @@ fn rig_full(
     let peers = dataplane::worker::Peers {
         handoff: dataplane::handoff::handoffs(worker.1).remove(usize::from(worker.0)),
     };
-    let port = WorkerPort::new(gw, host)
-        .with_rss(rss)
-        .with_tx_coalesce(coalesce_ns);
+    let port = WorkerPort::new(gw, host).with_rss(rss);
     let worker = Worker::new(vec![port], tcp, peers, writer, rx, 0);
     Rig {
         pool,
@@ -277,41 +269,6 @@ fn arp_request_for_an_own_address_is_answered() {
         Some(PEER_MAC),
         "requester learnt"
     );
-}
-
-#[test]
-fn tx_coalescing_holds_a_small_burst_until_its_time_is_up() {
-    const US: u64 = 1000;
-    let mut r = rig_coalescing(20 * US);
-    let send = |r: &mut Rig, frame: Vec<u8>| {
-        let mut burst = Burst::new();
-        burst.push(r.pool.alloc_from(&frame).unwrap()).ok().unwrap();
-        assert_eq!(r.peer.tx_burst(&mut burst), 1);
-    };
-    let received = |r: &mut Rig| {
-        let mut out = Burst::new();
-        r.peer.rx_burst(&mut out);
-        out.len()
-    };
-    // Two requests in polls 5 µs apart: both replies wait, then leave together once
-    // the first has waited 20 µs.
-    send(&mut r, arp_request(GW4));
-    assert_eq!(r.worker.poll(1_000 * US), 1);
-    send(&mut r, arp_request(GW4));
-    assert_eq!(r.worker.poll(1_005 * US), 1);
-    assert_eq!(r.count(Counter::ArpReplies), 2);
-    assert_eq!(received(&mut r), 0);
-    assert_eq!(r.count(Counter::TxPackets), 0);
-    assert_eq!(r.worker.poll(1_019 * US), 0);
-    assert_eq!(received(&mut r), 0);
-    assert_eq!(r.worker.poll(1_020 * US), 0);
-    assert_eq!(received(&mut r), 2);
-    assert_eq!(r.count(Counter::TxPackets), 2);
-    // Without coalescing every poll sends what it has.
-    let mut plain = rig();
-    send(&mut plain, arp_request(GW4));
-    assert_eq!(plain.worker.poll(1_000 * US), 1);
-    assert_eq!(received(&mut plain), 1);
 }
 
 #[test]
@@ -636,7 +593,7 @@ fn on_an_rss_port_syns_stay_and_opened_legs_take_ports_whose_replies_hash_home()
     let rss = Rss::spread(&DEFAULT_KEY, 128, 2).unwrap();
     let syn = tcp_frame(client, gw, TcpFlags::SYN, (1000, 0), None);
     // Without RSS, worker 1 of 2 sends a SYN it has no connection for round the ring.
-    let mut plain = rig_full(None, Vec::new(), vec![listener()], (1, 2), None, 0);
+    let mut plain = rig_full(None, Vec::new(), vec![listener()], (1, 2), None);
     assert!(plain.exchange(&syn).is_empty());
     assert_eq!(plain.count(Counter::HandoffOut), 1);
 
@@ -647,7 +604,6 @@ fn on_an_rss_port_syns_stay_and_opened_legs_take_ports_whose_replies_hash_home()
         vec![listener()],
         (1, 2),
         Some(rss.clone()),
-        0,
     );
     assert_eq!(r.exchange(&arp_request(GW4)).len(), 1, "the peer is learnt");
     let out = r.exchange(&syn);
