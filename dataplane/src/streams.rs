@@ -6,7 +6,7 @@
 //! The contract is the table's: every id from [`Streams::next_ready`] has new events;
 //! after handling them the application calls [`Streams::flush`].
 
-use crate::mptcp::msk::{MskId, Phase};
+use crate::mptcp::msk::MskId;
 use crate::mptcp::stack::Stack;
 use crate::port::SharedBuf;
 use crate::tcp::{ConnId, Events, FourTuple, Instant, NoHook, Payload, SegmentSink, State, Table};
@@ -185,7 +185,11 @@ impl<S: SharedBuf> Streams<S> for Stack<S> {
     }
 
     fn peer_done(&self, id: MskId) -> bool {
-        self.peer_closed(id) || self.info(id).is_some_and(|i| i.phase == Phase::Closed)
+        // Only the peer's FIN (or DATA_FIN) after everything it sent was read: a
+        // connection closed by a reset is no end of data (the relay resets the other
+        // side when it takes the RESET event; passing a FIN on first would hand a
+        // truncated stream over as a complete one).
+        self.peer_closed(id)
     }
 
     fn close(&mut self, id: MskId) {

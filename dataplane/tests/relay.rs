@@ -60,6 +60,8 @@ enum ServerApp {
     Reset,
     /// Send [`BLOB`] bytes at once, then close.
     Blob,
+    /// Send a third of [`BLOB`], then reset the connection.
+    BlobThenReset,
 }
 
 /// What [`ServerApp::Blob`] sends.
@@ -145,7 +147,9 @@ impl Net {
         let mut diag = DiagService::new(Vec::new());
         match app {
             ServerApp::Echo => diag.add(&mut server, sock(BACKEND), DiagMode::Echo),
-            ServerApp::Stall | ServerApp::Reset | ServerApp::Blob => server.listen(sock(BACKEND)),
+            ServerApp::Stall | ServerApp::Reset | ServerApp::Blob | ServerApp::BlobThenReset => {
+                server.listen(sock(BACKEND))
+            }
         }
         let mut client = stack(1, cfg);
         let mut wire = Out::new();
@@ -260,7 +264,8 @@ impl Net {
             if self.app == ServerApp::Reset && ev.contains(Events::CONNECTED) {
                 self.server.abort(id, self.now, out);
             }
-            if self.app == ServerApp::Blob && ev.contains(Events::CONNECTED) {
+            let blob = matches!(self.app, ServerApp::Blob | ServerApp::BlobThenReset);
+            if blob && ev.contains(Events::CONNECTED) {
                 self.server_conn = Some(id);
             }
             if ev.contains(Events::CONNECTED) {
@@ -271,6 +276,11 @@ impl Net {
             }
         }
         if let Some(id) = self.server_conn {
+            if self.app == ServerApp::BlobThenReset && self.server_sent >= BLOB / 3 {
+                self.server.abort(id, self.now, out);
+                self.server_conn = None;
+                return;
+            }
             while self.server_sent < BLOB && self.server.send_space(id) > 0 {
                 let n = (BLOB - self.server_sent)
                     .min(self.blob_piece)
@@ -389,6 +399,32 @@ fn a_backend_reset_reaches_the_mptcp_client_as_fastclose() {
     // One MP_FASTCLOSE per subflow, on its RST.
     assert!(net.client.mib().get(Mib::MPFastcloseRx) >= 1);
     assert!(net.gw.is_empty(), "the gateway freed both connections");
+}
+
+#[test]
+fn a_backend_reset_mid_download_is_never_passed_on_as_the_end_of_data() {
+    // The gateway holds data of the backend leg when its RST comes (a small send
+    // budget towards the client): the client must see a reset, not a DATA_FIN after
+    // what got through — a truncated stream handed over as a complete one.
+    let cfg = Config {
+        send_budget: 64 << 10,
+        ..Config::default()
+    };
+    let mut net = Net::new(&[BACKEND], ServerApp::BlobThenReset, cfg);
+    net.data.truncate(1);
+    net.run(20_000);
+    assert!(
+        net.client_events.contains(Events::RESET),
+        "{:?}",
+        net.client_events
+    );
+    assert!(
+        !net.client_events.contains(Events::PEER_FIN),
+        "{:?}",
+        net.client_events
+    );
+    assert!(net.got.len() < BLOB);
+    assert_eq!(net.stats().resets, 1);
 }
 
 #[test]
