@@ -178,6 +178,16 @@ mod tests {
         }
     }
 
+    /// Takes one slot of `f`'s request channel with a release of port 9.
+    fn fill_one(f: &FlowSteer) {
+        let release = FlowRequest::Release {
+            port: 9,
+            tuple: tuple(9),
+            queue: 0,
+        };
+        assert!(f.requests.try_send(release).is_ok());
+    }
+
     #[test]
     fn nothing_to_ask_with_one_worker_no_bound_or_no_steering_port() {
         let (tx, _rx) = bounded(4);
@@ -212,14 +222,7 @@ mod tests {
         // Both gone, but the channel has room for one: the other waits for the next
         // sweep.
         assert!(rx.try_recv().is_ok());
-        assert!(f
-            .requests
-            .try_send(FlowRequest::Release {
-                port: 9,
-                tuple: tuple(9),
-                queue: 0
-            })
-            .is_ok());
+        fill_one(&f);
         assert_eq!(f.sweep(|_| false), (1, 1));
         assert_eq!(f.len(), 1);
         assert!(matches!(
@@ -242,14 +245,7 @@ mod tests {
         assert_eq!(f.sweep(|_| true), (0, 0));
         assert_eq!(f.len(), 1);
         // A full channel: not remembered, so asked again later.
-        assert!(f
-            .requests
-            .try_send(FlowRequest::Release {
-                port: 9,
-                tuple: tuple(9),
-                queue: 0
-            })
-            .is_ok());
+        fill_one(&f);
         assert_eq!(f.steer(0, tuple(5)), Sent::Dropped);
         assert!(!f.asked(&tuple(5)));
     }

@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
 
-use dataplane::port::heap::HeapPool;
+use dataplane::port::heap::{HeapBuf, HeapPool, HeapShared};
 use dataplane::port::mem::{link, Faults, LinkConfig, MemPort, SimClock};
 use dataplane::port::{Burst, PacketBuf, Port};
 
@@ -249,15 +249,22 @@ fn pool_exhaustion_is_reported_not_fatal() {
     assert!(a.alloc().is_some());
 }
 
-#[test]
-fn a_chained_packet_arrives_as_one_frame() {
-    let (pool, _clock, mut a, mut b) = setup(Faults::default(), 1);
+/// A burst of one packet from `a`: "HEAD" followed by 7 bytes ("payload") of a shared
+/// buffer, returned too (the caller drops it when it likes).
+fn chained_packet(pool: &HeapPool, a: &mut MemPort) -> (HeapShared, Burst<HeapBuf>) {
     let payload = pool.alloc_from(b"..payload..").unwrap().into_shared();
     let mut head = a.alloc().unwrap();
     head.append(4).unwrap().copy_from_slice(b"HEAD");
     head.chain(&payload, 2, 7).unwrap();
     let mut burst = Burst::new();
     burst.push(head).ok().unwrap();
+    (payload, burst)
+}
+
+#[test]
+fn a_chained_packet_arrives_as_one_frame() {
+    let (pool, _clock, mut a, mut b) = setup(Faults::default(), 1);
+    let (payload, mut burst) = chained_packet(&pool, &mut a);
     assert_eq!(a.tx_burst(&mut burst), 1);
     drop(payload);
     assert_eq!(recv_all(&mut b), vec![b"HEADpayload".to_vec()]);
@@ -270,12 +277,7 @@ fn a_single_segment_end_loses_a_chained_packet_s_payload_as_af_xdp_does() {
     assert!(a.tx_chains());
     let mut a = a.single_segment();
     assert!(!a.tx_chains());
-    let payload = pool.alloc_from(b"..payload..").unwrap().into_shared();
-    let mut head = a.alloc().unwrap();
-    head.append(4).unwrap().copy_from_slice(b"HEAD");
-    head.chain(&payload, 2, 7).unwrap();
-    let mut burst = Burst::new();
-    burst.push(head).ok().unwrap();
+    let (payload, mut burst) = chained_packet(&pool, &mut a);
     // A single-segment packet goes as it is.
     burst.push(pool.alloc_from(b"whole").unwrap()).ok().unwrap();
     assert_eq!(a.tx_burst(&mut burst), 2);

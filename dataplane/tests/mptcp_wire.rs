@@ -109,6 +109,22 @@ struct Pair {
     server_key: u64,
 }
 
+/// `client` opens an MPTCP connection from 192.0.2.1:40000 to the server; returns it
+/// and the SYN.
+fn connect_mptcp(client: &mut Stack<S>) -> (MskId, Out) {
+    let mut to_s = Out::new();
+    let m = client
+        .connect(
+            "192.0.2.1:40000".parse().unwrap(),
+            server_addr(),
+            true,
+            now(),
+            &mut to_s,
+        )
+        .unwrap();
+    (m, to_s)
+}
+
 impl Pair {
     fn new() -> Self {
         Self::new_with(Config::default())
@@ -119,16 +135,7 @@ impl Pair {
         let mut client = stack_with(1, cfg.clone());
         let mut server = stack_with(2, cfg);
         server.listen(server_addr());
-        let mut to_s = Out::new();
-        let m = client
-            .connect(
-                "192.0.2.1:40000".parse().unwrap(),
-                server_addr(),
-                true,
-                now(),
-                &mut to_s,
-            )
-            .unwrap();
+        let (m, to_s) = connect_mptcp(&mut client);
         let mut p = Pair {
             client,
             server,
@@ -890,16 +897,7 @@ fn flag_c_is_sent_when_joins_to_the_initial_address_are_refused_and_honoured_fro
     };
     // The client's SYN and the listener's SYN/ACK carry flag C.
     let mut client = stack_with(1, cfg.clone());
-    let mut to_s = Out::new();
-    let m = client
-        .connect(
-            "192.0.2.1:40000".parse().unwrap(),
-            server_addr(),
-            true,
-            now(),
-            &mut to_s,
-        )
-        .unwrap();
+    let (m, to_s) = connect_mptcp(&mut client);
     assert!(
         matches!(
             mptcp(&to_s[0].1)[..],

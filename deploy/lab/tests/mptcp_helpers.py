@@ -9,7 +9,9 @@ and `.cli/.gw/.srv` namespace names). Nothing here needs mpgw itself.
 import json
 import re
 import shlex
+import subprocess
 import textwrap
+import time
 
 IPPROTO_MPTCP = 262
 CLI_PATH1 = ("198.51.100.2", "c1", "198.51.100.1")  # client addr, client dev, gateway addr
@@ -164,6 +166,25 @@ def mptcp_transfer(lab, host, port, nbytes, mode="echo", seed=1, timeout=120) ->
         raise RuntimeError(f"mptcp_transfer {mode} {nbytes} B to {host}:{port} failed "
                            f"({res.returncode}): {result}\n{res.stderr}")
     return result
+
+
+def echo_watching_subflows(lab, host, port, nbytes) -> tuple:
+    """An `mptcp_transfer` echo of `nbytes` to host:port while `ip mptcp monitor` runs in
+    the client namespace. Returns (result, lines): the monitor's SF_ESTABLISHED lines of
+    that connection (by its token). The caller reads any counters around it."""
+    monitor = subprocess.Popen(["ip", "netns", "exec", lab.cli, "ip", "mptcp", "monitor"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(0.5)  # subscribed before the connection starts
+        res = mptcp_transfer(lab, host, port, nbytes, mode="echo", timeout=120)
+        time.sleep(0.5)
+    finally:
+        monitor.terminate()
+        events = monitor.communicate(timeout=10)[0]
+    token = res["mptcp_info"]["token"]
+    joined = [line for line in events.splitlines()
+              if "SF_ESTABLISHED" in line and f"token={token}" in line]
+    return res, joined
 
 
 _ADDR = re.compile(r"^\[?(?P<addr>[^\]%]*?)(?:%(?P<dev>[^\]]+))?\]?:(?P<port>\d+|\*)$")
