@@ -105,6 +105,12 @@ pub struct RelayStats {
     pub refused: u64,
     /// Pairs ended by a reset on either side.
     pub resets: u64,
+    /// Of those, pairs whose backend leg went first (its server reset it, or it
+    /// timed out); the rest were ended by their client leg.
+    pub backend_resets: u64,
+    /// Of those, pairs ended by a leg whose retransmissions, keepalives or
+    /// `close_timeout` ran out rather than by a reset from its peer.
+    pub timeouts: u64,
     /// Bytes relayed from clients to backends.
     pub bytes_up: u64,
     /// Bytes relayed from backends to clients.
@@ -304,6 +310,8 @@ impl<I: Copy + Eq + Hash> Relay<I> {
         }
         if gone {
             self.stats.resets += 1;
+            self.stats.backend_resets += u64::from(leg.side == Side::Backend);
+            self.stats.timeouts += u64::from(events.contains(Events::TIMED_OUT));
             self.legs.remove(&id);
             if let Some(peer) = leg.peer {
                 self.legs.remove(&peer);

@@ -162,6 +162,12 @@ counters! {
     RelayRefused => "relay_refused",
     /// Relayed pairs ended by a reset on either side.
     RelayResets => "relay_resets",
+    /// Of those, pairs whose backend leg went first (reset by its server, or timed
+    /// out); the others were ended by their client leg.
+    RelayBackendResets => "relay_backend_resets",
+    /// Of those, pairs ended by a leg that timed out (retransmissions, keepalives,
+    /// `close_timeout`) rather than by a reset from its peer.
+    RelayTimeouts => "relay_timeouts",
     /// Local ports chosen by the modulo rule alone on a port with RSS (no candidate's
     /// replies hashed to the opener's queue: they are handed over).
     RelayRssMisses => "relay_rss_misses",

@@ -800,6 +800,8 @@ impl<P: Port> Worker<P> {
         c.set(Counter::RelayRefused, r.refused);
         c.set(Counter::RelayRssMisses, r.rss_misses);
         c.set(Counter::RelayResets, r.resets);
+        c.set(Counter::RelayBackendResets, r.backend_resets);
+        c.set(Counter::RelayTimeouts, r.timeouts);
         c.set(Counter::RelayBytesUp, r.bytes_up);
         c.set(Counter::RelayBytesDown, r.bytes_down);
         c.set(Counter::RelayPairs, r.pairs);

@@ -552,6 +552,29 @@ impl Script {
         out
     }
 
+    /// A plain TCP connection (no MPTCP option on our SYN): the listener falls back.
+    fn plain() -> Self {
+        let mut server = stack(2);
+        server.listen(server_addr());
+        let mut s = Script {
+            server,
+            tuple: FourTuple {
+                local: server_addr(),
+                remote: "192.0.2.1:40000".parse().unwrap(),
+            },
+            server_key: 0,
+            seq: TcpSeq::new(1000),
+            ack: TcpSeq::new(0),
+            m: None,
+            events: Events::NONE,
+            now: now(),
+        };
+        s.send(TcpFlags::SYN, b"", &[]);
+        s.send(TcpFlags::ACK, b"", &[]);
+        assert!(s.server.info(s.m()).unwrap().fallback);
+        s
+    }
+
     /// An established connection.
     fn new(cfg: Config) -> Self {
         let mut s = Self::syn(cfg);
@@ -887,6 +910,78 @@ fn the_peers_data_fin_on_a_pure_ack_is_answered_by_our_subflow_fin_alone() {
         "{data_ack:?}"
     );
     assert!(s.wait(0).is_empty());
+}
+
+#[test]
+fn a_plain_connection_ended_by_a_rst_in_time_wait_keeps_its_unread_data() {
+    // We close first; the peer sends its last data and FIN; the subflow is in
+    // TIME-WAIT when the peer, gone after our ACK, answers a later segment with a RST
+    // (Linux, `tcp_rfc1337` 0). Nothing is lost on the wire: the data not read yet
+    // stays readable and the connection ends cleanly once it was read — or, when the
+    // reader never takes it, is reset after TIME-WAIT's length.
+    for reads in [true, false] {
+        let mut s = Script::plain();
+        let m = s.m();
+        s.server.close(m);
+        let out = s.flush();
+        assert!(
+            out.iter().any(|(_, g)| g.flags.contains(TcpFlags::FIN)),
+            "{out:?}"
+        );
+        s.send(TcpFlags::ACK, b"", &[]);
+        s.send(TcpFlags::ACK | TcpFlags::FIN, b"last bytes", &[]);
+        s.send(TcpFlags::RST, b"", &[]);
+        assert!(!s.events.contains(Events::RESET), "{:?}", s.events);
+        assert!(!s.events.contains(Events::CLOSED), "{:?}", s.events);
+        s.wait(59_000);
+        assert!(!s.events.contains(Events::RESET), "{:?}", s.events);
+        if reads {
+            assert_eq!(s.read(), b"last bytes");
+            s.flush();
+            assert!(s.events.contains(Events::PEER_FIN), "{:?}", s.events);
+            assert!(s.events.contains(Events::CLOSED), "{:?}", s.events);
+            s.flush();
+            assert!(s.server.info(m).is_none(), "freed once read");
+        }
+        s.wait(2_000);
+        assert_eq!(s.events.contains(Events::RESET), !reads, "{:?}", s.events);
+    }
+}
+
+#[test]
+fn subflows_ending_after_both_data_fins_leave_the_unread_data_and_no_orphan() {
+    // Both DATA_FINs are done (the peer's arrived, ours was DATA_ACKed) but the
+    // application has not read the last data when the peer closes the subflow: the
+    // connection has nothing left to exchange, so it is no orphan waiting for a join
+    // (no path manager, no `close_timeout` reset); it ends once read.
+    let mut s = Script::new(Config::default());
+    let m = s.m();
+    let ack = Some(DsnField::Bits64(s.server_dsn(0)));
+    let map = Mapping::new(s.client_dsn(0), 1, 6, None);
+    s.send(TcpFlags::ACK, b"hello", &[dss(ack, Some(map), true)]);
+    s.server.close(m);
+    s.flush();
+    let acked = Some(DsnField::Bits64(s.server_dsn(1)));
+    s.send(TcpFlags::ACK, b"", &[dss(acked, None, false)]);
+    s.send(
+        TcpFlags::ACK | TcpFlags::FIN,
+        b"",
+        &[dss(acked, None, false)],
+    );
+    s.flush();
+    s.send(TcpFlags::ACK, b"", &[dss(acked, None, false)]);
+    let info = s.server.info(m).expect("kept for the reader");
+    assert_eq!(info.subflows, 0, "{info:?}");
+    assert_eq!(s.server.orphans(), 0);
+    assert!(!s.events.contains(Events::RESET), "{:?}", s.events);
+    assert_eq!(s.read(), b"hello");
+    s.flush();
+    assert!(
+        s.events.contains(Events::PEER_FIN | Events::CLOSED),
+        "{:?}",
+        s.events
+    );
+    assert!(!s.events.contains(Events::RESET), "{:?}", s.events);
 }
 
 #[test]

@@ -281,6 +281,7 @@ impl Net {
                 self.server_conn = None;
                 return;
             }
+            while self.server.recv(id).is_some() {}
             while self.server_sent < BLOB && self.server.send_space(id) > 0 {
                 let n = (BLOB - self.server_sent)
                     .min(self.blob_piece)
@@ -355,7 +356,19 @@ impl Net {
 
     /// Steps until every stack is empty; fails when that takes too long.
     fn finish(&mut self) {
-        assert!(self.run(200_000) < 200_000, "the transfer did not finish");
+        let r = self.run(200_000);
+        if r >= 200_000 {
+            for (n, st) in [
+                ("client", &self.client),
+                ("gw", &self.gw),
+                ("server", &self.server),
+            ] {
+                let mut v = Vec::new();
+                st.snapshot(10, |_| None, &mut v);
+                eprintln!("connections left at the {n}: {v:#?}");
+            }
+        }
+        assert!(r < 200_000, "the transfer did not finish");
     }
 
     /// The client read exactly what [`ServerApp::Blob`] sent.

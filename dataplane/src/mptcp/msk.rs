@@ -238,8 +238,12 @@ pub struct Msk<S> {
     /// Peer signals to report as events (a few at most between two settles).
     pub(super) notes: ArrayVec<Note, 4>,
     /// Orphaned (its last subflow died while established): reset at this time unless
-    /// a subflow joins first (`close_timeout`).
+    /// a subflow joins first (`close_timeout`); or lingering (below).
     pub(super) orphan_until: Option<Instant>,
+    /// Its subflows ended after everything was exchanged with the peer but before the
+    /// reader took the last data: `orphan_until` is the time left to read it (no
+    /// orphan, no path manager).
+    pub(super) lingering: bool,
     /// The orphan deadline is on the timer wheel.
     pub(super) orphan_armed: bool,
     /// Accepted by a listener (not opened by the gateway).
@@ -334,6 +338,7 @@ impl<S: SharedBuf> Msk<S> {
             reported: 0,
             notes: ArrayVec::new(),
             orphan_until: None,
+            lingering: false,
             orphan_armed: false,
             passive: false,
             transparent: None,

@@ -42,6 +42,11 @@ pub const MAX_BACKUP_ADDRS: usize = 64;
 /// How long an orphan whose wait ran out still waits for a join in its handshake.
 const JOIN_GRACE: Duration = Duration::from_secs(1);
 
+/// How long a connection whose subflows ended after everything was exchanged keeps
+/// its unread data for the reader: as long as a subflow's TIME-WAIT (Linux
+/// `TCP_TIMEWAIT_LEN`), which a peer's RST may have cut short.
+const LINGER: Duration = Duration::from_secs(60);
+
 /// The scheduler a connection uses (`scheduler` in the configuration).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SchedulerKind {
@@ -343,7 +348,7 @@ impl<S: SharedBuf> Ctx<S> {
     fn unorphan(&mut self, id: MskId) {
         if let Some(m) = self.msk_mut(id) {
             m.orphan_armed = false;
-            if m.orphan_until.take().is_some() {
+            if m.orphan_until.take().is_some() && !std::mem::take(&mut m.lingering) {
                 self.orphans = self.orphans.saturating_sub(1);
             }
         }
@@ -502,12 +507,26 @@ impl<S: SharedBuf> Ctx<S> {
         if had_data {
             m.reinject_all();
         }
+        // Nothing is left to exchange with the peer: its FIN (DATA_FIN) and all data
+        // before it arrived, and ours was acknowledged (for a plain connection: the
+        // subflow closed cleanly — a RST in TIME-WAIT, e.g. after a retransmitted FIN,
+        // is no failure). Losing the subflows then loses nothing: what the reader has
+        // not taken yet stays readable, and `check_closed` ends the connection once it
+        // was read (ending it now would drop data that was acknowledged).
+        let peer_fin = m.rcv.as_ref().is_some_and(|r| r.fin_received());
+        let finished = if m.fallback {
+            m.app_closed && m.snd_una == m.snd_end || !m.subflow_failed
+        } else {
+            m.fin == SendFin::Acked
+        };
+        let over = peer_fin && finished && !m.fastclose;
         // An established MPTCP connection waits `close_timeout` for the peer to join
         // again (make-after-break); its data stays queued for the new subflow.
         let wait = m.phase == Phase::Established
             && !m.fallback
             && m.keys.is_some()
             && !m.fastclose
+            && !over
             && !timeout.is_zero();
         let mut orphaned = false;
         if m.subflows.is_empty() && wait {
@@ -517,13 +536,17 @@ impl<S: SharedBuf> Ctx<S> {
             orphaned = m.orphan_until.is_none();
             m.orphan_until = m.orphan_until.or(Some(now + timeout));
         } else if m.subflows.is_empty() && m.phase != Phase::Closed {
-            m.phase = Phase::Closed;
-            // A plain connection ended cleanly once both FINs were exchanged and all
-            // data acknowledged, whatever happened to the subflow afterwards (a RST in
-            // TIME-WAIT after a retransmitted FIN is not a failure).
-            let finished = m.app_closed && m.peer_fin_reported && m.snd_una == m.snd_end;
-            let clean = m.fallback && (finished || !m.subflow_failed && m.peer_fin_reported);
-            m.notify(if clean { Events::CLOSED } else { Events::RESET });
+            if !over {
+                m.phase = Phase::Closed;
+                m.notify(Events::RESET);
+            } else if m.peer_fin_reported {
+                m.phase = Phase::Closed;
+                m.notify(Events::CLOSED);
+            } else if m.orphan_until.is_none() {
+                // A reader that never takes the rest: reset after TIME-WAIT's length.
+                m.lingering = true;
+                m.orphan_until = Some(now + LINGER);
+            }
         }
         self.orphans += usize::from(orphaned);
         self.mark(id);
@@ -1099,7 +1122,7 @@ impl<S: SharedBuf> Stack<S> {
             opened: !k.passive,
             joinable: k.phase == Phase::Established && !k.fallback && k.keys.is_some(),
             fully_established,
-            orphan: k.orphan_until.is_some(),
+            orphan: k.orphan_until.is_some() && !k.lingering,
             room: limit.saturating_sub(k.subflows.len()),
             pairs,
             peer_addrs: k.peer_addrs.clone(),
@@ -2065,6 +2088,14 @@ impl<S: SharedBuf> Stack<S> {
             k.peer_fin_reported = true;
             k.notify(Events::PEER_FIN);
         }
+        let acked = k.fallback || k.fin == SendFin::Acked;
+        if peer_done && acked && k.subflows.is_empty() && k.phase != Phase::Closed {
+            // The subflows ended before the reader took the last data (`subflow_gone`).
+            k.phase = Phase::Closed;
+            k.notify(Events::CLOSED);
+            self.ctx.unorphan(m);
+            return 0;
+        }
         if !k.fallback && k.phase == Phase::Established && peer_done && k.fin == SendFin::Acked {
             k.phase = Phase::Closed;
             k.notify(Events::CLOSED);
@@ -2176,8 +2207,9 @@ impl<S: SharedBuf> Stack<S> {
         let Some(k) = self.ctx.msk_mut(m) else { return };
         if k.orphan_until.is_some_and(|t| t <= now) {
             if k.subflows.is_empty() {
-                // Nobody joined within `close_timeout`: the connection is reset
-                // (Linux fastcloses it; no subflow is left to carry anything).
+                // Nobody joined within `close_timeout` (or the reader left lingering
+                // data unread): the connection is reset (Linux fastcloses it; no
+                // subflow is left to carry anything).
                 k.phase = Phase::Closed;
                 k.notify(Events::RESET);
                 self.ctx.unorphan(m);
