@@ -52,7 +52,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Iterations between two looks at the command channel (and counter refreshes).
-const CONTROL_EVERY: u32 = 256;
+pub const CONTROL_EVERY: u32 = 256;
 
 /// The shared-buffer type of a port's packets.
 pub type SharedOf<P> = <<P as Port>::Buf as PacketBuf>::Shared;
