@@ -1,6 +1,6 @@
-//! A gateway worker relaying connections between two in-memory hosts: the workload of
-//! the relayed-connection-rate benchmark (`src/bin/relay_cps.rs`) and of its
-//! correctness test (`tests/relay_rig.rs`).
+//! A gateway worker relaying connections between two in-memory hosts: the workloads
+//! of the gateway-core benchmark (`src/bin/relay_core.rs`) and of its correctness
+//! test (`tests/relay_rig.rs`).
 //!
 //! The gateway is the product's own per-core loop ([`Worker::poll`]) on three
 //! in-memory ports ([`MemPort`]): two paths to an MPTCP client (192.0.2.0/24 and
@@ -9,15 +9,19 @@
 //! `203.0.113.2:5201`. Both hosts are MPTCP stacks of this project that speak real
 //! frames (Ethernet, IPv4, TCP with checksums) over the links.
 //!
-//! The workload is the lab's connection-rate run (`cps_load.c`): the client keeps
-//! `parallel` connections in flight; each is an MPTCP connection that joins two more
-//! subflows once established, sends one byte and closes once the server's end of
-//! data arrived; the server reads the byte and closes first. Virtual time advances a
-//! fixed step per round, so timers, TIME-WAIT and the tables' bounds act as in a
-//! worker. With [`Rig::gateway_ticks`] the time inside the gateway's polls is metered
-//! with the TSC: that is everything a gateway core does per connection with a NIC
-//! whose bursts cost what the in-memory link's do (a mutex and a heap per direction:
-//! more than a DPDK ring, so the figure is an upper bound of the gateway's own work).
+//! The workloads ([`Workload`]) are the lab's: the connection-rate run
+//! (`cps_load.c`: the client keeps `parallel` connections in flight; each is an MPTCP
+//! connection that joins two more subflows once established, sends one byte and
+//! closes once the server's end of data arrived; the server reads the byte and closes
+//! first), and a stream either way over one connection with its two joins (the
+//! goodput runs, the applications sending whenever their stacks take more). Virtual
+//! time advances a fixed step per round, so timers, TIME-WAIT and the tables' bounds
+//! act as in a worker. With [`Rig::gateway_ticks`] the time inside the gateway's
+//! polls is metered with the TSC: everything a gateway core does, with a NIC whose
+//! bursts cost what the in-memory link's do. That link costs more than a DPDK ring
+//! (a mutex and a heap per direction, an `Arc` per shared buffer, the payload's
+//! checksum in software both ways), so the figures are upper bounds of the gateway's
+//! own work.
 
 use crate::join_pair::ticks;
 use dataplane::host::{HostPort, IfAddr};
@@ -171,6 +175,27 @@ impl Host {
     }
 }
 
+/// What the client does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    /// Short connections, `parallel` at a time: each joins two subflows, sends one
+    /// byte and closes once the server, which closes first, answered with its end of
+    /// data (the lab's connection-rate run).
+    Connections {
+        /// Connections in flight.
+        parallel: usize,
+    },
+    /// One connection, joined by two subflows, carrying data without end from the
+    /// client to the server (`upload`) or back (the lab's goodput runs).
+    Stream {
+        /// The client sends; else the server does.
+        upload: bool,
+    },
+}
+
+/// Payload bytes an application hands its stack at once in a stream.
+const CHUNK: usize = 1400;
+
 /// What the rig counted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Tally {
@@ -184,6 +209,8 @@ pub struct Tally {
     pub join_failures: u64,
     /// Bytes the server read (one per connection).
     pub server_bytes: u64,
+    /// Bytes the client read.
+    pub client_bytes: u64,
 }
 
 /// The gateway, the two hosts and the links between them.
@@ -196,7 +223,14 @@ pub struct Rig {
     server: Host,
     /// Client connections in flight.
     open: Vec<MskId>,
+    /// Connections the client keeps in flight.
     parallel: usize,
+    /// The stream's sender, if any: the client (upload) or the server.
+    stream: Option<bool>,
+    /// The server's connections a stream is sent on.
+    server_conns: Vec<MskId>,
+    /// What a stream sends, [`CHUNK`] bytes at a time.
+    chunk: Vec<u8>,
     next_port: u16,
     tally: Tally,
     /// TSC ticks inside the gateway's polls.
@@ -206,8 +240,12 @@ pub struct Rig {
 }
 
 impl Rig {
-    /// A rig whose client keeps `parallel` connections in flight.
-    pub fn new(parallel: usize) -> Self {
+    /// A rig running `workload`.
+    pub fn new(workload: Workload) -> Self {
+        let (parallel, stream) = match workload {
+            Workload::Connections { parallel } => (parallel, None),
+            Workload::Stream { upload } => (1, Some(upload)),
+        };
         let pool = HeapPool::new(1 << 17);
         let clock = SimClock::new();
         let cfg = LinkConfig {
@@ -270,6 +308,9 @@ impl Rig {
             server,
             open: Vec::new(),
             parallel,
+            stream,
+            server_conns: Vec::new(),
+            chunk: (0..CHUNK).map(|i| i as u8).collect(),
             next_port: 1024,
             tally: Tally::default(),
             gw_ticks: 0,
@@ -303,20 +344,28 @@ impl Rig {
         self.clock.advance(STEP_NS);
     }
 
-    /// The server's application: reads what arrives and closes once it read something
-    /// (it closes first, as the lab's server does).
+    /// The server's application: reads what arrives; in the connection workload it
+    /// closes once it read something (first, as the lab's server does), in a download
+    /// it sends without end.
     fn serve(&mut self, now: Instant) {
         let s = &mut self.server.stack;
         while let Some(m) = s.next_ready() {
             let ev = s.take_events(m);
+            if ev.contains(Events::CONNECTED) && self.stream == Some(false) {
+                self.server_conns.push(m);
+            }
             let mut read = 0;
             while let Some(p) = s.recv(m) {
                 read += p.len();
             }
             self.tally.server_bytes += read as u64;
-            if read > 0 || ev.contains(Events::PEER_FIN) {
+            if self.stream.is_none() && (read > 0 || ev.contains(Events::PEER_FIN)) {
                 s.close(m);
             }
+            s.flush(m, now, &mut self.server.out);
+        }
+        for &m in &self.server_conns {
+            fill(s, m, &self.pool, &self.chunk);
             s.flush(m, now, &mut self.server.out);
         }
     }
@@ -356,11 +405,15 @@ impl Rig {
                         self.tally.join_failures += 1;
                     }
                 }
-                if let Some(b) = self.pool.alloc_from(b"x") {
-                    let _ = s.send(m, Payload::new(b.into_shared()));
+                if self.stream.is_none() {
+                    if let Some(b) = self.pool.alloc_from(b"x") {
+                        let _ = s.send(m, Payload::new(b.into_shared()));
+                    }
                 }
             }
-            while s.recv(m).is_some() {}
+            while let Some(p) = s.recv(m) {
+                self.tally.client_bytes += p.len() as u64;
+            }
             if ev.contains(Events::PEER_FIN) {
                 s.close(m);
             }
@@ -372,6 +425,12 @@ impl Rig {
                 self.tally.completed += 1;
             }
             s.flush(m, now, &mut self.client.out);
+        }
+        if self.stream == Some(true) {
+            for &m in &self.open {
+                fill(s, m, &self.pool, &self.chunk);
+                s.flush(m, now, &mut self.client.out);
+            }
         }
     }
 
@@ -408,6 +467,18 @@ impl Rig {
     /// Virtual nanoseconds elapsed.
     pub fn virtual_ns(&self) -> u64 {
         self.clock.now()
+    }
+}
+
+/// Queues copies of `chunk` on `m` while its send buffer takes them.
+fn fill(s: &mut Stack<HeapShared>, m: MskId, pool: &HeapPool, chunk: &[u8]) {
+    while s.send_space(m) >= chunk.len() {
+        let Some(b) = pool.alloc_from(chunk) else {
+            return;
+        };
+        if s.send(m, Payload::new(b.into_shared())).is_err() {
+            return;
+        }
     }
 }
 
