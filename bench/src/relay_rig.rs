@@ -463,11 +463,6 @@ impl Rig {
     pub fn counter(&self, c: Counter) -> u64 {
         self.counters.get(c)
     }
-
-    /// Virtual nanoseconds elapsed.
-    pub fn virtual_ns(&self) -> u64 {
-        self.clock.now()
-    }
 }
 
 /// Queues copies of `chunk` on `m` while its send buffer takes them.

@@ -235,12 +235,6 @@ impl<S: SharedBuf> Reassembly<S> {
         self.fin == Fin::Reached
     }
 
-    /// True once every byte up to the DATA_FIN arrived (some may still be unread).
-    #[inline]
-    pub fn fin_received(&self) -> bool {
-        self.fin == Fin::Reached
-    }
-
     /// True once the DATA_FIN was reached and every byte before it was read.
     #[inline]
     pub fn fin_reached(&self) -> bool {

@@ -513,7 +513,7 @@ impl<S: SharedBuf> Ctx<S> {
         // is no failure). Losing the subflows then loses nothing: what the reader has
         // not taken yet stays readable, and `check_closed` ends the connection once it
         // was read (ending it now would drop data that was acknowledged).
-        let peer_fin = m.rcv.as_ref().is_some_and(|r| r.fin_received());
+        let peer_fin = m.rcv.as_ref().is_some_and(|r| r.fin_in_order());
         let finished = if m.fallback {
             m.app_closed && m.snd_una == m.snd_end || !m.subflow_failed
         } else {
