@@ -973,6 +973,8 @@ fn subflows_ending_after_both_data_fins_leave_the_unread_data_and_no_orphan() {
     let info = s.server.info(m).expect("kept for the reader");
     assert_eq!(info.subflows, 0, "{info:?}");
     assert_eq!(s.server.orphans(), 0);
+    let states = s.server.count_states();
+    assert_eq!((states.orphan, states.closing), (0, 1), "{states:?}");
     assert!(!s.events.contains(Events::RESET), "{:?}", s.events);
     assert_eq!(s.read(), b"hello");
     s.flush();

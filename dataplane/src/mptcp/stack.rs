@@ -827,7 +827,7 @@ impl<S: SharedBuf> Stack<S> {
         for k in self.ctx.live_ids().filter_map(|m| self.ctx.msk(m)) {
             let state = if k.phase == Phase::Connecting {
                 &mut n.connecting
-            } else if k.orphan_until.is_some() && k.phase != Phase::Closed {
+            } else if k.orphan_until.is_some() && !k.lingering && k.phase != Phase::Closed {
                 &mut n.orphan
             } else if k.phase == Phase::Closed || k.app_closed || k.peer_fin_reported {
                 &mut n.closing
