@@ -37,7 +37,7 @@ use dataplane::stats::{counters, Counter, CounterReader};
 use dataplane::tcp::emit::{emit_headers, ChecksumMode, L2};
 use dataplane::tcp::ingress::segment_from_frame;
 use dataplane::tcp::{Events, FourTuple, Instant, Payload, Secrets, SegmentOut, TableConfig};
-use dataplane::wire::MacAddr;
+use dataplane::wire::{arp, MacAddr};
 use dataplane::worker::{Peers, TcpSetup, Worker, WorkerPort, CONTROL_EVERY};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -70,6 +70,8 @@ struct Host {
     stack: Stack<HeapShared>,
     out: Out,
     rx: Burst<<MemPort as Port>::Buf>,
+    /// Where each frame is built before it is copied into a packet buffer.
+    frame: Vec<u8>,
 }
 
 impl Host {
@@ -99,6 +101,7 @@ impl Host {
             ),
             out: Vec::new(),
             rx: Burst::new(),
+            frame: Vec::with_capacity(2048),
         }
     }
 
@@ -106,16 +109,12 @@ impl Host {
     /// host's MAC from it.
     fn greet(&mut self, pool: &HeapPool) {
         for ((port, addr), target) in self.ports.iter_mut().zip(&self.addrs).zip(&self.gw) {
-            let mut f = Vec::with_capacity(42);
-            f.extend_from_slice(&[0xff; 6]);
-            f.extend_from_slice(&self.mac.0);
-            f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0x00, 6, 4, 0, 1]);
-            f.extend_from_slice(&self.mac.0);
-            f.extend_from_slice(&addr.octets());
-            f.extend_from_slice(&[0; 6]);
-            f.extend_from_slice(&target.octets());
+            let mut f = [0u8; 64];
+            let Ok(len) = arp::request_frame(&mut f, self.mac, None, *addr, *target) else {
+                continue;
+            };
             let mut burst = Burst::new();
-            if let Some(b) = pool.alloc_from(&f) {
+            if let Some(b) = pool.alloc_from(&f[..len]) {
                 let _ = burst.push(b);
             }
             port.tx_burst(&mut burst);
@@ -147,7 +146,7 @@ impl Host {
             dst: GW_MAC,
             vlan_tci: None,
         };
-        let mut frame = Vec::with_capacity(2048);
+        let frame = &mut self.frame;
         for (tuple, seg) in self.out.drain(..) {
             let by =
                 |addrs: &[Ipv4Addr], ip: IpAddr| addrs.iter().position(|a| IpAddr::V4(*a) == ip);
@@ -158,7 +157,7 @@ impl Host {
             };
             frame.clear();
             frame.resize(128, 0);
-            let Ok(hl) = emit_headers(&mut frame, &l2(self.mac), &tuple, &seg, ChecksumMode::Full)
+            let Ok(hl) = emit_headers(frame, &l2(self.mac), &tuple, &seg, ChecksumMode::Full)
             else {
                 continue;
             };
@@ -167,7 +166,7 @@ impl Host {
                 frame.extend_from_slice(p.bytes());
             }
             let mut burst = Burst::new();
-            if let Some(b) = pool.alloc_from(&frame) {
+            if let Some(b) = pool.alloc_from(frame) {
                 let _ = burst.push(b);
             }
             self.ports[i].tx_burst(&mut burst);

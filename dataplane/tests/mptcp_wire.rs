@@ -504,11 +504,11 @@ struct Script {
 }
 
 impl Script {
-    /// Our SYN with MP_CAPABLE; the listener answers with its key.
-    fn syn(cfg: Config) -> Self {
+    /// A listener configured by `cfg`, nothing sent to it yet.
+    fn listening(cfg: Config) -> Self {
         let mut server = stack_with(2, cfg);
         server.listen(server_addr());
-        let mut s = Script {
+        Script {
             server,
             tuple: FourTuple {
                 local: server_addr(),
@@ -520,7 +520,12 @@ impl Script {
             m: None,
             events: Events::NONE,
             now: now(),
-        };
+        }
+    }
+
+    /// Our SYN with MP_CAPABLE; the listener answers with its key.
+    fn syn(cfg: Config) -> Self {
+        let mut s = Self::listening(cfg);
         let syn = MptcpOption::MpCapable(MpCapable::new(MpcVariant::Syn, false, false));
         let out = s.send(TcpFlags::SYN, b"", &[syn]);
         let (_, synack) = out
@@ -554,21 +559,7 @@ impl Script {
 
     /// A plain TCP connection (no MPTCP option on our SYN): the listener falls back.
     fn plain() -> Self {
-        let mut server = stack(2);
-        server.listen(server_addr());
-        let mut s = Script {
-            server,
-            tuple: FourTuple {
-                local: server_addr(),
-                remote: "192.0.2.1:40000".parse().unwrap(),
-            },
-            server_key: 0,
-            seq: TcpSeq::new(1000),
-            ack: TcpSeq::new(0),
-            m: None,
-            events: Events::NONE,
-            now: now(),
-        };
+        let mut s = Self::listening(Config::default());
         s.send(TcpFlags::SYN, b"", &[]);
         s.send(TcpFlags::ACK, b"", &[]);
         assert!(s.server.info(s.m()).unwrap().fallback);

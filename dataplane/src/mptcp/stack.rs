@@ -2088,15 +2088,12 @@ impl<S: SharedBuf> Stack<S> {
             k.peer_fin_reported = true;
             k.notify(Events::PEER_FIN);
         }
+        // Both ends of data done: an MPTCP connection closes its subflows; one whose
+        // subflows already ended (`subflow_gone`: the reader had not taken the last
+        // data yet), plain or not, ends with them.
         let acked = k.fallback || k.fin == SendFin::Acked;
-        if peer_done && acked && k.subflows.is_empty() && k.phase != Phase::Closed {
-            // The subflows ended before the reader took the last data (`subflow_gone`).
-            k.phase = Phase::Closed;
-            k.notify(Events::CLOSED);
-            self.ctx.unorphan(m);
-            return 0;
-        }
-        if !k.fallback && k.phase == Phase::Established && peer_done && k.fin == SendFin::Acked {
+        let live = !k.fallback && k.phase == Phase::Established;
+        if peer_done && acked && k.phase != Phase::Closed && (live || k.subflows.is_empty()) {
             k.phase = Phase::Closed;
             k.notify(Events::CLOSED);
             for e in &k.subflows {
@@ -2104,7 +2101,9 @@ impl<S: SharedBuf> Stack<S> {
                     c.close();
                 }
             }
-            return all(k.subflows.len());
+            let closed = all(k.subflows.len());
+            self.ctx.unorphan(m);
+            return closed;
         }
         0
     }
